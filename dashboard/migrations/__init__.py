@@ -1,0 +1,1 @@
+"""Alembic migrations (the schema is managed by Alembic from the first table)."""

@@ -1,0 +1,223 @@
+"""Typed ORM models. Every time is stored in UTC and read back timezone-aware."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (naive text) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Department(Base):
+    __tablename__ = "departments"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    name_en: Mapped[str] = mapped_column(String(100), default="")
+    kind: Mapped[str] = mapped_column(String(32), default="department")
+
+
+class Zone(Base):
+    """A patrol zone (巡区) with its station."""
+
+    __tablename__ = "zones"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    name_en: Mapped[str] = mapped_column(String(100), default="")
+    station_name: Mapped[str] = mapped_column(String(100), default="")
+    station_lat: Mapped[float | None] = mapped_column(Float)
+    station_lon: Mapped[float | None] = mapped_column(Float)
+    geometry: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Grid(Base):
+    """A grid (网格) or a micro-grid (微网格, level ``micro``, with its parent)."""
+
+    __tablename__ = "grids"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20), default="residential")
+    level: Mapped[str] = mapped_column(String(10), default="grid")
+    parent_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    zone_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    geometry: Mapped[dict[str, Any]] = mapped_column(JSON)
+    centroid_lat: Mapped[float] = mapped_column(Float)
+    centroid_lon: Mapped[float] = mapped_column(Float)
+
+
+class Facility(Base):
+    """A fixed point on the map: a camera, an IoT sensor, a station."""
+
+    __tablename__ = "facilities"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    grid_code: Mapped[str | None] = mapped_column(String(64))
+
+
+class MapFeature(Base):
+    """Background geometry for the offline base map (district outline, roads, water)."""
+
+    __tablename__ = "map_features"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    geometry: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Unit(Base):
+    """A patrol unit, grid worker, vehicle or team; its latest position is denormalised here."""
+
+    __tablename__ = "units"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    kind: Mapped[str] = mapped_column(String(20), default="unknown")
+    department_id: Mapped[str | None] = mapped_column(String(64))
+    zone_code: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="available")
+    last_lat: Mapped[float | None] = mapped_column(Float)
+    last_lon: Mapped[float | None] = mapped_column(Float)
+    last_ts: Mapped[datetime | None]
+    last_speed: Mapped[float | None] = mapped_column(Float)
+    last_heading: Mapped[float | None] = mapped_column(Float)
+    last_accuracy: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UnitPing(Base):
+    """A unit's track: every valid ping, late ones included."""
+
+    __tablename__ = "unit_pings"
+    __table_args__ = (UniqueConstraint("unit_id", "ts", name="uq_unit_pings_unit_ts"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    unit_id: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[datetime]
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    speed: Mapped[float | None] = mapped_column(Float)
+    heading: Mapped[float | None] = mapped_column(Float)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str | None] = mapped_column(String(16))
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_status_reported", "status", "reported_at"),
+        Index("ix_cases_reported_at", "reported_at"),
+        Index("ix_cases_open_deadline", "overdue", "deadline_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[int] = mapped_column(Integer, default=3)
+    source: Mapped[str] = mapped_column(String(20), default="other")
+    title: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    address: Mapped[str] = mapped_column(String(300), default="")
+    grid_code: Mapped[str | None] = mapped_column(String(64), index=True)
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    unit_id: Mapped[str | None] = mapped_column(String(64))
+    department_id: Mapped[str | None] = mapped_column(String(64))
+    due_at: Mapped[datetime | None]
+    # First time each stage was reached (a skipped stage stays empty).
+    reported_at: Mapped[datetime]
+    registered_at: Mapped[datetime | None]
+    dispatched_at: Mapped[datetime | None]
+    on_scene_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    status_since: Mapped[datetime]  # when the current status was entered
+    status_ts: Mapped[datetime]  # the newest time of any applied message
+    floor_ts: Mapped[datetime | None]  # the last rework or reopen
+    rework_count: Mapped[int] = mapped_column(Integer, default=0)
+    deadline_at: Mapped[datetime | None]  # the current stage's deadline
+    overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class CaseEvent(Base):
+    """One line of a case's timeline: a producer message (applied or late) or a change."""
+
+    __tablename__ = "case_events"
+    __table_args__ = (
+        UniqueConstraint("stream", "entry_id", name="uq_case_events_entry"),
+        Index("ix_case_events_case", "case_id", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(String(64), ForeignKey("cases.id", ondelete="CASCADE"))
+    ts: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(10), default="message")
+    status: Mapped[str | None] = mapped_column(String(16))
+    effect: Mapped[str] = mapped_column(String(16))
+    applied: Mapped[bool] = mapped_column(Boolean, default=True)
+    detail: Mapped[str] = mapped_column(String(300), default="")
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    stream: Mapped[str] = mapped_column(String(64))
+    entry_id: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str | None] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer, default=0)  # the case version after this event
