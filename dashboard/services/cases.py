@@ -1,0 +1,161 @@
+"""Reading cases back: the JSON shapes of the API and of the live map."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from dashboard.lifecycle import STAGE_COLUMNS, TERMINAL
+from dashboard.models import Case, CaseEvent
+
+
+def iso(value: datetime | None, zone: tzinfo | None = None) -> str | None:
+    """ISO 8601 with an offset, in ``zone`` (the configured time zone) when given."""
+    if value is None:
+        return None
+    return value.astimezone(zone or UTC).isoformat(timespec="milliseconds")
+
+
+def ms(value: datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def is_overdue(case: Case, now: datetime) -> bool:
+    return case.deadline_at is not None and case.status not in TERMINAL and now > case.deadline_at
+
+
+def case_to_api(case: Case, *, zone: tzinfo, now: datetime) -> dict[str, Any]:
+    """A case with the stream contract's field names (CONTRACT.md "Reading back")."""
+    return {
+        "id": case.id,
+        "status": case.status,
+        "ts": iso(case.status_ts, zone),
+        "lat": case.lat,
+        "lon": case.lon,
+        "category": case.category,
+        "priority": case.priority,
+        "source": case.source,
+        "title": case.title,
+        "description": case.description,
+        "address": case.address,
+        "grid": case.grid_code,
+        "unit": case.unit_id,
+        "department": case.department_id,
+        "due": iso(case.due_at, zone),
+        "deadline": iso(case.deadline_at, zone),
+        "overdue": is_overdue(case, now),
+        "version": case.version,
+        "rework_count": case.rework_count,
+        "stages": {status: iso(getattr(case, col), zone) for status, col in STAGE_COLUMNS.items()},
+    }
+
+
+def event_to_api(event: CaseEvent, *, zone: tzinfo) -> dict[str, Any]:
+    return {
+        "ts": iso(event.ts, zone),
+        "received_at": iso(event.received_at, zone),
+        "kind": event.kind,
+        "status": event.status,
+        "effect": event.effect,
+        "applied": event.applied,
+        "detail": event.detail,
+        "fields": event.fields,
+        "stream": event.stream,
+        "entry_id": event.entry_id,
+        "actor": event.actor,
+        "version": event.version,
+    }
+
+
+def get_case(session: Session, *, case_id: str, zone: tzinfo, now: datetime) -> dict[str, Any] | None:
+    """One case with its whole timeline, oldest first."""
+    case = session.get(Case, case_id)
+    if case is None:
+        return None
+    events = session.scalars(
+        select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.ts, CaseEvent.id)
+    )
+    data = case_to_api(case, zone=zone, now=now)
+    data["timeline"] = [event_to_api(e, zone=zone) for e in events]
+    return data
+
+
+def list_cases(
+    session: Session,
+    *,
+    zone: tzinfo,
+    now: datetime,
+    status: list[str] | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Cases newest first, by status and/or reported since a time."""
+    query = select(Case)
+    if status:
+        query = query.where(Case.status.in_(status))
+    if since is not None:
+        query = query.where(Case.reported_at >= since)
+    query = query.order_by(Case.reported_at.desc(), Case.id).limit(limit)
+    return [case_to_api(c, zone=zone, now=now) for c in session.scalars(query)]
+
+
+def case_to_live(case: Case, *, now: datetime) -> dict[str, Any]:
+    """The compact shape the live map keeps per case (window.lianqin.cases)."""
+    return {
+        "id": case.id,
+        "status": case.status,
+        "lat": round(case.lat, 6),
+        "lon": round(case.lon, 6),
+        "overdue": is_overdue(case, now),
+        "deadline": ms(case.deadline_at),
+        "version": case.version,
+        "category": case.category,
+        "priority": case.priority,
+        "source": case.source,
+        "grid": case.grid_code,
+        "title": case.title,
+        "unit": case.unit_id,
+        "reported": ms(case.reported_at),
+    }
+
+
+def start_of_day(now: datetime, zone: tzinfo) -> datetime:
+    local = now.astimezone(zone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+def live_cases(session: Session, *, zone: tzinfo, now: datetime) -> list[dict[str, Any]]:
+    """What the wall shows: every case reported today, plus older ones still open."""
+    today = start_of_day(now, zone)
+    query = select(Case).where(or_(Case.reported_at >= today, Case.status.not_in(TERMINAL)))
+    return [case_to_live(c, now=now) for c in session.scalars(query)]
+
+
+def sweep_overdue(session: Session, *, now: datetime, limit: int = 5000) -> list[Case]:
+    """Flag cases whose stage deadline has passed; return them (a clock, not a message, drives this).
+
+    The version is not bumped: overdue is derived, and a shift lead's edit should not
+    be refused just because the clock ticked.
+    """
+    due = list(
+        session.scalars(
+            select(Case)
+            .where(
+                Case.overdue.is_(False),
+                Case.deadline_at.is_not(None),
+                Case.deadline_at < now,
+                Case.status.not_in(TERMINAL),
+            )
+            .order_by(Case.deadline_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for case in due:
+        case.overdue = True
+    session.flush()
+    return due
+

@@ -1,0 +1,176 @@
+"""Stream names, the producer, and consumer-group plumbing shared by the worker and tools."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from dashboard.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Every Redis key Lianqin uses, under one prefix (default ``lq``)."""
+
+    prefix: str
+
+    def _k(self, name: str) -> str:
+        return f"{self.prefix}:{name}"
+
+    @property
+    def incidents(self) -> str:
+        return self._k("incidents")
+
+    @property
+    def pings(self) -> str:
+        return self._k("pings")
+
+    @property
+    def changes(self) -> str:
+        return self._k("changes")
+
+    @property
+    def dead(self) -> str:
+        return self._k("dead")
+
+    @property
+    def deltas(self) -> str:
+        """The log of pushed deltas: browsers catch up from it after a gap."""
+        return self._k("deltas")
+
+    @property
+    def delta_seq(self) -> str:
+        return self._k("deltas:seq")
+
+    @property
+    def units_geo(self) -> str:
+        return self._k("units:geo")
+
+    @property
+    def units_latest(self) -> str:
+        return self._k("units:latest")
+
+    @property
+    def metrics(self) -> str:
+        return self._k("metrics")
+
+    @property
+    def grids_version(self) -> str:
+        return self._k("grids:version")
+
+    @property
+    def socketio_channel(self) -> str:
+        return self._k("socketio")
+
+    @property
+    def input_streams(self) -> tuple[str, str, str]:
+        return (self.incidents, self.pings, self.changes)
+
+
+def keys_for(settings: Settings) -> Keys:
+    return Keys(settings.stream_prefix)
+
+
+def ensure_groups(client: redis.Redis, keys: Keys, group: str) -> None:
+    """Create the consumer group on every input stream (MKSTREAM); tolerate only BUSYGROUP."""
+    for stream in keys.input_streams:
+        try:
+            client.xgroup_create(stream, group, id="0", mkstream=True)
+            log.info("created consumer group %s on %s", group, stream)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+
+def _format(value: Any) -> str | bytes:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.isoformat(timespec="milliseconds")
+    if isinstance(value, bytes | str):
+        return value
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+class Producer:
+    """Writes entries exactly as an external producer would (used by the simulator and tests)."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.client = client
+        self.keys = keys_for(settings)
+        self.settings = settings
+
+    @staticmethod
+    def fields(values: Mapping[str, Any]) -> dict[str, str | bytes]:
+        return {k: _format(v) for k, v in values.items() if v is not None}
+
+    def incident(self, **values: Any) -> str:
+        return self._add(self.keys.incidents, values, self.settings.stream_maxlen)
+
+    def ping(self, **values: Any) -> str:
+        return self._add(self.keys.pings, values, self.settings.ping_stream_maxlen)
+
+    def _add(self, stream: str, values: Mapping[str, Any], maxlen: int) -> str:
+        entry_id = self.client.xadd(stream, self.fields(values), maxlen=maxlen, approximate=True)
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    def pipeline_pings(self, pings: list[Mapping[str, Any]]) -> None:
+        """Many pings in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for values in pings:
+            pipe.xadd(
+                self.keys.pings,
+                self.fields(values),
+                maxlen=self.settings.ping_stream_maxlen,
+                approximate=True,
+            )
+        pipe.execute()
+
+
+def epoch_ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def dead_letter_fields(
+    *,
+    stream: str,
+    entry_id: str,
+    code: str,
+    reason: str,
+    field: str | None,
+    raw: Mapping[bytes, bytes],
+    consumer: str,
+) -> dict[bytes | str, bytes | str]:
+    """A dead-letter entry: why, where from, and the original fields byte for byte (``f:<name>``)."""
+    out: dict[bytes | str, bytes | str] = {
+        "stream": stream,
+        "entry": entry_id,
+        "code": code,
+        "reason": reason,
+        "field": field or "",
+        "consumer": consumer,
+        "at": now_utc().isoformat(timespec="milliseconds"),
+    }
+    for name, value in raw.items():
+        out[b"f:" + (name if isinstance(name, bytes) else str(name).encode())] = value
+    return out
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

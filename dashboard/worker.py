@@ -1,0 +1,375 @@
+"""The ingest worker: a consumer-group member that validates, applies, pushes, then acknowledges.
+
+One cycle: XREADGROUP a batch from the input streams → validate each entry
+(contract) → apply the valid ones in one database transaction (lifecycle,
+idempotent) → move the units' latest positions in Redis → in one Redis MULTI:
+append the delta to the delta log, dead-letter the invalid entries with their
+reasons, count them, and XACK the batch → publish the delta to the browsers.
+
+Nothing is acknowledged before its database commit. A database or Redis outage
+leaves the batch pending; the worker backs off, then re-reads its own pending
+entries before new ones. Entries pending on a consumer that died are claimed
+with XAUTOCLAIM after ``claim_idle_ms``. A batch that fails for any other
+reason is retried entry by entry, so one poison entry is dead-lettered instead
+of stopping the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import redis
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from dashboard.contract import ContractError, IncidentMessage, PingMessage, parse_incident, parse_ping
+from dashboard.geo import GridIndex, GridShape
+from dashboard.models import Case, Grid
+from dashboard.realtime import Publisher, body
+from dashboard.runtime import Runtime
+from dashboard.services.cases import case_to_live, sweep_overdue
+from dashboard.services.ingest import apply_incidents, apply_pings
+from dashboard.services.units import unit_info, unit_live_record
+from dashboard.streams import dead_letter_fields, ensure_groups
+
+log = logging.getLogger(__name__)
+Entry = tuple[str, dict[bytes, bytes]]
+
+
+class TransientError(Exception):
+    """The database or Redis is unreachable: retry later, acknowledge nothing."""
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    dead: list[tuple[str, str, str]] = field(default_factory=list)  # stream, entry id, code
+    seq: int | None = None
+    cursor: str | None = None
+
+
+def _is_transient_db(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def default_consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Worker:
+    def __init__(
+        self,
+        runtime: Runtime,
+        publisher: Publisher | None,
+        *,
+        consumer: str | None = None,
+    ) -> None:
+        self.rt = runtime
+        self.settings = runtime.settings
+        self.keys = runtime.keys
+        self.publisher = publisher
+        self.group = self.settings.consumer_group
+        self.consumer = consumer or default_consumer_name()
+        self.grids = GridIndex([])
+        self._grids_version: bytes | None = b"unset"
+        self._retry_pending = True  # after a start or a failure, our own pending entries first
+        self._last_reclaim = 0.0
+        self._last_sweep = 0.0
+        self._short = {
+            self.keys.incidents: "incidents",
+            self.keys.pings: "pings",
+            self.keys.changes: "changes",
+        }
+
+    # -- set-up ---------------------------------------------------------------------------
+    def prepare(self) -> None:
+        ensure_groups(self.rt.redis, self.keys, self.group)
+        self.reload_grids(force=True)
+
+    def reload_grids(self, *, force: bool = False) -> None:
+        version = self.rt.redis.get(self.keys.grids_version)
+        if not force and version == self._grids_version:
+            return
+        with self.rt.db.read() as session:
+            rows = session.execute(select(Grid.code, Grid.geometry).where(Grid.level == "grid")).tuples()
+            self.grids = GridIndex(GridShape(code, geom) for code, geom in rows)
+        self._grids_version = version
+        log.info("grid index: %d grids", len(self.grids))
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Run until ``stop`` is set; finish the batch at hand first (graceful shutdown)."""
+        backoff = 0.5
+        prepared = False
+        while not stop.is_set():
+            try:
+                if not prepared:
+                    self.prepare()
+                    prepared = True
+                self.housekeeping()
+                self.step()
+                backoff = 0.5
+            except (TransientError, redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("worker paused (%s); retrying in %.1f s", exc, backoff)
+                self._retry_pending = True
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+            except redis.ResponseError as exc:
+                if "NOGROUP" in str(exc):  # the stream or group was deleted under us
+                    prepared = False
+                    continue
+                log.exception("unexpected Redis error")
+                stop.wait(backoff)
+        log.info("worker %s stopped", self.consumer)
+
+    def housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._last_sweep >= self.settings.sweep_interval_s:
+            self._last_sweep = now
+            self.reload_grids()
+            self.sweep()
+            if self.publisher is not None:
+                try:
+                    self.publisher.tick(self.rt.deltas.head())
+                except (redis.RedisError, OSError) as exc:
+                    log.warning("tick not published: %s", exc)
+        if now - self._last_reclaim >= max(1.0, self.settings.claim_idle_ms / 2000):
+            self._last_reclaim = now
+            self.reclaim()
+
+    def step(self) -> int:
+        """Read one batch (our pending entries first, then new ones) and handle it."""
+        start_id = "0" if self._retry_pending else ">"
+        response = self.rt.redis.xreadgroup(
+            self.group,
+            self.consumer,
+            dict.fromkeys(self.keys.input_streams, start_id),
+            count=self.settings.worker_batch,
+            block=None if self._retry_pending else self.settings.worker_block_ms,
+        )
+        batches: dict[str, list[Entry]] = {}
+        for stream, entries in response or []:
+            name = stream.decode() if isinstance(stream, bytes) else stream
+            if entries:
+                batches[name] = [(self._id(eid), fields) for eid, fields in entries]
+        if self._retry_pending and not batches:
+            self._retry_pending = False
+            return 0
+        if not batches:
+            return 0
+        result = self.handle(batches)
+        return result.applied + len(result.dead)
+
+    def reclaim(self) -> int:
+        """Claim entries left pending by dead consumers (XAUTOCLAIM) and handle them."""
+        total = 0
+        for stream in self.keys.input_streams:
+            start = "0-0"
+            while True:
+                reply = self.rt.redis.xautoclaim(
+                    stream,
+                    self.group,
+                    self.consumer,
+                    min_idle_time=self.settings.claim_idle_ms,
+                    start_id=start,
+                    count=self.settings.worker_batch,
+                )
+                start = self._id(reply[0])
+                entries = [(self._id(eid), fields) for eid, fields in reply[1] if eid is not None]
+                if entries:
+                    log.info("claimed %d pending entries of %s", len(entries), stream)
+                    self.handle({stream: entries})
+                    total += len(entries)
+                if start == "0-0" or not entries:
+                    break
+        return total
+
+    def sweep(self) -> None:
+        """Flag newly overdue cases and push them (a clock, not a message, drives this)."""
+        try:
+            with self.rt.db.write() as session:
+                now = self.rt.now()
+                due = sweep_overdue(session, now=now)
+                live = [case_to_live(c, now=now) for c in due]
+        except DBAPIError as exc:
+            raise TransientError(f"database: {exc.__class__.__name__}") from exc
+        if live:
+            pipe = self.rt.redis.pipeline(transaction=True)
+            payload = body(live, [])
+            self.rt.deltas.append(payload, pipe)
+            seq, cursor = pipe.execute()[0]
+            self._publish(int(seq), self._id(cursor), payload)
+
+    # -- one batch ------------------------------------------------------------------------
+    def handle(self, batches: dict[str, list[Entry]], *, split_on_error: bool = True) -> BatchResult:
+        now = self.rt.now()
+        incidents: list[tuple[str, IncidentMessage]] = []
+        pings: list[PingMessage] = []
+        changes: list[tuple[str, str]] = []
+        dead: list[tuple[str, str, dict[bytes, bytes], ContractError]] = []
+        empty = 0
+        raw_by_id: dict[tuple[str, str], dict[bytes, bytes]] = {}
+        skew = self.settings.max_clock_skew_s
+        categories = self.settings.categories
+        for stream, entries in batches.items():
+            for entry_id, fields in entries:
+                if not fields:
+                    empty += 1  # trimmed from the stream before it was read
+                    continue
+                raw_by_id[(stream, entry_id)] = fields
+                try:
+                    if stream == self.keys.incidents:
+                        msg = parse_incident(fields, categories=categories, now=now, skew_s=skew)
+                        incidents.append((entry_id, msg))
+                    elif stream == self.keys.pings:
+                        pings.append(parse_ping(fields, now=now, skew_s=skew))
+                    else:
+                        changes.append((entry_id, self._parse_change(fields)))
+                except ContractError as exc:
+                    dead.append((stream, entry_id, fields, exc))
+        if empty:
+            log.error("%d entries were trimmed before being read: raise the stream MAXLEN", empty)
+        try:
+            cases_live, units_live, rejected = self._apply(incidents, pings, changes, now)
+        except TransientError:
+            raise
+        except Exception:
+            if split_on_error and len(raw_by_id) > 1:
+                log.exception("batch failed; retrying its entries one by one")
+                return self._one_by_one(batches)
+            log.exception("entry failed to apply; dead-lettering it")
+            failed = ContractError("internal_error", "the worker failed to apply this entry (see its log)")
+            known = {(s, e) for s, e, _, _ in dead}
+            dead += [(s, e, f, failed) for (s, e), f in raw_by_id.items() if (s, e) not in known]
+            return self._finish(batches, [], [], dead)
+        for entry_id, exc in rejected:
+            stream = self.keys.incidents
+            dead.append((stream, entry_id, raw_by_id[(stream, entry_id)], exc))
+        return self._finish(batches, cases_live, units_live, dead)
+
+    def _one_by_one(self, batches: dict[str, list[Entry]]) -> BatchResult:
+        total = BatchResult()
+        for stream, entries in batches.items():
+            for entry in entries:
+                res = self.handle({stream: [entry]}, split_on_error=False)
+                total.applied += res.applied
+                total.dead.extend(res.dead)
+        return total
+
+    def _apply(
+        self,
+        incidents: Sequence[tuple[str, IncidentMessage]],
+        pings: Sequence[PingMessage],
+        changes: Sequence[tuple[str, str]],
+        now: datetime,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[str, ContractError]]]:
+        if not (incidents or pings or changes):
+            return [], [], []
+        try:
+            with self.rt.db.write() as session:
+                inc = apply_incidents(
+                    session,
+                    incidents,
+                    stream=self.keys.incidents,
+                    policy=self.rt.policy,
+                    grids=self.grids,
+                    now=now,
+                )
+                touched = dict(inc.touched)
+                if changes:
+                    ids = sorted({case_id for _, case_id in changes} - set(touched))
+                    for case in session.scalars(select(Case).where(Case.id.in_(ids))):
+                        touched[case.id] = case
+                cases_live = [case_to_live(c, now=now) for c in touched.values()]
+                pout = apply_pings(session, pings, now=now)
+                info = unit_info(session, list(pout.latest)) if pout.latest else {}
+        except DBAPIError as exc:
+            if _is_transient_db(exc):
+                raise TransientError(f"database: {exc.__class__.__name__}: {exc.orig}") from exc
+            raise
+        moved = set(self.rt.latest.update(pout.latest, info))
+        units_live = [unit_live_record(p, info.get(u, {})) for u, p in pout.latest.items() if u in moved]
+        return cases_live, units_live, inc.rejected
+
+    def _finish(
+        self,
+        batches: dict[str, list[Entry]],
+        cases_live: list[dict[str, Any]],
+        units_live: list[dict[str, Any]],
+        dead: list[tuple[str, str, dict[bytes, bytes], ContractError]],
+    ) -> BatchResult:
+        """One MULTI: delta, dead letters, metrics, acknowledgements; then publish."""
+        result = BatchResult()
+        pipe = self.rt.redis.pipeline(transaction=True)
+        payload = None
+        if cases_live or units_live:
+            payload = body(cases_live, units_live)
+            self.rt.deltas.append(payload, pipe)
+        counts: Counter[str] = Counter()
+        dead_ids = set()
+        for stream, entry_id, fields, exc in dead:
+            short = self._short.get(stream, stream)
+            pipe.xadd(
+                self.keys.dead,
+                dead_letter_fields(
+                    stream=stream,
+                    entry_id=entry_id,
+                    code=exc.code,
+                    reason=exc.reason,
+                    field=exc.field,
+                    raw=fields,
+                    consumer=self.consumer,
+                ),
+                maxlen=self.settings.dead_maxlen,
+                approximate=True,
+            )
+            counts[f"dead:{short}:{exc.code}"] += 1
+            dead_ids.add((stream, entry_id))
+            result.dead.append((stream, entry_id, exc.code))
+            log.info("dead-lettered %s %s: %s", short, entry_id, exc.reason)
+        for stream, entries in batches.items():
+            short = self._short.get(stream, stream)
+            ok = sum(1 for eid, _ in entries if (stream, eid) not in dead_ids)
+            counts[f"ingested:{short}"] += ok
+            result.applied += ok
+            pipe.xack(stream, self.group, *[eid for eid, _ in entries])
+        for name, value in counts.items():
+            if value:
+                pipe.hincrby(self.keys.metrics, name, value)
+        replies = pipe.execute()
+        if payload is not None:
+            seq, cursor = replies[0]
+            result.seq, result.cursor = int(seq), self._id(cursor)
+            self._publish(result.seq, result.cursor, payload)
+        return result
+
+    def _publish(self, seq: int, cursor: str, payload: str) -> None:
+        if self.publisher is None:
+            return
+        try:
+            self.publisher.delta(seq, cursor, payload)
+        except (redis.RedisError, OSError) as exc:
+            # The delta is in the log: browsers will see the gap and catch up.
+            log.warning("delta %d not published: %s", seq, exc)
+
+    @staticmethod
+    def _parse_change(fields: dict[bytes, bytes]) -> str:
+        case_id = fields.get(b"case")
+        if not case_id:
+            raise ContractError("missing_field", "a change entry names its case in field 'case'", "case")
+        return case_id.decode("utf-8", errors="replace")
+
+    @staticmethod
+    def _id(value: Any) -> str:
+        return value.decode() if isinstance(value, bytes) else str(value)
