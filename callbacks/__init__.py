@@ -1,0 +1,11 @@
+"""Dash callbacks, one module per page or feature, each exposing ``register(app)``."""
+
+from __future__ import annotations
+
+from dash import Dash
+
+
+def register_all(app: Dash) -> None:
+    from callbacks import router
+
+    router.register(app)

@@ -1,0 +1,36 @@
+"""The page router: the URL's path picks the layout builder."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from dash import Dash, Input, Output
+from dash.development.base_component import Component
+from flask import current_app
+
+from dashboard.runtime import Runtime
+from dashboard.services.geo import map_view
+from layouts import ids
+from layouts.root import create_not_found
+from layouts.wall import create_wall_layout
+
+LANGS = ("zh-CN", "en")
+
+
+def page_language(search: str | None, default: str) -> str:
+    """``?lang=en`` overrides the configured language for one screen."""
+    lang = parse_qs((search or "").lstrip("?")).get("lang", [default])[0]
+    return lang if lang in LANGS else default
+
+
+def register(app: Dash) -> None:
+    @app.callback(Output(ids.PAGE, "children"), Input(ids.URL, "pathname"), Input(ids.URL, "search"))
+    def route(pathname: str | None, search: str | None) -> Component:
+        """Render the page that the URL names."""
+        rt: Runtime = current_app.extensions["lianqin"]
+        lang = page_language(search, rt.settings.language)
+        if pathname in ("/", "/wall", None):
+            with rt.db.read() as session:
+                view = map_view(session)
+            return create_wall_layout(view, lang=lang, tz=rt.settings.tz)
+        return create_not_found(pathname, lang=lang)

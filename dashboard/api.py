@@ -1,0 +1,150 @@
+"""The read-only JSON API for integrators and tests (`/api/v1/...`) and `/healthz`."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from dashboard.contract import ID_RE, STATUSES
+from dashboard.runtime import Runtime
+from dashboard.services import cases as case_service
+from dashboard.services import geo as geo_service
+from dashboard.services import units as unit_service
+
+api = Blueprint("api", __name__)
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MS_RE = re.compile(r"\d{10,16}")
+
+
+class BadRequest(Exception):
+    def __init__(self, field: str, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+        self.status = status
+
+
+def runtime() -> Runtime:
+    rt: Runtime = current_app.extensions["lianqin"]
+    return rt
+
+
+@api.errorhandler(BadRequest)
+def _bad_request(exc: BadRequest) -> tuple[Response, int]:
+    return jsonify({"error": exc.reason, "field": exc.field}), exc.status
+
+
+@api.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> tuple[Response, int]:
+    return jsonify({"error": exc.description or exc.name}), exc.code or 500
+
+
+def parse_since(value: str, rt: Runtime) -> datetime:
+    """An ISO date or datetime (local time zone when it has no offset) or epoch milliseconds."""
+    zone = rt.settings.zone
+    try:
+        if _MS_RE.fullmatch(value):
+            return datetime.fromtimestamp(int(value) / 1000, tz=zone)
+        if _DATE_RE.fullmatch(value):
+            return datetime.combine(datetime.fromisoformat(value).date(), time(0), tzinfo=zone)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        raise BadRequest("since", f"since must be an ISO 8601 date or datetime, got {value[:40]!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+
+
+def _statuses(rt: Runtime) -> list[str] | None:
+    raw = [part for value in request.args.getlist("status") for part in value.split(",") if part]
+    for status in raw:
+        if status not in STATUSES:
+            raise BadRequest("status", f"unknown status {status[:40]!r} (one of: {', '.join(STATUSES)})")
+    return raw or None
+
+
+def _limit() -> int:
+    raw = request.args.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise BadRequest("limit", f"limit must be an integer 1..1000, got {raw[:20]!r}")
+    return int(raw)
+
+
+@api.get("/healthz")
+def healthz() -> Response:
+    """Liveness: the process answers."""
+    return jsonify({"status": "ok"})
+
+
+@api.get("/api/v1/cases/<case_id>")
+def get_case(case_id: str) -> Response | tuple[Response, int]:
+    if not ID_RE.fullmatch(case_id):
+        raise BadRequest("id", "a case id is 1-64 characters of A-Z a-z 0-9 . _ : -")
+    rt = runtime()
+    with rt.db.read() as session:
+        data = case_service.get_case(session, case_id=case_id, zone=rt.settings.zone, now=rt.now())
+    if data is None:
+        return jsonify({"error": f"no case {case_id}", "field": "id"}), 404
+    return jsonify(data)
+
+
+@api.get("/api/v1/cases")
+def list_cases() -> Response:
+    rt = runtime()
+    status = _statuses(rt)
+    since_raw = request.args.get("since")
+    since = parse_since(since_raw, rt) if since_raw else None
+    limit = _limit()
+    with rt.db.read() as session:
+        data = case_service.list_cases(
+            session, zone=rt.settings.zone, now=rt.now(), status=status, since=since, limit=limit
+        )
+    return jsonify(data)
+
+
+@api.get("/api/v1/units")
+def list_units() -> Response:
+    rt = runtime()
+    with rt.db.read() as session:
+        data = unit_service.list_units(
+            session, zone=rt.settings.zone, now=rt.now(), stale_s=rt.settings.unit_stale_s
+        )
+    return jsonify(data)
+
+
+def _geo(payload: dict[str, Any]) -> Response:
+    response = jsonify(payload)
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@api.get("/api/v1/geo/basemap")
+def geo_basemap() -> Response:
+    with runtime().db.read() as session:
+        return _geo(geo_service.basemap(session))
+
+
+@api.get("/api/v1/geo/grids")
+def geo_grids() -> Response:
+    level = request.args.get("level", "grid")
+    if level not in ("grid", "micro"):
+        raise BadRequest("level", "level is grid or micro")
+    with runtime().db.read() as session:
+        return _geo(geo_service.grids(session, level=level))
+
+
+@api.get("/api/v1/geo/zones")
+def geo_zones() -> Response:
+    with runtime().db.read() as session:
+        return _geo(geo_service.zones(session))
+
+
+@api.get("/api/v1/geo/facilities")
+def geo_facilities() -> Response:
+    kind = request.args.get("kind")
+    if kind is not None and kind not in ("camera", "sensor", "station"):
+        raise BadRequest("kind", "kind is camera, sensor or station")
+    with runtime().db.read() as session:
+        return _geo(geo_service.facilities(session, kind=kind))

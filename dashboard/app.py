@@ -1,0 +1,87 @@
+"""The app factory: Flask, Dash (with the top-level assets/), Socket.IO and the callbacks."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+import socketio as socketio_lib
+from dash import Dash
+from flask import Flask
+from flask_socketio import SocketIO
+
+import dashboard
+from dashboard.config import Settings, load_settings
+from dashboard.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def assets_folder() -> Path:
+    """The top-level assets/ of a checkout, or its copy inside an installed package."""
+    package = Path(dashboard.__file__).resolve().parent
+    for candidate in (package / "web_assets", package.parent / "assets"):
+        if (candidate / "wall.css").exists():
+            return candidate
+    raise RuntimeError("assets folder not found (is the package installed with its assets?)")
+
+
+def create_app(settings: Settings | None = None, *, redis_url: str | None = None) -> Flask:
+    """Build the web app. ``redis_url`` overrides the settings (the CLI passes the embedded one)."""
+    settings = settings or load_settings()
+    runtime = Runtime.open(settings, redis_url=redis_url)
+
+    server = Flask("lianqin")
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    server.config.update(
+        SECRET_KEY=secret or secrets.token_hex(32),
+        JSON_SORT_KEYS=False,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    server.json.ensure_ascii = False  # type: ignore[attr-defined]
+    server.extensions["lianqin"] = runtime
+
+    from dashboard.api import api  # imported here: no import cycles, no work at import time
+
+    server.register_blueprint(api)
+
+    socketio = SocketIO(
+        server,
+        async_mode="threading",
+        client_manager=socketio_lib.RedisManager(runtime.redis_url, channel=runtime.keys.socketio_channel),
+        ping_interval=10,
+        ping_timeout=10,
+    )
+    from dashboard.realtime import register_socket_handlers
+
+    register_socket_handlers(socketio, runtime)
+
+    dash_app = Dash(
+        __name__,
+        server=server,
+        assets_folder=str(assets_folder()),
+        url_base_pathname="/",
+        title="联勤 Lianqin",
+        update_title=None,
+        suppress_callback_exceptions=True,
+        serve_locally=True,
+    )
+    from callbacks import register_all
+    from layouts.root import create_root_layout
+
+    dash_app.layout = create_root_layout()
+    register_all(dash_app)
+    server.extensions["dash"] = dash_app
+    return server
+
+
+def socketio_of(server: Flask) -> SocketIO:
+    sio: SocketIO = server.extensions["socketio"]
+    return sio
+
+
+def runtime_of(server: Flask) -> Runtime:
+    rt: Runtime = server.extensions["lianqin"]
+    return rt

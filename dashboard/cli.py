@@ -1,0 +1,287 @@
+"""The `lianqin` command line."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dashboard.config import Settings, load_settings
+
+log = logging.getLogger("lianqin")
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+    )
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("engineio").setLevel(logging.WARNING)
+    logging.getLogger("socketio").setLevel(logging.WARNING)
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    base: dict[str, Any] = dict(ctx.obj or {})
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return load_settings(**base)
+    except Exception as exc:  # pydantic's ValidationError: a clear message, not a traceback
+        raise click.ClickException(f"invalid settings: {exc}") from exc
+
+
+@click.group()
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Overrides LIANQIN_DATA_DIR.")
+@click.option("--log-level", default="INFO", show_default=True)
+@click.pass_context
+def main(ctx: click.Context, data_dir: Path | None, log_level: str) -> None:
+    """Lianqin (联勤): the live command-center dashboard."""
+    setup_logging(log_level)
+    ctx.obj = {"data_dir": data_dir} if data_dir else {}
+
+
+def _server_options(func: Any) -> Any:
+    func = click.option("--port", type=int, help="Default: LIANQIN_PORT or 8050.")(func)
+    func = click.option("--host", help="Default: LIANQIN_HOST or 127.0.0.1.")(func)
+    return func
+
+
+@contextlib.contextmanager
+def _redis(settings: Settings) -> Iterator[str]:
+    """The configured Redis, or the embedded one (started here and stopped on exit if we own it)."""
+    from dashboard.redis_server import resolve_redis_url
+
+    url, owned = resolve_redis_url(settings)
+    try:
+        yield url
+    finally:
+        if owned is not None:
+            owned.stop()
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: Any) -> None:
+        log.info("signal %s: stopping after the current batch", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _run_web(settings: Settings, redis_url: str, host: str, port: int, *, banner: str | None) -> None:
+    from dashboard.app import create_app, socketio_of
+
+    app = create_app(settings, redis_url=redis_url)
+    sio = socketio_of(app)
+    if banner:
+        click.echo(banner, err=False)
+    sio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False, log_output=False)
+
+
+# -- serve / worker / simulate ----------------------------------------------------------------
+@main.command()
+@_server_options
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the web server (wall, API, live push)."""
+    settings = _settings(ctx, host=host, port=port)
+    if settings.secret_key is None:
+        raise click.ClickException(
+            "LIANQIN_SECRET_KEY is not set. Generate one with\n"
+            '  python -c "import secrets; print(secrets.token_hex(32))"\n'
+            "and set it for every web instance (the demo generates its own)."
+        )
+    with _redis(settings) as url:
+        _run_web(settings, url, settings.host, settings.port, banner=f"Lianqin: http://{settings.host}:{settings.port}/wall")
+
+
+@main.command()
+@click.option("--name", help="Consumer name in the group (default: host-pid).")
+@click.pass_context
+def worker(ctx: click.Context, name: str | None) -> None:
+    """Run an ingest worker (a consumer-group member)."""
+    from dashboard.realtime import Publisher
+    from dashboard.runtime import Runtime
+    from dashboard.worker import Worker
+
+    settings = _settings(ctx)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    with _redis(settings) as url:
+        runtime = Runtime.open(settings, redis_url=url)
+        try:
+            Worker(runtime, Publisher(url, runtime.keys), consumer=name).run(stop)
+        finally:
+            runtime.close()
+
+
+@main.command()
+@click.option("--speed", type=float, default=1.0, show_default=True, help="Simulated time runs this much faster.")
+@click.option("--rate", type=float, default=1.0, show_default=True, help="New cases per simulated minute.")
+@click.option("--warm", type=int, default=0, show_default=True, help="Cases to create at start, in various stages.")
+@click.option("--seed", type=int, default=None, help="Random seed (default: random).")
+@click.pass_context
+def simulate(ctx: click.Context, speed: float, rate: float, warm: int, seed: int | None) -> None:
+    """Feed the streams like real producers: cases, their progress, unit pings."""
+    from dashboard.district import generate_district
+    from dashboard.redis_server import redis_client
+    from dashboard.simulator import Simulator
+    from dashboard.streams import Producer
+
+    settings = _settings(ctx)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    with _redis(settings) as url:
+        client = redis_client(url)
+        sim = Simulator(Producer(client, settings), generate_district(), speed=speed, seed=seed, rate_per_min=rate)
+        if warm:
+            sim.warm_start(warm)
+        sim.run(stop)
+
+
+# -- db -------------------------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """Database schema and data."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@click.pass_context
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Bring the schema up to date (Alembic)."""
+    from dashboard.db import upgrade
+
+    settings = _settings(ctx.find_root())
+    upgrade(settings, revision)
+    click.echo(f"database schema at {revision}")
+
+
+@db.command("seed-demo")
+@click.pass_context
+def db_seed_demo(ctx: click.Context) -> None:
+    """Load the demo district (grids, zones, units, departments)."""
+    counts = _seed_demo(_settings(ctx.find_root()))
+    click.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))
+
+
+def _seed_demo(settings: Settings) -> dict[str, int]:
+    from dashboard.db import make_database
+    from dashboard.district import generate_district, seed_district
+
+    database = make_database(settings)
+    try:
+        with database.write() as session:
+            return seed_district(session, generate_district())
+    finally:
+        database.dispose()
+
+
+# -- demo -----------------------------------------------------------------------------------
+def _demo_secret(data_dir: Path) -> str:
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def _child_env(settings: Settings, redis_url: str, secret: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "REDIS_URL": redis_url,
+            "LIANQIN_DATA_DIR": str(settings.data_dir),
+            "LIANQIN_SECRET_KEY": secret,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if settings.database_url:
+        env["DATABASE_URL"] = settings.database_url
+    return env
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    from dashboard.redis_server import _die_with_parent
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "dashboard.cli", *args], env=env, preexec_fn=_die_with_parent  # noqa: PLW1509
+    )
+
+
+def _terminate(children: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout=5)
+
+
+@main.command()
+@_server_options
+@click.option("--speed", type=float, default=10.0, show_default=True, help="Simulator speed factor.")
+@click.option("--rate", type=float, default=1.5, show_default=True, help="New cases per simulated minute.")
+@click.option("--warm", type=int, default=300, show_default=True, help="Cases created at start.")
+@click.option("--no-simulator", is_flag=True, help="Run without the live simulator.")
+@click.pass_context
+def demo(
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    speed: float,
+    rate: float,
+    warm: int,
+    no_simulator: bool,
+) -> None:
+    """Everything on one machine: embedded Redis and SQLite, the demo district, simulator, worker, web."""
+    from dashboard.db import upgrade
+
+    settings = _settings(ctx, host=host, port=port)
+    secret = _demo_secret(settings.data_dir)
+    settings = settings.model_copy(update={"secret_key": secret})  # type: ignore[dict-item]
+    children: list[subprocess.Popen[bytes]] = []
+
+    def on_term(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    with _redis(settings) as redis_url:
+        try:
+            upgrade(settings)
+            counts = _seed_demo(settings)
+            log.info("demo district: %s", counts)
+            env = _child_env(settings, redis_url, secret)
+            children.append(_spawn(["worker", "--name", "demo-worker"], env))
+            if not no_simulator:
+                children.append(_spawn(["simulate", "--speed", str(speed), "--rate", str(rate), "--warm", str(warm)], env))
+            url = f"http://{settings.host}:{settings.port}/wall"
+            banner = (
+                f"\nLianqin demo is running: {url}\n"
+                f"  data: {settings.data_dir}\n  Ctrl-C stops everything.\n"
+            )
+            _run_web(settings, redis_url, settings.host, settings.port, banner=banner)
+        except KeyboardInterrupt:
+            click.echo("stopping…")
+        finally:
+            _terminate(children)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Map geometry for the browser: the view, the offline base map, grids and zones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dashboard.models import Facility, Grid, MapFeature, Zone
+
+@dataclass(frozen=True, slots=True)
+class MapView:
+    center: tuple[float, float]
+    bounds: tuple[tuple[float, float], tuple[float, float]]
+    zoom: int = 14
+
+
+# Where the map opens when no district is loaded: the contract's example point (Chongqing).
+DEFAULT_CENTER = (29.3702, 106.2610)
+
+
+def _collection(features: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "FeatureCollection", "features": features}
+
+
+def map_view(session: Session) -> MapView:
+    """Center and bounds of the loaded district (from its grids), or a default view."""
+    row = session.execute(
+        select(
+            func.min(Grid.centroid_lat),
+            func.min(Grid.centroid_lon),
+            func.max(Grid.centroid_lat),
+            func.max(Grid.centroid_lon),
+        ).where(Grid.level == "grid")
+    ).one()
+    if row[0] is None:
+        lat, lon = DEFAULT_CENTER
+        return MapView(center=(lat, lon), bounds=((lat - 0.03, lon - 0.04), (lat + 0.03, lon + 0.04)))
+    south, west, north, east = (float(v) for v in row)
+    center = ((south + north) / 2, (west + east) / 2)
+    span = max(north - south, (east - west) * 0.87)
+    zoom = 14 if span < 0.06 else 13 if span < 0.12 else 12 if span < 0.25 else 11
+    return MapView(center=center, bounds=((south, west), (north, east)), zoom=zoom)
+
+
+def basemap(session: Session) -> dict[str, Any]:
+    """The district's own outline, roads and water: the base map when there are no tiles."""
+    order = {"outline": 0, "water": 1, "road": 2, "arterial": 3}
+    rows = sorted(session.scalars(select(MapFeature)), key=lambda f: (order.get(f.kind, 9), f.id))
+    return _collection(
+        [
+            {"type": "Feature", "geometry": f.geometry, "properties": {"kind": f.kind, "name": f.name}}
+            for f in rows
+        ]
+    )
+
+
+def grids(session: Session, *, level: str = "grid") -> dict[str, Any]:
+    rows = session.scalars(select(Grid).where(Grid.level == level).order_by(Grid.code))
+    return _collection(
+        [
+            {
+                "type": "Feature",
+                "geometry": g.geometry,
+                "properties": {
+                    "code": g.code,
+                    "name": g.name,
+                    "kind": g.kind,
+                    "zone": g.zone_code,
+                    "parent": g.parent_code,
+                },
+            }
+            for g in rows
+        ]
+    )
+
+
+def zones(session: Session) -> dict[str, Any]:
+    rows = session.scalars(select(Zone).order_by(Zone.code))
+    return _collection(
+        [
+            {
+                "type": "Feature",
+                "geometry": z.geometry,
+                "properties": {
+                    "code": z.code,
+                    "name": z.name,
+                    "name_en": z.name_en,
+                    "station": z.station_name,
+                    "station_lat": z.station_lat,
+                    "station_lon": z.station_lon,
+                },
+            }
+            for z in rows
+        ]
+    )
+
+
+def facilities(session: Session, *, kind: str | None = None) -> dict[str, Any]:
+    query = select(Facility).order_by(Facility.id)
+    if kind:
+        query = query.where(Facility.kind == kind)
+    return _collection(
+        [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [f.lon, f.lat]},
+                "properties": {"id": f.id, "kind": f.kind, "name": f.name, "grid": f.grid_code},
+            }
+            for f in session.scalars(query)
+        ]
+    )

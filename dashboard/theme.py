@@ -1,0 +1,26 @@
+"""Colors of the wall: the lifecycle stages on a dark background, safe for color-blind viewers.
+
+The stage colors follow the Okabe-Ito palette (distinguishable with the common
+color-vision deficiencies) and progress from warm (needs action) to cool (being
+handled) to green and grey (done); stage never relies on hue alone: finished
+cases are drawn hollow, overdue cases get a thick vermilion ring that pulses.
+"""
+
+from __future__ import annotations
+
+STATUS_COLORS: dict[str, str] = {
+    "reported": "#F0E442",  # yellow: new, unverified
+    "registered": "#E69F00",  # orange: waiting for dispatch
+    "dispatched": "#56B4E9",  # sky blue: a unit is on its way
+    "on_scene": "#3A7BFF",  # blue: being handled
+    "resolved": "#009E73",  # bluish green: done, awaiting verification
+    "closed": "#A0A7B4",  # grey: closed
+    "cancelled": "#5C6370",  # dark grey: not a case
+}
+OVERDUE_COLOR = "#FF5A36"  # vermilion ring
+UNIT_COLORS: dict[str, str] = {
+    "available": "#7CFFB2",
+    "busy": "#FFB454",
+    "off_duty": "#6B7280",
+}
+BACKGROUND = "#070D1A"
