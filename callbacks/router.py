@@ -24,7 +24,9 @@ def page_language(search: str | None, default: str) -> str:
 
 
 def register(app: Dash) -> None:
-    @app.callback(Output(ids.PAGE, "children"), Input(ids.URL, "pathname"), Input(ids.URL, "search"))
+    @app.callback(
+        Output(ids.PAGE, "children"), Input(ids.URL, "pathname"), Input(ids.URL, "search")
+    )
     def route(pathname: str | None, search: str | None) -> Component:
         """Render the page that the URL names."""
         rt: Runtime = current_app.extensions["lianqin"]

@@ -53,7 +53,9 @@ def parse_since(value: str, rt: Runtime) -> datetime:
             return datetime.combine(datetime.fromisoformat(value).date(), time(0), tzinfo=zone)
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except (ValueError, OverflowError, OSError):
-        raise BadRequest("since", f"since must be an ISO 8601 date or datetime, got {value[:40]!r}") from None
+        raise BadRequest(
+            "since", f"since must be an ISO 8601 date or datetime, got {value[:40]!r}"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
@@ -61,7 +63,9 @@ def _statuses(rt: Runtime) -> list[str] | None:
     raw = [part for value in request.args.getlist("status") for part in value.split(",") if part]
     for status in raw:
         if status not in STATUSES:
-            raise BadRequest("status", f"unknown status {status[:40]!r} (one of: {', '.join(STATUSES)})")
+            raise BadRequest(
+                "status", f"unknown status {status[:40]!r} (one of: {', '.join(STATUSES)})"
+            )
     return raw or None
 
 

@@ -50,7 +50,9 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     socketio = SocketIO(
         server,
         async_mode="threading",
-        client_manager=socketio_lib.RedisManager(runtime.redis_url, channel=runtime.keys.socketio_channel),
+        client_manager=socketio_lib.RedisManager(
+            runtime.redis_url, channel=runtime.keys.socketio_channel
+        ),
         ping_interval=10,
         ping_timeout=10,
     )
@@ -60,11 +62,11 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
 
     dash_app = Dash(
         __name__,
-        server=server,
+        server=server,  # type: ignore[arg-type]
         assets_folder=str(assets_folder()),
         url_base_pathname="/",
         title="联勤 Lianqin",
-        update_title=None,
+        update_title=None,  # type: ignore[arg-type]
         suppress_callback_exceptions=True,
         serve_locally=True,
     )

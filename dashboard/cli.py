@@ -42,7 +42,11 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
 
 
 @click.group()
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Overrides LIANQIN_DATA_DIR.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Overrides LIANQIN_DATA_DIR.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None, log_level: str) -> None:
@@ -79,14 +83,18 @@ def _stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def _run_web(settings: Settings, redis_url: str, host: str, port: int, *, banner: str | None) -> None:
+def _run_web(
+    settings: Settings, redis_url: str, host: str, port: int, *, banner: str | None
+) -> None:
     from dashboard.app import create_app, socketio_of
 
     app = create_app(settings, redis_url=redis_url)
     sio = socketio_of(app)
     if banner:
         click.echo(banner, err=False)
-    sio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False, log_output=False)
+    sio.run(
+        app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False, log_output=False
+    )
 
 
 # -- serve / worker / simulate ----------------------------------------------------------------
@@ -103,7 +111,13 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
             "and set it for every web instance (the demo generates its own)."
         )
     with _redis(settings) as url:
-        _run_web(settings, url, settings.host, settings.port, banner=f"Lianqin: http://{settings.host}:{settings.port}/wall")
+        _run_web(
+            settings,
+            url,
+            settings.host,
+            settings.port,
+            banner=f"Lianqin: http://{settings.host}:{settings.port}/wall",
+        )
 
 
 @main.command()
@@ -127,9 +141,23 @@ def worker(ctx: click.Context, name: str | None) -> None:
 
 
 @main.command()
-@click.option("--speed", type=float, default=1.0, show_default=True, help="Simulated time runs this much faster.")
-@click.option("--rate", type=float, default=1.0, show_default=True, help="New cases per simulated minute.")
-@click.option("--warm", type=int, default=0, show_default=True, help="Cases to create at start, in various stages.")
+@click.option(
+    "--speed",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Simulated time runs this much faster.",
+)
+@click.option(
+    "--rate", type=float, default=1.0, show_default=True, help="New cases per simulated minute."
+)
+@click.option(
+    "--warm",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Cases to create at start, in various stages.",
+)
 @click.option("--seed", type=int, default=None, help="Random seed (default: random).")
 @click.pass_context
 def simulate(ctx: click.Context, speed: float, rate: float, warm: int, seed: int | None) -> None:
@@ -144,7 +172,13 @@ def simulate(ctx: click.Context, speed: float, rate: float, warm: int, seed: int
     _stop_on_signals(stop)
     with _redis(settings) as url:
         client = redis_client(url)
-        sim = Simulator(Producer(client, settings), generate_district(), speed=speed, seed=seed, rate_per_min=rate)
+        sim = Simulator(
+            Producer(client, settings),
+            generate_district(),
+            speed=speed,
+            seed=seed,
+            rate_per_min=rate,
+        )
         if warm:
             sim.warm_start(warm)
         sim.run(stop)
@@ -217,7 +251,9 @@ def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     from dashboard.redis_server import _die_with_parent
 
     return subprocess.Popen(
-        [sys.executable, "-m", "dashboard.cli", *args], env=env, preexec_fn=_die_with_parent  # noqa: PLW1509
+        [sys.executable, "-m", "dashboard.cli", *args],
+        env=env,
+        preexec_fn=_die_with_parent,
     )
 
 
@@ -236,8 +272,12 @@ def _terminate(children: list[subprocess.Popen[bytes]], timeout: float = 15.0) -
 
 @main.command()
 @_server_options
-@click.option("--speed", type=float, default=10.0, show_default=True, help="Simulator speed factor.")
-@click.option("--rate", type=float, default=1.5, show_default=True, help="New cases per simulated minute.")
+@click.option(
+    "--speed", type=float, default=10.0, show_default=True, help="Simulator speed factor."
+)
+@click.option(
+    "--rate", type=float, default=1.5, show_default=True, help="New cases per simulated minute."
+)
 @click.option("--warm", type=int, default=300, show_default=True, help="Cases created at start.")
 @click.option("--no-simulator", is_flag=True, help="Run without the live simulator.")
 @click.pass_context
@@ -250,12 +290,12 @@ def demo(
     warm: int,
     no_simulator: bool,
 ) -> None:
-    """Everything on one machine: embedded Redis and SQLite, the demo district, simulator, worker, web."""
+    """All on one machine: embedded Redis, SQLite, the demo district, simulator, worker, web."""
     from dashboard.db import upgrade
 
     settings = _settings(ctx, host=host, port=port)
     secret = _demo_secret(settings.data_dir)
-    settings = settings.model_copy(update={"secret_key": secret})  # type: ignore[dict-item]
+    settings = settings.model_copy(update={"secret_key": secret})
     children: list[subprocess.Popen[bytes]] = []
 
     def on_term(_signum: int, _frame: Any) -> None:
@@ -270,7 +310,20 @@ def demo(
             env = _child_env(settings, redis_url, secret)
             children.append(_spawn(["worker", "--name", "demo-worker"], env))
             if not no_simulator:
-                children.append(_spawn(["simulate", "--speed", str(speed), "--rate", str(rate), "--warm", str(warm)], env))
+                children.append(
+                    _spawn(
+                        [
+                            "simulate",
+                            "--speed",
+                            str(speed),
+                            "--rate",
+                            str(rate),
+                            "--warm",
+                            str(warm),
+                        ],
+                        env,
+                    )
+                )
             url = f"http://{settings.host}:{settings.port}/wall"
             banner = (
                 f"\nLianqin demo is running: {url}\n"

@@ -96,7 +96,9 @@ class IncidentMessage:
             "category", "priority", "source", "title", "description", "address",
             "grid", "unit", "department", "due",
         )  # fmt: skip
-        out: dict[str, object] = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        out: dict[str, object] = {
+            n: getattr(self, n) for n in names if getattr(self, n) is not None
+        }
         if self.lat is not None and self.lon is not None:
             out["lat"] = self.lat
             out["lon"] = self.lon
@@ -161,12 +163,16 @@ def _required(values: Mapping[str, str], name: str) -> str:
 def parse_ident(value: str, name: str) -> str:
     if not ID_RE.fullmatch(value):
         raise ContractError(
-            "bad_id", f"{name} must be 1-64 characters of A-Z a-z 0-9 . _ : -, got {value[:80]!r}", name
+            "bad_id",
+            f"{name} must be 1-64 characters of A-Z a-z 0-9 . _ : -, got {value[:80]!r}",
+            name,
         )
     return value
 
 
-def parse_time(value: str, name: str, *, now: datetime | None = None, skew_s: int | None) -> datetime:
+def parse_time(
+    value: str, name: str, *, now: datetime | None = None, skew_s: int | None
+) -> datetime:
     """ISO 8601 with a UTC offset, or integer epoch milliseconds; returned in UTC.
 
     With ``skew_s`` set, a time more than that many seconds after ``now`` is refused
@@ -176,7 +182,9 @@ def parse_time(value: str, name: str, *, now: datetime | None = None, skew_s: in
         try:
             parsed = datetime.fromtimestamp(int(value) / 1000, tz=UTC)
         except (OverflowError, OSError, ValueError):
-            raise ContractError("bad_time", f"{name} epoch milliseconds out of range", name) from None
+            raise ContractError(
+                "bad_time", f"{name} epoch milliseconds out of range", name
+            ) from None
     else:
         text = value.strip()
         if text.endswith(("Z", "z")):
@@ -186,7 +194,8 @@ def parse_time(value: str, name: str, *, now: datetime | None = None, skew_s: in
         except ValueError:
             raise ContractError(
                 "bad_time",
-                f"{name} must be ISO 8601 with a UTC offset or epoch milliseconds, got {value[:60]!r}",
+                f"{name} must be ISO 8601 with a UTC offset or epoch milliseconds, "
+                f"got {value[:60]!r}",
                 name,
             ) from None
         if parsed.tzinfo is None or parsed.utcoffset() is None:
@@ -210,7 +219,9 @@ def parse_time(value: str, name: str, *, now: datetime | None = None, skew_s: in
 
 def _decimal(value: str, name: str) -> float:
     if not _DECIMAL_RE.fullmatch(value):
-        raise ContractError("bad_number", f"{name} must be a decimal number, got {value[:40]!r}", name)
+        raise ContractError(
+            "bad_number", f"{name} must be a decimal number, got {value[:40]!r}", name
+        )
     number = float(value)
     if not math.isfinite(number):
         raise ContractError("bad_number", f"{name} must be finite, got {value[:40]!r}", name)
@@ -226,7 +237,9 @@ def _coordinates(values: Mapping[str, str]) -> tuple[float, float]:
         raise ContractError("bad_coordinates", f"lon must be within -180..180, got {lon}", "lon")
     crs = values.get("crs", "wgs84")
     if crs not in CRS_VALUES:
-        raise ContractError("bad_crs", f"crs must be one of {', '.join(CRS_VALUES)}, got {crs[:20]!r}", "crs")
+        raise ContractError(
+            "bad_crs", f"crs must be one of {', '.join(CRS_VALUES)}, got {crs[:20]!r}", "crs"
+        )
     return to_wgs84(lat, lon, crs)
 
 
@@ -236,7 +249,9 @@ def _text(values: Mapping[str, str], name: str) -> str | None:
         return None
     limit = TEXT_LIMITS[name]
     if len(text) > limit:
-        raise ContractError("too_long", f"{name} is {len(text)} characters, the limit is {limit}", name)
+        raise ContractError(
+            "too_long", f"{name} is {len(text)} characters, the limit is {limit}", name
+        )
     if _CONTROL_RE.search(text):
         raise ContractError("control_character", f"{name} contains a control character", name)
     return text
@@ -267,14 +282,18 @@ def parse_incident(
     status = _required(values, "status")
     if status not in STATUSES:
         raise ContractError(
-            "unknown_status", f"unknown status {status[:40]!r} (one of: {', '.join(STATUSES)})", "status"
+            "unknown_status",
+            f"unknown status {status[:40]!r} (one of: {', '.join(STATUSES)})",
+            "status",
         )
     ts = parse_time(_required(values, "ts"), "ts", now=now, skew_s=skew_s)
     lat = lon = None
     if "lat" in values or "lon" in values:
         if "lat" not in values or "lon" not in values:
             missing = "lon" if "lat" in values else "lat"
-            raise ContractError("missing_field", f"{missing} must come together with the other coordinate", missing)
+            raise ContractError(
+                "missing_field", f"{missing} must come together with the other coordinate", missing
+            )
         lat, lon = _coordinates(values)
     elif "crs" in values:
         _choice(values, "crs", CRS_VALUES)
@@ -282,7 +301,11 @@ def parse_incident(
     if "priority" in values:
         raw = values["priority"]
         if raw not in ("1", "2", "3", "4"):
-            raise ContractError("bad_priority", f"priority must be 1 (urgent) to 4 (low), got {raw[:20]!r}", "priority")
+            raise ContractError(
+                "bad_priority",
+                f"priority must be 1 (urgent) to 4 (low), got {raw[:20]!r}",
+                "priority",
+            )
         priority = int(raw)
     ident = {n: parse_ident(values[n], n) for n in ("grid", "unit", "department") if n in values}
     due = parse_time(values["due"], "due", skew_s=None) if "due" in values else None

@@ -68,7 +68,7 @@ class DeltaLog:
 
     def append(self, body_json: str, pipe: Any = None) -> Any:
         """Append a delta; returns (seq, cursor), or queues it on ``pipe`` (a MULTI pipeline)."""
-        args = [body_json, self.maxlen]
+        args: list[Any] = [body_json, self.maxlen]
         keys = [self.keys.deltas, self.keys.delta_seq]
         if pipe is not None:
             return self._append(keys=keys, args=args, client=pipe)
@@ -76,7 +76,7 @@ class DeltaLog:
         return int(seq), _s(entry_id)
 
     def head(self) -> Head:
-        last = self.client.xrevrange(self.keys.deltas, count=1)
+        last: Any = self.client.xrevrange(self.keys.deltas, count=1)
         if not last:
             seq = self.client.get(self.keys.delta_seq)
             return Head(int(seq or 0), None)
@@ -86,7 +86,9 @@ class DeltaLog:
     def since(self, cursor: str, seq: int) -> list[dict[str, Any]] | None:
         """Deltas after ``cursor``, or None when the log no longer holds them all."""
         try:
-            entries = self.client.xrange(self.keys.deltas, min=f"({cursor}", count=MAX_CATCHUP + 1)
+            entries: Any = self.client.xrange(
+                self.keys.deltas, min=f"({cursor}", count=MAX_CATCHUP + 1
+            )
         except redis.ResponseError:
             return None  # a malformed cursor: answer with a snapshot
         if len(entries) > MAX_CATCHUP:
@@ -120,7 +122,9 @@ class Publisher:
 
     def delta(self, seq: int, cursor: str, body_json: str) -> None:
         at = int(cursor.split("-", 1)[0])
-        self.manager.emit("delta", {"seq": seq, "cursor": cursor, "at": at, "d": body_json}, namespace=NAMESPACE)
+        self.manager.emit(
+            "delta", {"seq": seq, "cursor": cursor, "at": at, "d": body_json}, namespace=NAMESPACE
+        )
 
     def tick(self, head: Head) -> None:
         self.manager.emit(

@@ -39,7 +39,9 @@ class Runtime:
     def open(cls, settings: Settings, *, redis_url: str | None = None) -> Runtime:
         url = redis_url or settings.redis_url
         if not url:
-            raise RuntimeError("no Redis URL: set REDIS_URL or start through the CLI (embedded Redis)")
+            raise RuntimeError(
+                "no Redis URL: set REDIS_URL or start through the CLI (embedded Redis)"
+            )
         return cls(
             settings=settings,
             redis_url=url,

@@ -71,7 +71,9 @@ class SlaPolicy:
         for key in (category, f"{category}/{priority}"):
             extra = self.overrides.get(key)
             if extra:
-                stages = replace(stages, **{k: int(v) for k, v in extra.items() if k in _STAGE_KEYS})
+                stages = replace(
+                    stages, **{k: int(v) for k, v in extra.items() if k in _STAGE_KEYS}
+                )
                 if "resolve_s" in extra:
                     resolve = int(extra["resolve_s"])
         return stages, resolve

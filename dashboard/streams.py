@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -113,7 +113,7 @@ class Producer:
         self.settings = settings
 
     @staticmethod
-    def fields(values: Mapping[str, Any]) -> dict[str, str | bytes]:
+    def fields(values: Mapping[str, Any]) -> dict[Any, Any]:
         return {k: _format(v) for k, v in values.items() if v is not None}
 
     def incident(self, **values: Any) -> str:
@@ -126,7 +126,7 @@ class Producer:
         entry_id = self.client.xadd(stream, self.fields(values), maxlen=maxlen, approximate=True)
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
-    def pipeline_pings(self, pings: list[Mapping[str, Any]]) -> None:
+    def pipeline_pings(self, pings: Sequence[Mapping[str, Any]]) -> None:
         """Many pings in one round trip."""
         pipe = self.client.pipeline(transaction=False)
         for values in pings:
@@ -157,7 +157,7 @@ def dead_letter_fields(
     raw: Mapping[bytes, bytes],
     consumer: str,
 ) -> dict[bytes | str, bytes | str]:
-    """A dead-letter entry: why, where from, and the original fields byte for byte (``f:<name>``)."""
+    """A dead letter: why, where from, and the original fields byte for byte (``f:<name>``)."""
     out: dict[bytes | str, bytes | str] = {
         "stream": stream,
         "entry": entry_id,

@@ -31,7 +31,13 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from dashboard.contract import ContractError, IncidentMessage, PingMessage, parse_incident, parse_ping
+from dashboard.contract import (
+    ContractError,
+    IncidentMessage,
+    PingMessage,
+    parse_incident,
+    parse_ping,
+)
 from dashboard.geo import GridIndex, GridShape
 from dashboard.models import Case, Grid
 from dashboard.realtime import Publisher, body
@@ -82,7 +88,7 @@ class Worker:
         self.group = self.settings.consumer_group
         self.consumer = consumer or default_consumer_name()
         self.grids = GridIndex([])
-        self._grids_version: bytes | None = b"unset"
+        self._grids_version: Any = b"unset"
         self._retry_pending = True  # after a start or a failure, our own pending entries first
         self._last_reclaim = 0.0
         self._last_sweep = 0.0
@@ -98,11 +104,13 @@ class Worker:
         self.reload_grids(force=True)
 
     def reload_grids(self, *, force: bool = False) -> None:
-        version = self.rt.redis.get(self.keys.grids_version)
+        version: Any = self.rt.redis.get(self.keys.grids_version)
         if not force and version == self._grids_version:
             return
         with self.rt.db.read() as session:
-            rows = session.execute(select(Grid.code, Grid.geometry).where(Grid.level == "grid")).tuples()
+            rows = session.execute(
+                select(Grid.code, Grid.geometry).where(Grid.level == "grid")
+            ).tuples()
             self.grids = GridIndex(GridShape(code, geom) for code, geom in rows)
         self._grids_version = version
         log.info("grid index: %d grids", len(self.grids))
@@ -151,7 +159,7 @@ class Worker:
     def step(self) -> int:
         """Read one batch (our pending entries first, then new ones) and handle it."""
         start_id = "0" if self._retry_pending else ">"
-        response = self.rt.redis.xreadgroup(
+        response: Any = self.rt.redis.xreadgroup(
             self.group,
             self.consumer,
             dict.fromkeys(self.keys.input_streams, start_id),
@@ -177,7 +185,7 @@ class Worker:
         for stream in self.keys.input_streams:
             start = "0-0"
             while True:
-                reply = self.rt.redis.xautoclaim(
+                reply: Any = self.rt.redis.xautoclaim(
                     stream,
                     self.group,
                     self.consumer,
@@ -212,7 +220,9 @@ class Worker:
             self._publish(int(seq), self._id(cursor), payload)
 
     # -- one batch ------------------------------------------------------------------------
-    def handle(self, batches: dict[str, list[Entry]], *, split_on_error: bool = True) -> BatchResult:
+    def handle(
+        self, batches: dict[str, list[Entry]], *, split_on_error: bool = True
+    ) -> BatchResult:
         now = self.rt.now()
         incidents: list[tuple[str, IncidentMessage]] = []
         pings: list[PingMessage] = []
@@ -230,10 +240,10 @@ class Worker:
                 raw_by_id[(stream, entry_id)] = fields
                 try:
                     if stream == self.keys.incidents:
-                        msg = parse_incident(fields, categories=categories, now=now, skew_s=skew)
+                        msg = parse_incident(fields, categories=categories, now=now, skew_s=skew)  # type: ignore[arg-type]
                         incidents.append((entry_id, msg))
                     elif stream == self.keys.pings:
-                        pings.append(parse_ping(fields, now=now, skew_s=skew))
+                        pings.append(parse_ping(fields, now=now, skew_s=skew))  # type: ignore[arg-type]
                     else:
                         changes.append((entry_id, self._parse_change(fields)))
                 except ContractError as exc:
@@ -249,13 +259,15 @@ class Worker:
                 log.exception("batch failed; retrying its entries one by one")
                 return self._one_by_one(batches)
             log.exception("entry failed to apply; dead-lettering it")
-            failed = ContractError("internal_error", "the worker failed to apply this entry (see its log)")
+            failed = ContractError(
+                "internal_error", "the worker failed to apply this entry (see its log)"
+            )
             known = {(s, e) for s, e, _, _ in dead}
             dead += [(s, e, f, failed) for (s, e), f in raw_by_id.items() if (s, e) not in known]
             return self._finish(batches, [], [], dead)
-        for entry_id, exc in rejected:
+        for entry_id, error in rejected:
             stream = self.keys.incidents
-            dead.append((stream, entry_id, raw_by_id[(stream, entry_id)], exc))
+            dead.append((stream, entry_id, raw_by_id[(stream, entry_id)], error))
         return self._finish(batches, cases_live, units_live, dead)
 
     def _one_by_one(self, batches: dict[str, list[Entry]]) -> BatchResult:
@@ -299,7 +311,9 @@ class Worker:
                 raise TransientError(f"database: {exc.__class__.__name__}: {exc.orig}") from exc
             raise
         moved = set(self.rt.latest.update(pout.latest, info))
-        units_live = [unit_live_record(p, info.get(u, {})) for u, p in pout.latest.items() if u in moved]
+        units_live = [
+            unit_live_record(p, info.get(u, {})) for u, p in pout.latest.items() if u in moved
+        ]
         return cases_live, units_live, inc.rejected
 
     def _finish(
@@ -322,7 +336,7 @@ class Worker:
             short = self._short.get(stream, stream)
             pipe.xadd(
                 self.keys.dead,
-                dead_letter_fields(
+                dead_letter_fields(  # type: ignore[arg-type]
                     stream=stream,
                     entry_id=entry_id,
                     code=exc.code,
@@ -367,7 +381,9 @@ class Worker:
     def _parse_change(fields: dict[bytes, bytes]) -> str:
         case_id = fields.get(b"case")
         if not case_id:
-            raise ContractError("missing_field", "a change entry names its case in field 'case'", "case")
+            raise ContractError(
+                "missing_field", "a change entry names its case in field 'case'", "case"
+            )
         return case_id.decode("utf-8", errors="replace")
 
     @staticmethod

@@ -11,7 +11,10 @@ from layouts import ids
 
 def create_root_layout() -> Component:
     return html.Div(
-        [dcc.Location(id=ids.URL, refresh="callback-nav"), html.Div(id=ids.PAGE, className="lq-page")],
+        [
+            dcc.Location(id=ids.URL, refresh="callback-nav"),
+            html.Div(id=ids.PAGE, className="lq-page"),
+        ],
         className="lq-root",
     )
 

@@ -8,12 +8,20 @@ import dash_leaflet as dl
 from dash import html
 from dash.development.base_component import Component
 
-from dashboard.services.geo import MapView
 from dashboard.i18n import STATUS_LABELS, UNIT_STATUS_LABELS, t
+from dashboard.services.geo import MapView
 from dashboard.theme import OVERDUE_COLOR, STATUS_COLORS, UNIT_COLORS
 from layouts import ids
 
-LEGEND_ORDER = ("reported", "registered", "dispatched", "on_scene", "resolved", "closed", "cancelled")
+LEGEND_ORDER = (
+    "reported",
+    "registered",
+    "dispatched",
+    "on_scene",
+    "resolved",
+    "closed",
+    "cancelled",
+)
 
 
 def _fn(name: str) -> dict[str, str]:
@@ -63,7 +71,9 @@ def create_legend(*, lang: str) -> Component:
     items.append(
         html.Li(
             [
-                html.Span(className="lq-swatch lq-swatch-overdue", style={"borderColor": OVERDUE_COLOR}),
+                html.Span(
+                    className="lq-swatch lq-swatch-overdue", style={"borderColor": OVERDUE_COLOR}
+                ),
                 html.Span(t(lang, "overdue"), className="lq-legend-label"),
             ],
             className="lq-legend-item",
@@ -110,7 +120,11 @@ def create_wall_layout(view: MapView, *, lang: str, tz: str) -> Component:
         className="lq-wall",
         lang=lang,
         children=[
-            html.Div(id=ids.LIVE_CONFIG, hidden=True, **{"data-config": live_config(lang=lang, tz=tz)}),
+            html.Div(
+                id=ids.LIVE_CONFIG,
+                hidden=True,
+                **{"data-config": live_config(lang=lang, tz=tz)},  # type: ignore[arg-type]
+            ),
             create_map(view),
             html.Header(
                 [

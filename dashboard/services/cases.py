@@ -70,7 +70,9 @@ def event_to_api(event: CaseEvent, *, zone: tzinfo) -> dict[str, Any]:
     }
 
 
-def get_case(session: Session, *, case_id: str, zone: tzinfo, now: datetime) -> dict[str, Any] | None:
+def get_case(
+    session: Session, *, case_id: str, zone: tzinfo, now: datetime
+) -> dict[str, Any] | None:
     """One case with its whole timeline, oldest first."""
     case = session.get(Case, case_id)
     if case is None:
@@ -135,7 +137,7 @@ def live_cases(session: Session, *, zone: tzinfo, now: datetime) -> list[dict[st
 
 
 def sweep_overdue(session: Session, *, now: datetime, limit: int = 5000) -> list[Case]:
-    """Flag cases whose stage deadline has passed; return them (a clock, not a message, drives this).
+    """Flag cases whose stage deadline has passed and return them: the clock drives this.
 
     The version is not bumped: overdue is derived, and a shift lead's edit should not
     be refused just because the clock ticked.
@@ -158,4 +160,3 @@ def sweep_overdue(session: Session, *, now: datetime, limit: int = 5000) -> list
         case.overdue = True
     session.flush()
     return due
-

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from dashboard.models import Facility, Grid, MapFeature, Zone
 
+
 @dataclass(frozen=True, slots=True)
 class MapView:
     center: tuple[float, float]
@@ -37,7 +38,9 @@ def map_view(session: Session) -> MapView:
     ).one()
     if row[0] is None:
         lat, lon = DEFAULT_CENTER
-        return MapView(center=(lat, lon), bounds=((lat - 0.03, lon - 0.04), (lat + 0.03, lon + 0.04)))
+        return MapView(
+            center=(lat, lon), bounds=((lat - 0.03, lon - 0.04), (lat + 0.03, lon + 0.04))
+        )
     south, west, north, east = (float(v) for v in row)
     center = ((south + north) / 2, (west + east) / 2)
     span = max(north - south, (east - west) * 0.87)
@@ -51,7 +54,11 @@ def basemap(session: Session) -> dict[str, Any]:
     rows = sorted(session.scalars(select(MapFeature)), key=lambda f: (order.get(f.kind, 9), f.id))
     return _collection(
         [
-            {"type": "Feature", "geometry": f.geometry, "properties": {"kind": f.kind, "name": f.name}}
+            {
+                "type": "Feature",
+                "geometry": f.geometry,
+                "properties": {"kind": f.kind, "name": f.name},
+            }
             for f in rows
         ]
     )

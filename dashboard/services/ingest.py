@@ -40,6 +40,7 @@ def insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]]
     if not rows:
         return
     dialect = session.get_bind().dialect.name
+    stmt: Any
     if dialect == "postgresql":
         stmt = postgresql.insert(table).on_conflict_do_nothing()
     elif dialect == "sqlite":
@@ -64,7 +65,12 @@ def _refresh_deadline(case: Case, policy: SlaPolicy, now: datetime) -> None:
 def _apply_fields(case: Case, msg: IncidentMessage, grids: GridIndex) -> list[str]:
     changed: list[str] = []
     updates = msg.updates()
-    mapping = {"grid": "grid_code", "unit": "unit_id", "department": "department_id", "due": "due_at"}
+    mapping = {
+        "grid": "grid_code",
+        "unit": "unit_id",
+        "department": "department_id",
+        "due": "due_at",
+    }
     for name, value in updates.items():
         column = mapping.get(name, name)
         if getattr(case, column) != value:
@@ -162,7 +168,9 @@ def apply_incidents(
         decision = decide(view, msg.status, msg.ts)
         detail = decision.reason
         if decision.effect is Effect.IMPOSSIBLE:
-            out.rejected.append((entry_id, ContractError("impossible_transition", decision.reason, "status")))
+            out.rejected.append(
+                (entry_id, ContractError("impossible_transition", decision.reason, "status"))
+            )
             continue
         if decision.effect is Effect.CREATE:
             missing = [name for name in _CREATE_FIELDS if getattr(msg, name) is None]
@@ -262,7 +270,14 @@ def apply_pings(session: Session, pings: Iterable[PingMessage], *, now: datetime
             session,
             units_table,
             [
-                {"id": u, "name": u, "kind": "unknown", "status": "available", "created_at": now, "updated_at": now}
+                {
+                    "id": u,
+                    "name": u,
+                    "kind": "unknown",
+                    "status": "available",
+                    "created_at": now,
+                    "updated_at": now,
+                }
                 for u in fresh
             ],
         )
@@ -288,8 +303,8 @@ def apply_pings(session: Session, pings: Iterable[PingMessage], *, now: datetime
             updated_at=bindparam("b_now", type_=t.updated_at.type),
         )
     )
-    rows = session.execute(select(Unit.id, Unit.status).where(Unit.id.in_(list(out.latest))))
-    current = {unit_id: status for unit_id, status in rows.tuples()}
+    statuses = session.execute(select(Unit.id, Unit.status).where(Unit.id.in_(list(out.latest))))
+    current = {unit_id: status for unit_id, status in statuses.tuples()}
     params = [
         {
             "b_id": unit,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 import redis
@@ -47,14 +47,18 @@ class LatestPositions:
         self.keys = keys
         self._script = client.register_script(_LATEST_LUA)
 
-    def update(self, latest: Mapping[str, PingMessage], info: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    def update(
+        self, latest: Mapping[str, PingMessage], info: Mapping[str, Mapping[str, Any]]
+    ) -> list[str]:
         """Move the units whose ping is newer than the stored one; return the ids moved."""
         if not latest:
             return []
         args: list[Any] = []
         for unit, ping in latest.items():
             record = unit_live_record(ping, info.get(unit, {}))
-            args.extend([unit, record["ts"], ping.lon, ping.lat, json.dumps(record, separators=(",", ":"))])
+            args.extend(
+                [unit, record["ts"], ping.lon, ping.lat, json.dumps(record, separators=(",", ":"))]
+            )
         moved = self._script(keys=[self.keys.units_geo, self.keys.units_latest], args=args)
         return [m.decode() if isinstance(m, bytes) else str(m) for m in moved]
 
@@ -73,9 +77,11 @@ class LatestPositions:
         raw = self.client.hget(self.keys.units_latest, unit)
         return None if raw is None else json.loads(raw)
 
-    def near(self, lat: float, lon: float, radius_m: float, count: int = 50) -> list[tuple[str, float]]:
+    def near(
+        self, lat: float, lon: float, radius_m: float, count: int = 50
+    ) -> list[tuple[str, float]]:
         """Units within ``radius_m`` of a point, nearest first, with distances in metres."""
-        hits = self.client.geosearch(
+        hits: Any = self.client.geosearch(
             self.keys.units_geo,
             longitude=lon,
             latitude=lat,
@@ -85,7 +91,7 @@ class LatestPositions:
             count=count,
             withdist=True,
         )
-        return [((h[0].decode() if isinstance(h[0], bytes) else h[0]), float(h[1])) for h in hits]
+        return [(_text(h[0]), float(h[1])) for h in hits]
 
 
 def unit_live_record(ping: PingMessage, info: Mapping[str, Any]) -> dict[str, Any]:
@@ -129,7 +135,9 @@ def unit_to_api(unit: Unit, *, zone: tzinfo, now: datetime, stale_s: int) -> dic
     }
 
 
-def list_units(session: Session, *, zone: tzinfo, now: datetime, stale_s: int) -> list[dict[str, Any]]:
+def list_units(
+    session: Session, *, zone: tzinfo, now: datetime, stale_s: int
+) -> list[dict[str, Any]]:
     return [
         unit_to_api(u, zone=zone, now=now, stale_s=stale_s)
         for u in session.scalars(select(Unit).order_by(Unit.id))
@@ -156,5 +164,5 @@ def live_units(session: Session) -> list[dict[str, Any]]:
     return out
 
 
-def utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,35 @@
+"""Small helpers shared by the tests."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from dashboard.worker import Worker
+
+
+def wait_for(
+    predicate: Any, timeout: float = 10.0, interval: float = 0.02, message: str = ""
+) -> Any:
+    """Poll until ``predicate()`` is truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting: {message or predicate}")
+        time.sleep(interval)
+
+
+def drain(worker: Worker, rounds: int = 50) -> int:
+    """Run worker cycles until the streams are empty; return how many entries were handled."""
+    total = 0
+    idle = 0
+    for _ in range(rounds):
+        handled = worker.step()
+        total += handled
+        idle = idle + 1 if handled == 0 else 0
+        if idle >= 2:
+            break
+    return total
