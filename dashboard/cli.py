@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import SecretStr
 
 from dashboard.config import Settings, load_settings
 
@@ -28,6 +29,7 @@ def setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("engineio").setLevel(logging.WARNING)
     logging.getLogger("socketio").setLevel(logging.WARNING)
 
@@ -206,20 +208,31 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 @click.pass_context
 def db_seed_demo(ctx: click.Context) -> None:
     """Load the demo district (grids, zones, units, departments)."""
-    counts = _seed_demo(_settings(ctx.find_root()))
+    settings = _settings(ctx.find_root())
+    counts = _seed_demo(settings, settings.redis_url)
     click.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))
 
 
-def _seed_demo(settings: Settings) -> dict[str, int]:
+def _seed_demo(settings: Settings, redis_url: str | None) -> dict[str, int]:
+    """Seed the district; tell running workers to reload their grid index (if Redis is known)."""
     from dashboard.db import make_database
     from dashboard.district import generate_district, seed_district
+    from dashboard.redis_server import redis_client
+    from dashboard.streams import keys_for
 
     database = make_database(settings)
     try:
         with database.write() as session:
-            return seed_district(session, generate_district())
+            counts = seed_district(session, generate_district())
     finally:
         database.dispose()
+    if redis_url:
+        client = redis_client(redis_url)
+        try:
+            client.incr(keys_for(settings).grids_version)
+        finally:
+            client.close()
+    return counts
 
 
 # -- demo -----------------------------------------------------------------------------------
@@ -295,7 +308,7 @@ def demo(
 
     settings = _settings(ctx, host=host, port=port)
     secret = _demo_secret(settings.data_dir)
-    settings = settings.model_copy(update={"secret_key": secret})
+    settings = settings.model_copy(update={"secret_key": SecretStr(secret)})
     children: list[subprocess.Popen[bytes]] = []
 
     def on_term(_signum: int, _frame: Any) -> None:
@@ -305,7 +318,7 @@ def demo(
     with _redis(settings) as redis_url:
         try:
             upgrade(settings)
-            counts = _seed_demo(settings)
+            counts = _seed_demo(settings, redis_url)
             log.info("demo district: %s", counts)
             env = _child_env(settings, redis_url, secret)
             children.append(_spawn(["worker", "--name", "demo-worker"], env))
