@@ -16,6 +16,11 @@
   var TERMINAL = { closed: true, cancelled: true };
   var STALE_MS = 10000;
 
+  // Marker sizes are designed for a 1080-pixel-high wall and grow with bigger screens.
+  function scale() {
+    return Math.max(1, (window.innerHeight || 1080) / 1080);
+  }
+
   var state = (window.lianqin = {
     cases: {},
     units: {},
@@ -68,15 +73,16 @@
   // ---- markers ------------------------------------------------------------------------
   function caseStyle(c) {
     var cfg = config();
+    var k = scale();
     var fill = cfg.colors[c.status] || "#999999";
     var done = TERMINAL[c.status] === true;
     if (c._overdue) {
-      return { radius: 7, color: cfg.overdueColor, weight: 3, opacity: 1, fillColor: fill, fillOpacity: 1 };
+      return { radius: 8 * k, color: cfg.overdueColor, weight: 3 * k, opacity: 1, fillColor: fill, fillOpacity: 1 };
     }
     if (done) {
-      return { radius: 4.5, color: fill, weight: 2, opacity: 0.9, fillColor: fill, fillOpacity: 0.15 };
+      return { radius: 4.5 * k, color: fill, weight: 1.5 * k, opacity: 0.8, fillColor: fill, fillOpacity: 0.12 };
     }
-    return { radius: 5.5, color: "#0b1220", weight: 1, opacity: 0.9, fillColor: fill, fillOpacity: 0.95 };
+    return { radius: 6.5 * k, color: "#0b1220", weight: 1 * k, opacity: 0.9, fillColor: fill, fillOpacity: 0.95 };
   }
 
   function tagElement(marker, attr, id) {
@@ -123,7 +129,7 @@
     var marker = live.unitMarkers[u.id];
     if (!marker) {
       marker = L.marker([u.lat, u.lon], {
-        icon: L.divIcon({ className: unitClass(u), html: unitHtml(u), iconSize: [14, 14] }),
+        icon: L.divIcon({ className: unitClass(u), html: unitHtml(u), iconSize: [14 * scale(), 14 * scale()] }),
         keyboard: false,
         interactive: false,
       });
@@ -426,5 +432,6 @@
     }
   }
 
+  document.documentElement.style.setProperty("--lq-marker-scale", String(scale()));
   setInterval(everySecond, 1000);
 })();

@@ -36,11 +36,11 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     server.config.update(
         SECRET_KEY=secret or secrets.token_hex(32),
-        JSON_SORT_KEYS=False,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
     server.json.ensure_ascii = False  # type: ignore[attr-defined]
+    server.json.sort_keys = False  # type: ignore[attr-defined]  # keep the contract's order
     server.extensions["lianqin"] = runtime
 
     from dashboard.api import api  # imported here: no import cycles, no work at import time

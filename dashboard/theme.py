@@ -18,9 +18,10 @@ STATUS_COLORS: dict[str, str] = {
     "cancelled": "#5C6370",  # dark grey: not a case
 }
 OVERDUE_COLOR = "#FF5A36"  # vermilion ring
+# Units are squares (cases are dots) in colors outside the stage palette.
 UNIT_COLORS: dict[str, str] = {
-    "available": "#7CFFB2",
-    "busy": "#FFB454",
+    "available": "#FFFFFF",
+    "busy": "#CC79A7",  # Okabe-Ito reddish purple
     "off_duty": "#6B7280",
 }
 BACKGROUND = "#070D1A"

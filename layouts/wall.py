@@ -79,18 +79,40 @@ def create_legend(*, lang: str) -> Component:
             className="lq-legend-item",
         )
     )
+    unit_labels = UNIT_STATUS_LABELS[lang]
+    units = [
+        html.Li(
+            [
+                html.Span(
+                    className=f"lq-swatch lq-swatch-unit lq-swatch-unit-{status}",
+                    style={"backgroundColor": UNIT_COLORS[status]},
+                ),
+                html.Span(unit_labels[status], className="lq-legend-label"),
+            ],
+            className="lq-legend-item",
+        )
+        for status in ("available", "busy", "off_duty")
+    ]
     return html.Div(
-        [html.H2(t(lang, "legend_title"), className="lq-legend-title"), html.Ul(items)],
+        [
+            html.H2(t(lang, "legend_title"), className="lq-legend-title"),
+            html.Ul(items),
+            html.H2(t(lang, "units"), className="lq-legend-title lq-legend-units"),
+            html.Ul(units),
+        ],
         id=ids.LEGEND,
         className="lq-panel lq-legend",
     )
 
 
 def create_map(view: MapView) -> Component:
+    (south, west), (north, east) = view.bounds
+    # Only bounds: dash-leaflet's map prefers center+zoom over bounds when given both.
     return dl.Map(
         id=ids.WALL_MAP,
-        center=list(view.center),
-        zoom=view.zoom,
+        bounds=[[south, west], [north, east]],
+        boundsOptions={"padding": [60, 60]},
+        trackViewport=False,  # nothing listens to the viewport; its tracking wants a center
         zoomControl=False,
         attributionControl=False,
         zoomSnap=0.25,

@@ -146,4 +146,3 @@ def raw_redis(runtime: Runtime) -> redis.Redis:
 
 
 __all__ = ["DATASETS", "make_database"]
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dashboard.models import Facility, Grid, MapFeature, Zone
@@ -26,22 +26,37 @@ def _collection(features: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": features}
 
 
+def _extent(geometries: list[dict[str, Any]]) -> tuple[float, float, float, float] | None:
+    xs: list[float] = []
+    ys: list[float] = []
+
+    def walk(coords: Any) -> None:
+        if coords and isinstance(coords[0], int | float):
+            xs.append(float(coords[0]))
+            ys.append(float(coords[1]))
+        else:
+            for part in coords:
+                walk(part)
+
+    for geometry in geometries:
+        walk(geometry.get("coordinates", []))
+    if not xs:
+        return None
+    return min(ys), min(xs), max(ys), max(xs)
+
+
 def map_view(session: Session) -> MapView:
-    """Center and bounds of the loaded district (from its grids), or a default view."""
-    row = session.execute(
-        select(
-            func.min(Grid.centroid_lat),
-            func.min(Grid.centroid_lon),
-            func.max(Grid.centroid_lat),
-            func.max(Grid.centroid_lon),
-        ).where(Grid.level == "grid")
-    ).one()
-    if row[0] is None:
+    """Center and bounds of the loaded district (its outline, else its grids), or a default."""
+    outline = list(session.scalars(select(MapFeature.geometry).where(MapFeature.kind == "outline")))
+    extent = _extent(outline) or _extent(
+        list(session.scalars(select(Grid.geometry).where(Grid.level == "grid")))
+    )
+    if extent is None:
         lat, lon = DEFAULT_CENTER
         return MapView(
             center=(lat, lon), bounds=((lat - 0.03, lon - 0.04), (lat + 0.03, lon + 0.04))
         )
-    south, west, north, east = (float(v) for v in row)
+    south, west, north, east = extent
     center = ((south + north) / 2, (west + east) / 2)
     span = max(north - south, (east - west) * 0.87)
     zoom = 14 if span < 0.06 else 13 if span < 0.12 else 12 if span < 0.25 else 11

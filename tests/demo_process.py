@@ -1,0 +1,100 @@
+"""Run `lianqin demo` as a real process group for the CLI and browser tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """PIDs whose command line mentions ``text`` (a data dir): to prove nothing is left behind."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().split()[2]
+        except OSError:
+            continue
+        if text in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+class DemoProcess:
+    """`lianqin --data-dir D demo --port P …`, started and stopped like a user would."""
+
+    def __init__(self, data_dir: Path, *args: str) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+        env["PYTHONUNBUFFERED"] = "1"
+        self.log = (data_dir.parent / f"demo-{self.port}.log").open("w+")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dashboard.cli",
+                "--data-dir",
+                str(data_dir),
+                "demo",
+                "--port",
+                str(self.port),
+                *args,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+    @property
+    def redis_url(self) -> str:
+        return f"unix://{self.data_dir / 'redis' / 'redis.sock'}"
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"demo exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if (
+                    requests.get(f"{self.url}/healthz", timeout=1).ok
+                    and "running:" in self.output()
+                ):
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"demo not ready in {timeout} s:\n{self.output()}")
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+                raise
+        self.log.close()
+        return self.proc.returncode

@@ -1,0 +1,28 @@
+"""A plain `pip install .` (a wheel, not an editable install) ships everything the app serves."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_wheel_holds_assets_migrations_and_the_console_script(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        cwd=tmp_path,
+    )
+    (wheel,) = tmp_path.glob("lianqin-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    served = (p for p in (ROOT / "assets").rglob("*.*") if "screenshots" not in p.parts)
+    for asset in sorted(p.relative_to(ROOT / "assets") for p in served):
+        assert f"dashboard/web_assets/{asset}" in names, asset
+    assert "dashboard/migrations/env.py" in names
+    assert any(n.startswith("dashboard/migrations/versions/0001_") for n in names)
+    assert {"layouts/wall.py", "callbacks/router.py", "dashboard/cli.py"} <= names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "lianqin = dashboard.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
