@@ -24,10 +24,10 @@ def test_demo_starts_everything_and_stops_leaving_nothing(tmp_path: Path, sig: i
         assert (data / "redis" / "appendonly.aof").exists()  # the embedded Redis persists
         assert processes_mentioning(str(data))  # redis-server, worker and simulator run
         # The simulator feeds the streams and the worker applies them.
-        cases = wait_for(
-            lambda: requests.get(f"{demo.url}/api/v1/cases", timeout=5).json(), timeout=30
-        )
-        assert len(cases) >= 10
+        def case_count() -> int:
+            return len(requests.get(f"{demo.url}/api/v1/cases", timeout=5).json())
+
+        wait_for(lambda: case_count() >= 10, timeout=30, message="the warm start's cases")
         units = requests.get(f"{demo.url}/api/v1/units", timeout=5).json()
         assert len(units) >= 150  # the demo district's units
         wait_for(lambda: any(u["online"] for u in requests.get(f"{demo.url}/api/v1/units").json()))
