@@ -44,7 +44,9 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     server.extensions["lianqin"] = runtime
 
     from dashboard.api import api  # imported here: no import cycles, no work at import time
+    from dashboard.auth import init_auth
 
+    init_auth(server, runtime)
     server.register_blueprint(api)
 
     socketio = SocketIO(
@@ -69,6 +71,8 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
         update_title=None,  # type: ignore[arg-type]
         suppress_callback_exceptions=True,
         serve_locally=True,
+        # Pages outside Dash (login) have their own stylesheet; screenshots are docs.
+        assets_ignore=r"^(login\.css|screenshots/.*)$",
     )
     from callbacks import register_all
     from layouts.root import create_root_layout

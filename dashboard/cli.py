@@ -235,7 +235,208 @@ def _seed_demo(settings: Settings, redis_url: str | None) -> dict[str, int]:
     return counts
 
 
+# -- users and tokens -----------------------------------------------------------------------
+@contextlib.contextmanager
+def _accounts_session(ctx: click.Context) -> Iterator[Any]:
+    """A write session on the configured database, with account errors shown plainly."""
+    from dashboard.db import make_database
+    from dashboard.services.accounts import AccountError
+
+    database = make_database(_settings(ctx.find_root()))
+    try:
+        with database.write() as session:
+            yield session
+    except AccountError as exc:
+        raise click.ClickException(exc.reason) from exc
+    finally:
+        database.dispose()
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@main.group()
+def users() -> None:
+    """Accounts: viewer, operator, lead, leader, admin."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option(
+    "--role", required=True, type=click.Choice(["viewer", "operator", "lead", "leader", "admin"])
+)
+@click.option("--display-name", default="", help="Shown in the console and the audit trail.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.pass_context
+def users_add(
+    ctx: click.Context, name: str, role: str, display_name: str, password_stdin: bool
+) -> None:
+    """Create a user (the password is asked for, or read from stdin)."""
+    from dashboard.services.accounts import create_user
+
+    password = _read_password(password_stdin)
+    with _accounts_session(ctx) as session:
+        create_user(
+            session,
+            username=name,
+            role=role,
+            password=password,
+            display_name=display_name,
+            actor="cli",
+        )
+    click.echo(f"user {name} ({role}) created")
+
+
+@users.command("list")
+@click.pass_context
+def users_list(ctx: click.Context) -> None:
+    """List users with their roles and state."""
+    from dashboard.services.accounts import list_users
+
+    with _accounts_session(ctx) as session:
+        for user in list_users(session):
+            state = "disabled" if user.disabled else "active"
+            last = (
+                user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "never"
+            )
+            click.echo(f"{user.username:<24} {user.role:<9} {state:<9} last login {last}")
+
+
+@users.command("disable")
+@click.argument("name")
+@click.pass_context
+def users_disable(ctx: click.Context, name: str) -> None:
+    """Disable a user: their sessions stop working at once."""
+    from dashboard.services.accounts import set_disabled
+
+    with _accounts_session(ctx) as session:
+        set_disabled(session, username=name, disabled=True, actor="cli")
+    click.echo(f"user {name} disabled")
+
+
+@users.command("enable")
+@click.argument("name")
+@click.pass_context
+def users_enable(ctx: click.Context, name: str) -> None:
+    """Enable a disabled user again."""
+    from dashboard.services.accounts import set_disabled
+
+    with _accounts_session(ctx) as session:
+        set_disabled(session, username=name, disabled=False, actor="cli")
+    click.echo(f"user {name} enabled")
+
+
+@users.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.pass_context
+def users_passwd(ctx: click.Context, name: str, password_stdin: bool) -> None:
+    """Set a user's password (signs out their sessions)."""
+    from dashboard.services.accounts import set_password
+
+    password = _read_password(password_stdin)
+    with _accounts_session(ctx) as session:
+        set_password(session, username=name, password=password, actor="cli")
+    click.echo(f"password of {name} changed")
+
+
+@main.group()
+def tokens() -> None:
+    """API and kiosk tokens (Authorization: Bearer …, or /wall?token=…)."""
+
+
+@tokens.command("create")
+@click.option("--name", required=True, help="e.g. hall-screen, cad-gateway")
+@click.option("--role", default="viewer", show_default=True,
+              type=click.Choice(["viewer", "operator", "lead", "leader", "admin"]))  # fmt: skip
+@click.pass_context
+def tokens_create(ctx: click.Context, name: str, role: str) -> None:
+    """Create a token and print it once (only its hash is kept)."""
+    from dashboard.services.accounts import create_token
+
+    with _accounts_session(ctx) as session:
+        _, plaintext = create_token(session, name=name, role=role, actor="cli")
+    click.echo(plaintext)
+
+
+@tokens.command("list")
+@click.pass_context
+def tokens_list(ctx: click.Context) -> None:
+    """List tokens (names, roles, state; never the tokens themselves)."""
+    from dashboard.services.accounts import list_tokens
+
+    with _accounts_session(ctx) as session:
+        for token in list_tokens(session):
+            state = "revoked" if token.revoked_at else "active"
+            used = (
+                token.last_used_at.isoformat(timespec="seconds") if token.last_used_at else "never"
+            )
+            click.echo(
+                f"{token.name:<24} {token.role:<9} {state:<8} {token.prefix}…  last used {used}"
+            )
+
+
+@tokens.command("revoke")
+@click.argument("name")
+@click.pass_context
+def tokens_revoke(ctx: click.Context, name: str) -> None:
+    """Revoke a token: requests and screens using it are refused at once."""
+    from dashboard.services.accounts import revoke_token
+    from dashboard.streams import now_utc
+
+    with _accounts_session(ctx) as session:
+        revoke_token(session, name=name, now=now_utc(), actor="cli")
+    click.echo(f"token {name} revoked")
+
+
 # -- demo -----------------------------------------------------------------------------------
+DEMO_ROLES = ("viewer", "operator", "lead", "leader", "admin")
+DEMO_WALL_TOKEN = "demo-wall"  # noqa: S105 - the token's name, not a secret
+
+
+def _demo_accounts(settings: Settings) -> tuple[list[tuple[str, str, str]], str]:
+    """One user per role (passwords returned only when created) and a fresh kiosk token."""
+    from dashboard.db import make_database
+    from dashboard.services import accounts
+    from dashboard.streams import now_utc
+
+    created: list[tuple[str, str, str]] = []
+    database = make_database(settings)
+    try:
+        with database.write() as session:
+            for role in DEMO_ROLES:
+                if accounts.get_user(session, username=role) is None:
+                    password = accounts.generate_password()
+                    accounts.create_user(
+                        session, username=role, role=role, password=password, actor="demo"
+                    )
+                    created.append((role, role, password))
+            existing = {t.name: t for t in accounts.list_tokens(session)}
+            if DEMO_WALL_TOKEN in existing and existing[DEMO_WALL_TOKEN].revoked_at is None:
+                accounts.revoke_token(session, name=DEMO_WALL_TOKEN, now=now_utc(), actor="demo")
+            _, token = accounts.create_token(
+                session, name=DEMO_WALL_TOKEN, role="viewer", actor="demo"
+            )
+    finally:
+        database.dispose()
+    return created, token
+
+
+def _accounts_banner(created: list[tuple[str, str, str]]) -> str:
+    if not created:
+        return (
+            "  Demo users (viewer, operator, lead, leader, admin) exist already; their passwords\n"
+            "  were printed when they were created (reset one: lianqin users passwd NAME).\n"
+        )
+    lines = ["  Demo users (passwords shown this once):"]
+    lines += [f"    {name:<9} {role:<9} {password}" for name, role, password in created]
+    return "\n".join(lines) + "\n"
+
+
+# -- demo (process group) -----------------------------------------------------------------
 def _demo_secret(data_dir: Path) -> str:
     path = data_dir / "secret_key"
     if not path.exists():
@@ -320,6 +521,7 @@ def demo(
             upgrade(settings)
             counts = _seed_demo(settings, redis_url)
             log.info("demo district: %s", counts)
+            created, wall_token = _demo_accounts(settings)
             env = _child_env(settings, redis_url, secret)
             children.append(_spawn(["worker", "--name", "demo-worker"], env))
             if not no_simulator:
@@ -337,9 +539,12 @@ def demo(
                         env,
                     )
                 )
-            url = f"http://{settings.host}:{settings.port}/wall"
+            base = f"http://{settings.host}:{settings.port}"
+            url = f"{base}/wall?token={wall_token}"
             banner = (
                 f"\nLianqin demo is running: {url}\n"
+                f"  (the wall's kiosk link; sign in at {base}/login for the other pages)\n"
+                f"{_accounts_banner(created)}"
                 f"  data: {settings.data_dir}\n  Ctrl-C stops everything.\n"
             )
             _run_web(settings, redis_url, settings.host, settings.port, banner=banner)

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8050, ge=1, le=65535)
     secret_key: SecretStr | None = None
+    # Send cookies only over HTTPS: set it true behind TLS (every production deployment).
+    cookie_secure: bool = False
     language: Literal["zh-CN", "en"] = "zh-CN"
 
     # Streams and the worker

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -61,6 +62,21 @@ class DemoProcess:
             stderr=subprocess.STDOUT,
             env=env,
         )
+
+    @property
+    def wall_token(self) -> str:
+        """The kiosk token in the wall URL the demo prints."""
+        found = re.search(r"/wall\?token=(\S+)", self.output())
+        if not found:
+            raise RuntimeError(f"no kiosk URL in the demo's output:\n{self.output()}")
+        return found.group(1)
+
+    def password(self, username: str) -> str:
+        """A demo user's password, from the table the demo prints when it creates them."""
+        found = re.search(rf"^\s+{re.escape(username)}\s+\w+\s+(\S+)\s*$", self.output(), re.M)
+        if not found:
+            raise RuntimeError(f"no password for {username} in the demo's output")
+        return found.group(1)
 
     @property
     def redis_url(self) -> str:

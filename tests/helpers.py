@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any
 
+from dashboard.runtime import Runtime
 from dashboard.worker import Worker
 
 
@@ -33,3 +35,14 @@ def drain(worker: Worker, rounds: int = 50) -> int:
         if idle >= 2:
             break
     return total
+
+
+def make_token(runtime: Runtime, role: str = "viewer", name: str | None = None) -> str:
+    """A real API token in the test database (its plaintext)."""
+    from dashboard.services.accounts import create_token
+
+    with runtime.db.write() as session:
+        _, plaintext = create_token(
+            session, name=name or f"test-{role}-{secrets.token_hex(3)}", role=role
+        )
+    return plaintext

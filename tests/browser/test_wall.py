@@ -16,7 +16,7 @@ pytestmark = pytest.mark.browser
 
 
 def open_wall(page: Page, demo: DemoProcess, query: str = "") -> None:
-    page.goto(f"{demo.url}/wall{query}")
+    page.goto(f"{demo.url}/wall?token={demo.wall_token}{query}")
     page.wait_for_function(
         "window.lianqin && window.lianqin.seq !== null && window.lianqin.connected"
     )
@@ -136,5 +136,5 @@ def test_the_wall_shows_the_legend_clock_and_a_live_indicator_in_chinese(
 
 
 def test_english_by_query(page: Page, demo: DemoProcess) -> None:
-    open_wall(page, demo, "?lang=en")
+    open_wall(page, demo, "&lang=en")
     assert "Reported" in page.inner_text("#lq-legend")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from helpers import drain
+from helpers import drain, make_token
 
 from dashboard.app import create_app, runtime_of
 from dashboard.config import Settings
@@ -26,7 +26,10 @@ def app(settings: Settings) -> Iterator[Flask]:
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+    """An API client with a viewer token (read access)."""
+    c = app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {make_token(runtime_of(app))}"
+    return c
 
 
 @pytest.fixture

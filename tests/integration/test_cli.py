@@ -24,13 +24,19 @@ def test_demo_starts_everything_and_stops_leaving_nothing(tmp_path: Path, sig: i
         assert (data / "redis" / "appendonly.aof").exists()  # the embedded Redis persists
         assert processes_mentioning(str(data))  # redis-server, worker and simulator run
         # The simulator feeds the streams and the worker applies them.
+        auth = {"Authorization": f"Bearer {demo.wall_token}"}
+
         def case_count() -> int:
-            return len(requests.get(f"{demo.url}/api/v1/cases", timeout=5).json())
+            return len(requests.get(f"{demo.url}/api/v1/cases", headers=auth, timeout=5).json())
 
         wait_for(lambda: case_count() >= 10, timeout=30, message="the warm start's cases")
-        units = requests.get(f"{demo.url}/api/v1/units", timeout=5).json()
+        units = requests.get(f"{demo.url}/api/v1/units", headers=auth, timeout=5).json()
         assert len(units) >= 150  # the demo district's units
-        wait_for(lambda: any(u["online"] for u in requests.get(f"{demo.url}/api/v1/units").json()))
+        wait_for(
+            lambda: any(
+                u["online"] for u in requests.get(f"{demo.url}/api/v1/units", headers=auth).json()
+            )
+        )
     finally:
         code = demo.stop(sig)
     assert code == 0, demo.output()[-2000:]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import socketio
 from flask import Flask
-from helpers import drain, wait_for
+from helpers import drain, make_token, wait_for
 from werkzeug.serving import make_server
 
 from dashboard.app import create_app, runtime_of
@@ -44,12 +44,18 @@ def worker(rt: Runtime) -> Worker:
 class LiveClient:
     """A real python-socketio client on a real server: what a browser's socket sees."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, token: str) -> None:
         self.sio = socketio.Client(reconnection=False)
         self.events: dict[str, list[dict[str, Any]]] = {"delta": [], "tick": []}
         for name in self.events:
             self.sio.on(name, self._collector(name), namespace=NAMESPACE)
-        self.sio.connect(url, namespaces=[NAMESPACE], transports=["websocket"], wait_timeout=10)
+        self.sio.connect(
+            url,
+            namespaces=[NAMESPACE],
+            transports=["websocket"],
+            wait_timeout=10,
+            auth={"token": token},
+        )
 
     def _collector(self, name: str) -> Any:
         def collect(data: dict[str, Any]) -> None:
@@ -76,8 +82,8 @@ def server_url(app: Flask) -> Iterator[str]:
 
 
 @pytest.fixture
-def client(server_url: str) -> Iterator[LiveClient]:
-    c = LiveClient(server_url)
+def client(server_url: str, rt: Runtime) -> Iterator[LiveClient]:
+    c = LiveClient(server_url, make_token(rt))
     yield c
     c.close()
 

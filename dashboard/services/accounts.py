@@ -1,0 +1,289 @@
+"""Accounts, roles, API tokens and the audit trail (services with an explicit session).
+
+Roles (DESIGN.md's users):
+
+| role | who | may |
+|---|---|---|
+| ``viewer`` | a wall screen, a visitor | see the wall, read the API |
+| ``operator`` | command-center operators | + the dispatch console (read), add notes |
+| ``lead`` | shift leads (值班长) | + reassign, change priority, cancel, reopen, bulk actions |
+| ``leader`` | leaders (领导) | see the wall, the briefing view (/trends), exports, read the API |
+| ``admin`` | administrators | everything, plus users and tokens |
+
+Passwords are hashed with scrypt (werkzeug); tokens are random 256-bit strings of
+which only a SHA-256 is stored, so a database leak reveals neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from dashboard.models import ApiToken, AuditEvent, User
+
+ROLES: tuple[str, ...] = ("viewer", "operator", "lead", "leader", "admin")
+
+PERMISSIONS: Mapping[str, frozenset[str]] = {
+    "view_wall": frozenset(ROLES),
+    "read_api": frozenset(ROLES),
+    "view_dispatch": frozenset({"operator", "lead", "admin"}),
+    "add_note": frozenset({"operator", "lead", "admin"}),
+    "dispatch": frozenset({"lead", "admin"}),  # reassign, priority, cancel, bulk
+    "reopen": frozenset({"lead", "admin"}),
+    "view_trends": frozenset({"leader", "lead", "admin"}),
+    "export": frozenset({"leader", "lead", "admin"}),
+    "manage": frozenset({"admin"}),  # users and tokens
+}
+MIN_PASSWORD = 10
+_USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+class AccountError(ValueError):
+    """A refused account operation, with a reason for people and the field it concerns."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+def allowed(role: str, permission: str) -> bool:
+    return role in PERMISSIONS.get(permission, frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking: a signed-in user or a token, with its role."""
+
+    kind: str  # "user" | "token"
+    key: int
+    name: str
+    role: str
+    epoch: int = 0
+
+    @property
+    def actor(self) -> str:
+        """How the audit trail and lq:changes name this principal."""
+        return f"{self.kind}:{self.name}"
+
+    def can(self, permission: str) -> bool:
+        return allowed(self.role, permission)
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise AccountError(f"unknown role {role!r} (one of: {', '.join(ROLES)})", "role")
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"the password needs at least {MIN_PASSWORD} characters", "password")
+
+
+def _check_name(name: str, field: str) -> None:
+    if not 1 <= len(name) <= 64 or not set(name) <= _USERNAME_CHARS:
+        raise AccountError(f"{field} must be 1-64 characters of A-Z a-z 0-9 . _ -", field)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+# -- users ----------------------------------------------------------------------------------
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    role: str,
+    password: str,
+    display_name: str = "",
+    actor: str = "system",
+) -> User:
+    _check_name(username, "username")
+    _check_role(role)
+    _check_password(password)
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise AccountError(f"user {username!r} already exists", "username")
+    user = User(
+        username=username,
+        display_name=display_name or username,
+        role=role,
+        password_hash=generate_password_hash(password, method="scrypt"),
+        disabled=False,
+        session_epoch=1,
+    )
+    session.add(user)
+    session.flush()
+    audit(session, actor=actor, action="user.create", target=username, detail={"role": role})
+    return user
+
+
+def get_user(session: Session, *, username: str) -> User | None:
+    return session.scalar(select(User).where(User.username == username))
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def set_password(session: Session, *, username: str, password: str, actor: str = "system") -> User:
+    user = _require_user(session, username)
+    _check_password(password)
+    user.password_hash = generate_password_hash(password, method="scrypt")
+    user.session_epoch += 1  # signs out every existing session
+    audit(session, actor=actor, action="user.password", target=username)
+    return user
+
+
+def set_disabled(session: Session, *, username: str, disabled: bool, actor: str = "system") -> User:
+    user = _require_user(session, username)
+    user.disabled = disabled
+    user.session_epoch += 1
+    audit(
+        session, actor=actor, action="user.disable" if disabled else "user.enable", target=username
+    )
+    return user
+
+
+def _require_user(session: Session, username: str) -> User:
+    user = get_user(session, username=username)
+    if user is None:
+        raise AccountError(f"no user {username!r}", "username")
+    return user
+
+
+def authenticate(
+    session: Session, *, username: str, password: str, ip: str | None, now: datetime
+) -> Principal | None:
+    """Check a username and password; record the attempt in the audit trail."""
+    user = get_user(session, username=username)
+    # Always run one hash check so that unknown names take as long as wrong passwords.
+    ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+    if user is None or not ok or user.disabled:
+        why = (
+            "unknown user"
+            if user is None
+            else "disabled"
+            if user.disabled and ok
+            else "bad password"
+        )
+        audit(
+            session,
+            actor=f"user:{username[:64]}",
+            action="login.failed",
+            ip=ip,
+            detail={"why": why},
+        )
+        return None
+    user.last_login_at = now
+    audit(session, actor=f"user:{username}", action="login", ip=ip)
+    return user_principal(user)
+
+
+_DUMMY_HASH = generate_password_hash("lianqin-timing-equaliser", method="scrypt")
+
+
+def user_principal(user: User) -> Principal:
+    return Principal("user", user.id, user.username, user.role, user.session_epoch)
+
+
+def load_user_principal(session: Session, *, user_id: int, epoch: int) -> Principal | None:
+    """The principal of a session cookie, or None if the user is gone, disabled or re-keyed."""
+    user = session.get(User, user_id)
+    if user is None or user.disabled or user.session_epoch != epoch:
+        return None
+    return user_principal(user)
+
+
+# -- tokens ---------------------------------------------------------------------------------
+def create_token(
+    session: Session, *, name: str, role: str = "viewer", actor: str = "system"
+) -> tuple[ApiToken, str]:
+    """A new token; the plaintext is returned once and never stored."""
+    _check_name(name, "name")
+    _check_role(role)
+    existing = session.scalar(select(ApiToken).where(ApiToken.name == name))
+    if existing is not None and existing.revoked_at is None:
+        raise AccountError(f"a token named {name!r} exists; revoke it first", "name")
+    if existing is not None:
+        session.delete(existing)
+        session.flush()
+    plaintext = "lq_" + secrets.token_urlsafe(32)
+    token = ApiToken(
+        name=name,
+        role=role,
+        token_hash=hash_token(plaintext),
+        prefix=plaintext[:10],
+        created_by=actor,
+    )
+    session.add(token)
+    session.flush()
+    audit(session, actor=actor, action="token.create", target=name, detail={"role": role})
+    return token, plaintext
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.name)))
+
+
+def revoke_token(session: Session, *, name: str, now: datetime, actor: str = "system") -> ApiToken:
+    token = session.scalar(select(ApiToken).where(ApiToken.name == name))
+    if token is None or token.revoked_at is not None:
+        raise AccountError(f"no active token named {name!r}", "name")
+    token.revoked_at = now
+    audit(session, actor=actor, action="token.revoke", target=name)
+    return token
+
+
+def token_principal(session: Session, *, plaintext: str) -> Principal | None:
+    """The principal of a presented token, or None if unknown or revoked."""
+    if not plaintext or len(plaintext) > 200:
+        return None
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(plaintext)))
+    if token is None or token.revoked_at is not None:
+        return None
+    return Principal("token", token.id, token.name, token.role)
+
+
+def load_token_principal(session: Session, *, token_id: int) -> Principal | None:
+    token = session.get(ApiToken, token_id)
+    if token is None or token.revoked_at is not None:
+        return None
+    return Principal("token", token.id, token.name, token.role)
+
+
+def touch_token(session: Session, *, token_id: int, now: datetime) -> None:
+    token = session.get(ApiToken, token_id)
+    if token is not None:
+        token.last_used_at = now
+
+
+# -- audit ----------------------------------------------------------------------------------
+def audit(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    target: str | None = None,
+    ip: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        AuditEvent(actor=actor[:100], action=action, target=target, ip=ip, detail=detail or {})
+    )
+
+
+def recent_audit(session: Session, *, limit: int = 100) -> list[AuditEvent]:
+    return list(session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)))
