@@ -6,6 +6,7 @@ from dash import Dash
 
 
 def register_all(app: Dash) -> None:
-    from callbacks import router
+    from callbacks import dispatch, router
 
     router.register(app)
+    dispatch.register(app)

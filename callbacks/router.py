@@ -8,11 +8,13 @@ from dash import Dash, Input, Output
 from dash.development.base_component import Component
 from flask import current_app
 
+from callbacks.dispatch import render_page as render_dispatch
 from dashboard.runtime import Runtime
 from dashboard.services.geo import map_view
+from dashboard.tiles import tile_source
 from layouts import ids
 from layouts.root import create_not_found
-from layouts.wall import create_wall_layout
+from layouts.wall import create_wall_layout, pick_layers
 
 LANGS = ("zh-CN", "en")
 
@@ -34,5 +36,10 @@ def register(app: Dash) -> None:
         if pathname in ("/", "/wall", None):
             with rt.db.read() as session:
                 view = map_view(session)
-            return create_wall_layout(view, lang=lang, tz=rt.settings.tz)
+            layers = pick_layers(parse_qs((search or "").lstrip("?")).get("layers", [""])[0])
+            return create_wall_layout(
+                view, lang=lang, tz=rt.settings.tz, tiles=tile_source(rt.settings), layers=layers
+            )
+        if pathname == "/dispatch":
+            return render_dispatch(lang=lang)
         return create_not_found(pathname, lang=lang)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -13,6 +13,7 @@ from dashboard.contract import ID_RE, STATUSES
 from dashboard.runtime import Runtime
 from dashboard.services import cases as case_service
 from dashboard.services import geo as geo_service
+from dashboard.services import kpis as kpi_service
 from dashboard.services import units as unit_service
 
 api = Blueprint("api", __name__)
@@ -118,8 +119,57 @@ def list_units() -> Response:
     return jsonify(data)
 
 
+def _bound(name: str, value: str, rt: Runtime, *, end: bool) -> datetime:
+    """A KPI period bound: a date (``to`` includes that whole day) or a datetime."""
+    if _DATE_RE.fullmatch(value) and end:
+        try:
+            day = datetime.fromisoformat(value).date()
+        except ValueError:
+            raise BadRequest(name, f"{name} must be an ISO 8601 date or datetime") from None
+        return kpi_service.day_period(day, rt.settings.zone).end
+    try:
+        return parse_since(value, rt)
+    except BadRequest:
+        raise BadRequest(name, f"{name} must be an ISO 8601 date or datetime") from None
+
+
+@api.get("/api/v1/kpis")
+def kpis() -> Response:
+    """KPIs of a period (DESIGN.md names): ``from``/``to`` ISO dates or datetimes, default today."""
+    rt = runtime()
+    now = rt.now()
+    zone = rt.settings.zone
+    today = kpi_service.today_period(now, zone)
+    raw_from, raw_to = request.args.get("from"), request.args.get("to")
+    start = _bound("from", raw_from, rt, end=False) if raw_from else today.start
+    if raw_to:
+        end = _bound("to", raw_to, rt, end=True)
+    elif raw_from and _DATE_RE.fullmatch(raw_from):
+        end = kpi_service.day_period(start.astimezone(zone).date(), zone).end  # that one day
+    else:
+        end = today.end if not raw_from else max(now, start + timedelta(milliseconds=1))
+    if end <= start:
+        raise BadRequest("to", "to must be after from")
+    period = kpi_service.Period(start, end)
+    options = kpi_service.options_for(rt.settings, rt.policy)
+    with rt.db.read() as session:
+        figures = kpi_service.compute_kpis(session, period=period, now=now, options=options)
+    return jsonify(
+        {
+            "from": case_service.iso(start, zone),
+            "to": case_service.iso(end, zone),
+            "tz": rt.settings.tz,
+            "at": case_service.iso(now, zone),
+            **figures,
+        }
+    )
+
+
 def _geo(payload: dict[str, Any]) -> Response:
-    response = jsonify(payload)
+    crs = request.args.get("crs", "wgs84")  # the datum of the map's tiles (dashboard/tiles.py)
+    if crs not in ("wgs84", "gcj02"):
+        raise BadRequest("crs", "crs is wgs84 or gcj02")
+    response = jsonify(geo_service.for_display(payload, crs))
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 

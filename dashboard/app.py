@@ -48,6 +48,9 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
 
     init_auth(server, runtime)
     server.register_blueprint(api)
+    from dashboard.api_write import api_write
+
+    server.register_blueprint(api_write)
 
     socketio = SocketIO(
         server,

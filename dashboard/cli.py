@@ -554,5 +554,97 @@ def demo(
             _terminate(children)
 
 
+# -- replay / import ------------------------------------------------------------------------
+@main.command()
+@click.argument("kind", type=click.Choice(["boston311"]))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--limit", type=int, help="Only the first N cases.")
+@click.pass_context
+def replay(ctx: click.Context, kind: str, file: Path, limit: int | None) -> None:
+    """Replay a public 311 file through the streams, as a producer would (oldest first)."""
+    from dashboard.importers import IMPORTERS, counts
+    from dashboard.redis_server import redis_client
+    from dashboard.streams import Producer
+
+    settings = _settings(ctx)
+    result = IMPORTERS[kind](file, limit=limit)
+    for line, reason in result.problems:
+        click.echo(f"line {line}: skipped: {reason}", err=True)
+    entries = result.entries_by_time()
+    with _redis(settings) as url:
+        client = redis_client(url)
+        try:
+            producer = Producer(client, settings)
+            pipe = client.pipeline(transaction=False)
+            for entry in entries:
+                pipe.xadd(
+                    producer.keys.incidents,
+                    producer.fields(entry),
+                    maxlen=settings.stream_maxlen,
+                    approximate=True,
+                )
+            pipe.execute()
+        finally:
+            client.close()
+    noted = sum(1 for c in result.cases if c.notes)
+    click.echo(
+        f"{len(result.cases)} cases ({len(entries)} entries) written to "
+        f"{settings.stream('incidents')}; final statuses {counts(result.cases)}; "
+        f"{noted} with notes, {len(result.problems)} rows skipped"
+    )
+
+
+@main.group("import")
+def import_() -> None:
+    """Load reference data from files."""
+
+
+@import_.command("grids")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--crs",
+    type=click.Choice(["wgs84", "gcj02", "bd09"]),
+    default="wgs84",
+    show_default=True,
+    help="The datum of the file's coordinates (stored as WGS-84).",
+)
+@click.option("--keep-basemap", is_flag=True, help="Keep the old roads and water of the base map.")
+@click.pass_context
+def import_grids(ctx: click.Context, file: Path, crs: str, keep_basemap: bool) -> None:
+    """Replace the district's grids with those of a GeoJSON FeatureCollection."""
+    import json
+
+    from dashboard.db import make_database
+    from dashboard.redis_server import redis_client
+    from dashboard.services.grids import GridImportError, parse_grid_collection, replace_grids
+    from dashboard.streams import keys_for
+
+    settings = _settings(ctx.find_root())
+    try:
+        data = json.loads(file.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise click.ClickException(f"{file} is not JSON: {exc}") from exc
+    try:
+        rows = parse_grid_collection(data, crs=crs)
+    except GridImportError as exc:
+        raise click.ClickException(f"{file} was not loaded:\n{exc}") from exc
+    database = make_database(settings)
+    try:
+        with database.write() as session:
+            result = replace_grids(session, rows, keep_basemap=keep_basemap)
+    finally:
+        database.dispose()
+    with _redis(settings) as url:  # running workers reload their grid index
+        client = redis_client(url)
+        try:
+            client.incr(keys_for(settings).grids_version)
+        finally:
+            client.close()
+    click.echo(
+        f"loaded {result['grids']} grids and {result['micro_grids']} micro-grids "
+        f"(replacing {result['replaced']}); workers reload their grid index"
+    )
+
+
 if __name__ == "__main__":
     main()

@@ -76,6 +76,40 @@ class Settings(BaseSettings):
     # Units: a unit with no ping for this long is stale (offline).
     unit_stale_s: int = Field(default=300, ge=10)
 
+    # The dispatch console: travel speeds per unit kind (km/h, for a straight-line ETA),
+    # how far and how many nearest units to suggest, and how long a committed change
+    # may wait in the outbox before a worker publishes it to lq:changes itself.
+    unit_speeds_kmh: dict[str, float] = Field(
+        default_factory=lambda: {
+            "patrol": 15.0,  # on foot / e-bike
+            "grid_worker": 12.0,  # e-bike
+            "vehicle": 30.0,  # urban traffic
+            "volunteer": 4.5,  # on foot
+            "unknown": 10.0,
+        }
+    )
+    nearest_radius_m: float = Field(default=10_000, gt=0, le=200_000)
+    nearest_count: int = Field(default=8, ge=1, le=50)
+    outbox_grace_s: float = Field(default=5.0, ge=0.5, le=3600)
+
+    # KPIs: the travel speed behind the "5-minute coverage" (a grid is covered when its
+    # centroid is within 5 minutes of an available unit, straight-line, at this speed).
+    coverage_speed_kmh: float = Field(default=18.0, gt=0, le=200)
+    # How often (at most) a worker recomputes and pushes today's KPIs after a change.
+    kpi_interval_s: float = Field(default=1.0, ge=0.2, le=60)
+
+    # The wall's base map: none (offline: the district's own polygons and roads), a preset
+    # (osm, tianditu, amap, local) or any XYZ template in tile_url. tile_crs says which
+    # datum the tiles are drawn in: with gcj02 (Amap) every point is shifted for display.
+    tile_preset: Literal["none", "osm", "tianditu", "amap", "local"] = "none"
+    tile_url: str | None = None
+    tile_attribution: str | None = None
+    tile_crs: Literal["wgs84", "gcj02"] | None = None
+    tile_subdomains: str | None = None
+    tile_max_zoom: int = Field(default=18, ge=1, le=22)
+    tile_dark: bool = True  # darken light tiles (CSS filter) to keep the wall's dark theme
+    tianditu_key: SecretStr | None = None
+
     @field_validator("tz")
     @classmethod
     def _known_tz(cls, value: str) -> str:

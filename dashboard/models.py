@@ -223,6 +223,21 @@ class CaseEvent(Base):
     version: Mapped[int] = mapped_column(Integer, default=0)  # the case version after this event
 
 
+class ChangeOutbox(Base):
+    """A change made in the dashboard, written in the same transaction as the change itself
+    and published to lq:changes after the commit (dashboard/changes.py: the outbox)."""
+
+    __tablename__ = "change_outbox"
+    __table_args__ = (Index("ix_change_outbox_pending", "published_at", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # the entry's `change`
+    case_id: Mapped[str] = mapped_column(String(64), index=True)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON)  # the lq:changes entry, as sent
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
+    stream_id: Mapped[str | None] = mapped_column(String(40))  # the lq:changes entry id
+
+
 class User(Base):
     """A person who signs in; the password is stored as a scrypt hash only."""
 

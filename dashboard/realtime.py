@@ -16,6 +16,10 @@ The protocol, namespace ``/live``:
   with its cursor (no silent gaps).
 * server → ``tick`` ``{seq, cursor, at}`` every couple of seconds, so an idle
   screen still knows the pipeline is alive and can spot a missed last delta.
+* server → ``kpis`` ``{k}`` where ``k`` is the JSON of the wall's KPI summary
+  (dashboard/services/kpis.py ``wall_summary``), pushed by a worker at most about
+  once a second after a change and on its sweep tick. It replaces the previous
+  one whole, so it is not numbered; snapshots carry the latest copy as ``kpis``.
 """
 
 from __future__ import annotations
@@ -128,6 +132,10 @@ class Publisher:
             "delta", {"seq": seq, "cursor": cursor, "at": at, "d": body_json}, namespace=NAMESPACE
         )
 
+    def kpis(self, summary_json: str) -> None:
+        """The wall's KPI summary (dashboard/services/kpis.py ``wall_summary``), as JSON text."""
+        self.manager.emit("kpis", {"k": summary_json}, namespace=NAMESPACE)
+
     def tick(self, head: Head) -> None:
         self.manager.emit(
             "tick",
@@ -147,6 +155,7 @@ def snapshot(runtime: Runtime) -> dict[str, Any]:
         cases = live_cases(session, zone=runtime.settings.zone, now=now)
         units_db = {u["id"]: u for u in live_units(session)}
     units = units_db | runtime.latest.all()
+    kpis: Any = runtime.redis.get(runtime.keys.kpis)  # the workers' latest summary
     return {
         "mode": "snapshot",
         "seq": head.seq,
@@ -155,6 +164,7 @@ def snapshot(runtime: Runtime) -> dict[str, Any]:
         "day_start": ms(start_of_day(now, runtime.settings.zone)),
         "cases": cases,
         "units": list(units.values()),
+        "kpis": _s(kpis) if kpis else None,
     }
 
 

@@ -63,6 +63,15 @@ class Keys:
         return self._k("metrics")
 
     @property
+    def kpis(self) -> str:
+        """The wall's latest KPI summary (JSON), for snapshots; the lock that spaces them."""
+        return self._k("kpis")
+
+    @property
+    def kpis_lock(self) -> str:
+        return self._k("kpis:lock")
+
+    @property
     def grids_version(self) -> str:
         return self._k("grids:version")
 

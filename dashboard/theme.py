@@ -25,3 +25,10 @@ UNIT_COLORS: dict[str, str] = {
     "off_duty": "#6B7280",
 }
 BACKGROUND = "#070D1A"
+# Trend arrows: better / worse than yesterday at the same time (the arrow's direction and
+# a sign carry the meaning too, so hue is never the only cue).
+TREND_COLORS: dict[str, str] = {"better": "#56B4E9", "worse": "#E69F00", "flat": "#9FB0CC"}
+# Fixed points drawn as distinct shapes (station square, camera triangle, sensor diamond).
+FACILITY_COLORS: dict[str, str] = {"station": "#FFFFFF", "camera": "#8EC9F0", "sensor": "#C9A6FF"}
+# Open cases per grid: viridis steps (perceptually ordered, safe for color-blind viewers).
+DENSITY_COLORS: tuple[str, ...] = ("#2D1E4F", "#3B528B", "#21918C", "#5EC962", "#FDE725")

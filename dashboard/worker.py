@@ -16,6 +16,7 @@ of stopping the worker.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -31,6 +32,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from dashboard.changes import ChangeLog, parse_change
 from dashboard.contract import (
     ContractError,
     IncidentMessage,
@@ -40,11 +42,12 @@ from dashboard.contract import (
 )
 from dashboard.geo import GridIndex, GridShape
 from dashboard.models import Case, Grid
-from dashboard.realtime import Publisher, body
+from dashboard.realtime import Publisher, body, body_encoded
 from dashboard.runtime import Runtime
+from dashboard.services import kpis as kpi_service
 from dashboard.services.cases import case_to_live, sweep_overdue
 from dashboard.services.ingest import apply_incidents, apply_pings
-from dashboard.services.units import unit_info, unit_live_record
+from dashboard.services.units import encode_record, unit_live_record
 from dashboard.streams import dead_letter_fields, ensure_groups
 
 log = logging.getLogger(__name__)
@@ -92,6 +95,11 @@ class Worker:
         self._retry_pending = True  # after a start or a failure, our own pending entries first
         self._last_reclaim = 0.0
         self._last_sweep = 0.0
+        self._last_kpis = 0.0
+        self._kpis_dirty = True  # cases changed since the wall's KPIs were last pushed
+        self._kpis_cost = 0.0  # seconds the last computation took
+        # Yesterday's figures move only with the time of day: reused for a minute.
+        self._yesterday: tuple[float, int, dict[str, Any]] | None = None
         self._short = {
             self.keys.incidents: "incidents",
             self.keys.pings: "pings",
@@ -147,11 +155,18 @@ class Worker:
             self._last_sweep = now
             self.reload_grids()
             self.sweep()
+            self.relay_changes()
+            self._kpis_dirty = True  # the clock moves live figures (overdue, units online)
             if self.publisher is not None:
                 try:
                     self.publisher.tick(self.rt.deltas.head())
                 except (redis.RedisError, OSError) as exc:
                     log.warning("tick not published: %s", exc)
+        # At most once per interval, and never more than ~20 % of the worker's time (a day
+        # with tens of thousands of cases takes the database most of a second).
+        spacing = max(self.settings.kpi_interval_s, 5 * self._kpis_cost)
+        if self._kpis_dirty and now - self._last_kpis >= spacing:
+            self.push_kpis()
         if now - self._last_reclaim >= max(1.0, self.settings.claim_idle_ms / 2000):
             self._last_reclaim = now
             self.reclaim()
@@ -177,6 +192,13 @@ class Worker:
         if not batches:
             return 0
         result = self.handle(batches)
+        # Per consumer, so that the share of each worker in a group can be seen (and tested).
+        log.debug(
+            "consumer %s handled %d entries (%d dead-lettered)",
+            self.consumer,
+            result.applied + len(result.dead),
+            len(result.dead),
+        )
         return result.applied + len(result.dead)
 
     def reclaim(self) -> int:
@@ -203,6 +225,20 @@ class Worker:
                     break
         return total
 
+    def relay_changes(self) -> int:
+        """Publish dashboard changes still in the outbox after the grace period (the web
+        process died or Redis was down between its commit and its XADD: dashboard/changes.py)."""
+        changes = ChangeLog(self.rt.redis, self.keys, self.settings.changes_maxlen)
+        grace_s = self.settings.outbox_grace_s
+        try:
+            with self.rt.db.read() as session:  # the usual answer, without a write lock
+                if not changes.overdue(session, now=self.rt.now(), grace_s=grace_s):
+                    return 0
+            with self.rt.db.write() as session:
+                return changes.relay(session, now=self.rt.now(), grace_s=grace_s)
+        except DBAPIError as exc:
+            raise TransientError(f"database: {exc.__class__.__name__}") from exc
+
     def sweep(self) -> None:
         """Flag newly overdue cases and push them (a clock, not a message, drives this)."""
         try:
@@ -218,6 +254,47 @@ class Worker:
             self.rt.deltas.append(payload, pipe)
             seq, cursor = pipe.execute()[0]
             self._publish(int(seq), self._id(cursor), payload)
+
+    def push_kpis(self, *, force: bool = False) -> dict[str, Any] | None:
+        """Recompute the wall's KPI summary (SQL aggregates over today), keep a copy in Redis
+        for snapshots and push it to the browsers. Several workers share one computation per
+        interval through a short Redis lock; returns the summary when this worker made it."""
+        self._last_kpis = time.monotonic()
+        interval_ms = int(self.settings.kpi_interval_s * 1000)
+        try:
+            if not force and not self.rt.redis.set(
+                self.keys.kpis_lock, self.consumer, nx=True, px=max(100, interval_ms - 50)
+            ):
+                return None  # another worker pushed them just now
+            self._kpis_dirty = False
+            options = kpi_service.options_for(self.settings, self.rt.policy)
+            now = self.rt.now()
+            day_ms = int(kpi_service.today_period(now, self.settings.zone).start.timestamp() * 1000)
+            cached = self._yesterday
+            reuse = (
+                cached[2]
+                if cached and cached[1] == day_ms and self._last_kpis - cached[0] < 60
+                else None
+            )
+            with self.rt.db.read() as session:
+                summary = kpi_service.wall_summary(
+                    session, now=now, zone=self.settings.zone, options=options, yesterday_part=reuse
+                )
+            if reuse is None:
+                self._yesterday = (self._last_kpis, day_ms, kpi_service.yesterday_of(summary))
+            self._kpis_cost = time.monotonic() - self._last_kpis
+            payload = json.dumps(summary, ensure_ascii=False, separators=(",", ":"))
+            self.rt.redis.set(self.keys.kpis, payload)
+        except DBAPIError as exc:
+            self._kpis_dirty = True
+            log.warning("KPIs not computed: %s", exc.__class__.__name__)
+            return None
+        if self.publisher is not None:
+            try:
+                self.publisher.kpis(payload)
+            except (redis.RedisError, OSError) as exc:
+                log.warning("KPIs not published: %s", exc)
+        return summary
 
     # -- one batch ------------------------------------------------------------------------
     def handle(
@@ -285,7 +362,7 @@ class Worker:
         pings: Sequence[PingMessage],
         changes: Sequence[tuple[str, str]],
         now: datetime,
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[str, ContractError]]]:
+    ) -> tuple[list[dict[str, Any]], list[str], list[tuple[str, ContractError]]]:
         if not (incidents or pings or changes):
             return [], [], []
         try:
@@ -305,30 +382,32 @@ class Worker:
                         touched[case.id] = case
                 cases_live = [case_to_live(c, now=now) for c in touched.values()]
                 pout = apply_pings(session, pings, now=now)
-                info = unit_info(session, list(pout.latest)) if pout.latest else {}
         except DBAPIError as exc:
             if _is_transient_db(exc):
                 raise TransientError(f"database: {exc.__class__.__name__}: {exc.orig}") from exc
             raise
-        moved = set(self.rt.latest.update(pout.latest, info))
-        units_live = [
-            unit_live_record(p, info.get(u, {})) for u, p in pout.latest.items() if u in moved
-        ]
+        # Each unit's live record is encoded once: for the Redis hash and for the delta.
+        records = {u: unit_live_record(p, pout.info.get(u, {})) for u, p in pout.latest.items()}
+        encoded = {u: encode_record(r) for u, r in records.items()}
+        moved = set(self.rt.latest.put(pout.latest, records, encoded))
+        units_live = [encoded[u] for u in pout.latest if u in moved]
         return cases_live, units_live, inc.rejected
 
     def _finish(
         self,
         batches: dict[str, list[Entry]],
         cases_live: list[dict[str, Any]],
-        units_live: list[dict[str, Any]],
+        units_live: list[str],  # encoded live records (services.units.encode_record)
         dead: list[tuple[str, str, dict[bytes, bytes], ContractError]],
     ) -> BatchResult:
         """One MULTI: delta, dead letters, metrics, acknowledgements; then publish."""
         result = BatchResult()
         pipe = self.rt.redis.pipeline(transaction=True)
         payload = None
+        if cases_live:
+            self._kpis_dirty = True
         if cases_live or units_live:
-            payload = body(cases_live, units_live)
+            payload = body_encoded(cases_live, units_live)
             self.rt.deltas.append(payload, pipe)
         counts: Counter[str] = Counter()
         dead_ids = set()
@@ -379,12 +458,7 @@ class Worker:
 
     @staticmethod
     def _parse_change(fields: dict[bytes, bytes]) -> str:
-        case_id = fields.get(b"case")
-        if not case_id:
-            raise ContractError(
-                "missing_field", "a change entry names its case in field 'case'", "case"
-            )
-        return case_id.decode("utf-8", errors="replace")
+        return parse_change(fields)  # type: ignore[arg-type]
 
     @staticmethod
     def _id(value: Any) -> str:

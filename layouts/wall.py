@@ -1,16 +1,39 @@
-"""The wall display (/wall): the live map, a legend, the clock and the connection indicator."""
+"""The wall display (/wall): the live map with its layers, KPI tiles, a ticker of the newest
+cases, the overdue list, cases by category, hourly volume, unit status, clock and connection.
+
+Everything is laid out on a CSS grid sized in viewport units (assets/wall.css), so the same
+page fills a 1920×1080 and a 3840×2160 screen without scrollbars. The panels are empty
+shells here: assets/lianqin-live.js fills them from the live state (deltas for the ticker
+and the overdue list, the workers' pushed KPI summary for the figures), as text only.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 import dash_leaflet as dl
 from dash import html
 from dash.development.base_component import Component
 
-from dashboard.i18n import STATUS_LABELS, UNIT_STATUS_LABELS, t
+from dashboard.i18n import (
+    CATEGORY_LABELS,
+    SOURCE_LABELS,
+    STATUS_LABELS,
+    UNIT_KIND_LABELS,
+    UNIT_STATUS_LABELS,
+    t,
+)
 from dashboard.services.geo import MapView
-from dashboard.theme import OVERDUE_COLOR, STATUS_COLORS, UNIT_COLORS
+from dashboard.theme import (
+    DENSITY_COLORS,
+    FACILITY_COLORS,
+    OVERDUE_COLOR,
+    STATUS_COLORS,
+    TREND_COLORS,
+    UNIT_COLORS,
+)
+from dashboard.tiles import TileSource
 from layouts import ids
 
 LEGEND_ORDER = (
@@ -22,6 +45,37 @@ LEGEND_ORDER = (
     "closed",
     "cancelled",
 )
+# name, format, which direction is better ("" = neither), the P90 shown under it
+KPI_TILES: tuple[tuple[str, str, str, str | None], ...] = (
+    ("reported", "count", "", None),
+    ("open", "count", "lower", None),
+    ("overdue", "count", "lower", None),
+    ("disposal_rate", "rate", "higher", None),
+    ("closure_rate", "rate", "higher", None),
+    ("on_time_rate", "rate", "higher", None),
+    ("dispatch_p50_s", "duration", "lower", "dispatch_p90_s"),
+    ("arrival_p50_s", "duration", "lower", "arrival_p90_s"),
+    ("rework_rate", "rate", "lower", None),
+    ("dispute_resolution_rate", "rate", "higher", None),
+    ("units_online", "units", "", None),
+    ("coverage_5min", "rate", "higher", None),
+)
+_KPI_LABEL_KEYS = {"dispatch_p50_s": "kpi_dispatch", "arrival_p50_s": "kpi_arrival"}
+# Map layers: name → (label key, on by default). `?layers=a,b,c` picks others for a screen.
+LAYERS: dict[str, tuple[str, bool]] = {
+    "tiles": ("layer_tiles", True),
+    "basemap": ("layer_basemap", True),
+    "grids": ("layer_grids", True),
+    "micro": ("layer_micro", False),
+    "density": ("layer_density", False),
+    "zones": ("layer_zones", True),
+    "stations": ("layer_stations", True),
+    "cameras": ("layer_cameras", False),
+    "sensors": ("layer_sensors", False),
+    "cases": ("layer_cases", True),
+    "units": ("layer_units", True),
+}
+DEFAULT_LAYERS = frozenset(name for name, (_, on) in LAYERS.items() if on)
 
 
 def _fn(name: str) -> dict[str, str]:
@@ -29,25 +83,51 @@ def _fn(name: str) -> dict[str, str]:
     return {"variable": name}
 
 
-def live_config(*, lang: str, tz: str) -> str:
+def pick_layers(requested: str | None) -> frozenset[str]:
+    """The layers a screen shows: ``?layers=cases,units,cameras`` or the defaults."""
+    if not requested:
+        return DEFAULT_LAYERS
+    chosen = frozenset(p.strip() for p in requested.split(",") if p.strip() in LAYERS)
+    return chosen or DEFAULT_LAYERS
+
+
+def live_config(
+    *,
+    lang: str,
+    tz: str,
+    display_crs: str = "wgs84",
+    bounds: tuple[tuple[float, float], tuple[float, float]] | None = None,
+) -> str:
     """What the browser's live-map code needs, as JSON in a data attribute."""
+    keys = (
+        "live", "stale", "offline", "connecting", "overdue", "overdue_by", "ago", "unit_s",
+        "unit_min", "unit_h", "unit_d", "count_suffix", "none_overdue", "no_cases", "more",
+        "today", "yesterday", "vs_yesterday", "p90", "minutes_ago", "hours_ago", "just_now",
+        "peak", "same_time", "seconds_ago",
+    )  # fmt: skip
+    labels: dict[str, object] = {
+        "status": STATUS_LABELS[lang],
+        "unitStatus": UNIT_STATUS_LABELS[lang],
+        "unitKind": UNIT_KIND_LABELS[lang],
+        "category": CATEGORY_LABELS[lang],
+        "source": SOURCE_LABELS[lang],
+        "secondsAgo": t(lang, "seconds_ago"),
+    }
+    labels.update({key: t(lang, key) for key in keys})
     return json.dumps(
         {
             "namespace": "/live",
             "lang": lang,
             "tz": tz,
+            "displayCrs": display_crs,
+            "bounds": [list(corner) for corner in bounds] if bounds else None,
             "colors": STATUS_COLORS,
             "overdueColor": OVERDUE_COLOR,
             "unitColors": UNIT_COLORS,
-            "labels": {
-                "status": STATUS_LABELS[lang],
-                "unitStatus": UNIT_STATUS_LABELS[lang],
-                "live": t(lang, "live"),
-                "stale": t(lang, "stale"),
-                "offline": t(lang, "offline"),
-                "connecting": t(lang, "connecting"),
-                "secondsAgo": t(lang, "seconds_ago"),
-            },
+            "trendColors": TREND_COLORS,
+            "facilityColors": FACILITY_COLORS,
+            "densityColors": DENSITY_COLORS,
+            "labels": labels,
         },
         ensure_ascii=False,
     )
@@ -96,7 +176,7 @@ def create_legend(*, lang: str) -> Component:
     return html.Div(
         [
             html.H2(t(lang, "legend_title"), className="lq-legend-title"),
-            html.Ul(items),
+            html.Ul(items, className="lq-legend-cases"),
             html.H2(t(lang, "units"), className="lq-legend-title lq-legend-units"),
             html.Ul(units),
         ],
@@ -105,38 +185,155 @@ def create_legend(*, lang: str) -> Component:
     )
 
 
-def create_map(view: MapView) -> Component:
+def _geo_url(path: str, crs: str) -> str:
+    if crs == "wgs84":
+        return path
+    return f"{path}{'&' if '?' in path else '?'}crs={crs}"
+
+
+def _overlay(name: str, layer: Component, *, lang: str, shown: Iterable[str]) -> Component:
+    return dl.Overlay(layer, name=t(lang, LAYERS[name][0]), checked=name in set(shown))
+
+
+def create_map(
+    view: MapView,
+    *,
+    lang: str = "zh-CN",
+    tiles: TileSource | None = None,
+    layers: frozenset[str] = DEFAULT_LAYERS,
+) -> Component:
     (south, west), (north, east) = view.bounds
+    crs = tiles.crs if tiles else "wgs84"
+
+    def geojson(layer_id: str, url: str, **kw: object) -> Component:
+        return dl.GeoJSON(id=layer_id, url=_geo_url(url, crs), **kw)
+
+    overlays: list[Component] = []
+    if tiles is not None:
+        tile_layers = [
+            dl.TileLayer(
+                url=tiles.url,
+                attribution=tiles.attribution,
+                subdomains=tiles.subdomains or "abc",
+                maxZoom=tiles.max_zoom,
+                className="lq-tiles-dark" if tiles.dark else "lq-tiles",
+            )
+        ]
+        if tiles.overlay_url:
+            tile_layers.append(
+                dl.TileLayer(
+                    url=tiles.overlay_url,
+                    subdomains=tiles.subdomains or "abc",
+                    maxZoom=tiles.max_zoom,
+                    className="lq-tiles-dark" if tiles.dark else "lq-tiles",
+                )
+            )
+        overlays.append(
+            _overlay(
+                "tiles",
+                dl.LayerGroup(tile_layers, id=ids.TILES_LAYER),
+                lang=lang,
+                shown=layers,
+            )
+        )
+    static = [
+        ("basemap", geojson(ids.BASEMAP_LAYER, "/api/v1/geo/basemap",
+                            style=_fn("lq.style.basemap"), interactive=False)),
+        ("grids", geojson(ids.GRIDS_LAYER, "/api/v1/geo/grids",
+                          style=_fn("lq.style.grid"), interactive=False)),
+        ("micro", geojson(ids.MICRO_LAYER, "/api/v1/geo/grids?level=micro",
+                          style=_fn("lq.style.micro"), interactive=False)),
+        ("density", geojson(ids.DENSITY_LAYER, "/api/v1/geo/grids",
+                            style=_fn("lq.style.density"), interactive=False,
+                            onEachFeature=_fn("lq.live.densityFeature"))),
+        ("zones", geojson(ids.ZONES_LAYER, "/api/v1/geo/zones", style=_fn("lq.style.zone"),
+                          onEachFeature=_fn("lq.style.zoneLabel"), interactive=False)),
+        ("stations", geojson(ids.STATIONS_LAYER, "/api/v1/geo/facilities?kind=station",
+                             pointToLayer=_fn("lq.style.facility"), interactive=False)),
+        ("cameras", geojson(ids.CAMERAS_LAYER, "/api/v1/geo/facilities?kind=camera",
+                            pointToLayer=_fn("lq.style.facility"), interactive=False)),
+        ("sensors", geojson(ids.SENSORS_LAYER, "/api/v1/geo/facilities?kind=sensor",
+                            pointToLayer=_fn("lq.style.facility"), interactive=False)),
+    ]  # fmt: skip
+    overlays += [_overlay(name, layer, lang=lang, shown=layers) for name, layer in static]
+    overlays += [
+        _overlay(
+            "cases",
+            dl.LayerGroup(id=ids.CASES_LAYER, eventHandlers={"add": _fn("lq.live.bindCases")}),
+            lang=lang,
+            shown=layers,
+        ),
+        _overlay(
+            "units",
+            dl.LayerGroup(id=ids.UNITS_LAYER, eventHandlers={"add": _fn("lq.live.bindUnits")}),
+            lang=lang,
+            shown=layers,
+        ),
+    ]
     # Only bounds: dash-leaflet's map prefers center+zoom over bounds when given both.
     return dl.Map(
         id=ids.WALL_MAP,
         bounds=[[south, west], [north, east]],
-        boundsOptions={"padding": [60, 60]},
+        boundsOptions={"padding": [30, 30]},
         trackViewport=False,  # nothing listens to the viewport; its tracking wants a center
         zoomControl=False,
-        attributionControl=False,
+        attributionControl=tiles is not None,  # tile providers require their attribution
         zoomSnap=0.25,
         className="lq-map",
         children=[
-            dl.GeoJSON(
-                id=ids.BASEMAP_LAYER,
-                url="/api/v1/geo/basemap",
-                style=_fn("lq.style.basemap"),
-                interactive=False,
-            ),
-            dl.GeoJSON(
-                id=ids.GRIDS_LAYER,
-                url="/api/v1/geo/grids",
-                style=_fn("lq.style.grid"),
-                interactive=False,
-            ),
-            dl.LayerGroup(id=ids.CASES_LAYER, eventHandlers={"add": _fn("lq.live.bindCases")}),
-            dl.LayerGroup(id=ids.UNITS_LAYER, eventHandlers={"add": _fn("lq.live.bindUnits")}),
+            dl.LayersControl(overlays, id=ids.LAYERS_CONTROL, collapsed=True, position="topright"),
         ],
     )
 
 
-def create_wall_layout(view: MapView, *, lang: str, tz: str) -> Component:
+def _panel(panel_id: str, title: str, body: Component, *, extra: str = "") -> Component:
+    return html.Section(
+        [html.H2(title, className="lq-panel-title"), body],
+        id=panel_id,
+        className=f"lq-box {extra}".strip(),
+    )
+
+
+def create_kpis(*, lang: str) -> Component:
+    tiles = []
+    for name, fmt, better, sub in KPI_TILES:
+        attrs = {"data-kpi": name, "data-format": fmt, "data-better": better}
+        if sub:
+            attrs["data-sub"] = sub
+        tiles.append(
+            html.Div(
+                [
+                    html.Div(t(lang, _KPI_LABEL_KEYS.get(name, f"kpi_{name}")),
+                             className="lq-kpi-label"),
+                    html.Div("–", className="lq-kpi-value"),
+                    html.Div(
+                        [html.Span("", className="lq-kpi-sub"),
+                         html.Span("", className="lq-kpi-trend")],
+                        className="lq-kpi-foot",
+                    ),
+                ],
+                id=f"lq-kpi-{name}",
+                className=f"lq-kpi lq-kpi-{fmt}",
+                **attrs,  # type: ignore[arg-type]
+            )
+        )  # fmt: skip
+    return _panel(
+        ids.KPIS,
+        t(lang, "kpis_title"),
+        html.Div(tiles, className="lq-kpi-grid"),
+        extra="lq-box-kpis",
+    )
+
+
+def create_wall_layout(
+    view: MapView,
+    *,
+    lang: str,
+    tz: str,
+    tiles: TileSource | None = None,
+    layers: frozenset[str] = DEFAULT_LAYERS,
+) -> Component:
+    crs = tiles.crs if tiles else "wgs84"
     return html.Div(
         id=ids.WALL,
         className="lq-wall",
@@ -145,9 +342,12 @@ def create_wall_layout(view: MapView, *, lang: str, tz: str) -> Component:
             html.Div(
                 id=ids.LIVE_CONFIG,
                 hidden=True,
-                **{"data-config": live_config(lang=lang, tz=tz)},  # type: ignore[arg-type]
+                **{
+                    "data-config": live_config(
+                        lang=lang, tz=tz, display_crs=crs, bounds=view.bounds
+                    )
+                },  # type: ignore[arg-type]
             ),
-            create_map(view),
             html.Header(
                 [
                     html.H1(t(lang, "wall_title"), className="lq-title"),
@@ -168,6 +368,50 @@ def create_wall_layout(view: MapView, *, lang: str, tz: str) -> Component:
                 ],
                 className="lq-header",
             ),
-            create_legend(lang=lang),
+            html.Aside(
+                [
+                    create_kpis(lang=lang),
+                    _panel(
+                        ids.UNITS_PANEL,
+                        t(lang, "units_title"),
+                        html.Div(className="lq-units-body"),
+                        extra="lq-box-units",
+                    ),
+                    _panel(
+                        ids.CATEGORIES,
+                        t(lang, "categories_title"),
+                        html.Ol(className="lq-bars"),
+                        extra="lq-box-categories",
+                    ),
+                ],
+                className="lq-side lq-side-left",
+            ),
+            html.Div(
+                [create_map(view, lang=lang, tiles=tiles, layers=layers), create_legend(lang=lang)],
+                className="lq-map-cell",
+            ),
+            html.Aside(
+                [
+                    _panel(
+                        ids.TICKER,
+                        t(lang, "ticker_title"),
+                        html.Ol(className="lq-list lq-ticker-list"),
+                        extra="lq-box-ticker",
+                    ),
+                    _panel(
+                        ids.OVERDUE_PANEL,
+                        t(lang, "overdue_title"),
+                        html.Ol(className="lq-list lq-overdue-list"),
+                        extra="lq-box-overdue",
+                    ),
+                    _panel(
+                        ids.HOURLY,
+                        t(lang, "hourly_title"),
+                        html.Div(className="lq-hours"),
+                        extra="lq-box-hourly",
+                    ),
+                ],
+                className="lq-side lq-side-right",
+            ),
         ],
     )

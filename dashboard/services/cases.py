@@ -120,6 +120,7 @@ def case_to_live(case: Case, *, now: datetime) -> dict[str, Any]:
         "grid": case.grid_code,
         "title": case.title,
         "unit": case.unit_id,
+        "department": case.department_id,  # the dispatch console filters by it
         "reported": ms(case.reported_at),
     }
 
@@ -129,11 +130,59 @@ def start_of_day(now: datetime, zone: tzinfo) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
+_LIVE_COLUMNS = (
+    Case.id,
+    Case.status,
+    Case.lat,
+    Case.lon,
+    Case.deadline_at,
+    Case.version,
+    Case.category,
+    Case.priority,
+    Case.source,
+    Case.grid_code,
+    Case.title,
+    Case.unit_id,
+    Case.department_id,
+    Case.reported_at,
+)
+
+
 def live_cases(session: Session, *, zone: tzinfo, now: datetime) -> list[dict[str, Any]]:
-    """What the wall shows: every case reported today, plus older ones still open."""
+    """What the wall shows: every case reported today, plus older ones still open.
+
+    The same shape as ``case_to_live`` (a test keeps them equal), read as plain
+    columns: building ORM objects made a 50,000-case snapshot three times slower.
+    """
     today = start_of_day(now, zone)
-    query = select(Case).where(or_(Case.reported_at >= today, Case.status.not_in(TERMINAL)))
-    return [case_to_live(c, now=now) for c in session.scalars(query)]
+    query = select(*_LIVE_COLUMNS).where(
+        or_(Case.reported_at >= today, Case.status.not_in(TERMINAL))
+    )
+    out = []
+    for (
+        case_id, status, lat, lon, deadline, version, category, priority, source, grid,
+        title, unit, department, reported,
+    ) in session.execute(query).tuples():  # fmt: skip
+        out.append(
+            {
+                "id": case_id,
+                "status": status,
+                "lat": round(lat, 6),
+                "lon": round(lon, 6),
+                "overdue": deadline is not None and status not in TERMINAL and now > deadline,
+                "deadline": ms(deadline),
+                "version": version,
+                "category": category,
+                "priority": priority,
+                "source": source,
+                "grid": grid,
+                "title": title,
+                "unit": unit,
+                "department": department,
+                "reported": ms(reported),
+            }
+        )
+    return out
 
 
 def sweep_overdue(session: Session, *, now: datetime, limit: int = 5000) -> list[Case]:

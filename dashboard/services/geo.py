@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dashboard.geo import from_wgs84
 from dashboard.models import Facility, Grid, MapFeature, Zone
 
 
@@ -134,3 +135,29 @@ def facilities(session: Session, *, kind: str | None = None) -> dict[str, Any]:
             for f in session.scalars(query)
         ]
     )
+
+
+def for_display(collection: dict[str, Any], crs: str) -> dict[str, Any]:
+    """A copy of a FeatureCollection shifted to the datum of the map's tiles (GCJ-02 for Amap).
+
+    Display only: what is stored and what the rest of the API returns stays WGS-84.
+    """
+    if crs == "wgs84":
+        return collection
+
+    def shift(coords: Any) -> Any:
+        if coords and isinstance(coords[0], int | float):
+            lat, lon = from_wgs84(float(coords[1]), float(coords[0]), crs)
+            return [round(lon, 7), round(lat, 7)]
+        return [shift(part) for part in coords]
+
+    features = []
+    for feature in collection["features"]:
+        geometry = dict(feature["geometry"])
+        geometry["coordinates"] = shift(geometry.get("coordinates", []))
+        props = dict(feature.get("properties") or {})
+        if props.get("station_lat") is not None and props.get("station_lon") is not None:
+            lat, lon = from_wgs84(props["station_lat"], props["station_lon"], crs)
+            props["station_lat"], props["station_lon"] = round(lat, 7), round(lon, 7)
+        features.append({**feature, "geometry": geometry, "properties": props})
+    return {**collection, "features": features}

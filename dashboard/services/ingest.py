@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -238,33 +238,82 @@ def apply_incidents(
 class PingOutcome:
     latest: dict[str, PingMessage] = field(default_factory=dict)  # unit → its newest ping here
     new_units: list[str] = field(default_factory=list)
+    # unit → kind, name and status as read before the update; a live record's status is
+    # ``ping.status or info status``, which the update does not change (see units.py).
+    info: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+# PostgreSQL: one statement per batch over arrays (unnest) instead of a row-by-row
+# executemany, which costs a round of parse/bind/execute per row.
+_PG_TRACK = text(
+    "INSERT INTO unit_pings (unit_id, ts, lat, lon, speed, heading, accuracy, status) "
+    "SELECT * FROM unnest(CAST(:unit AS varchar[]), CAST(:ts AS timestamptz[]), "
+    "CAST(:lat AS float8[]), CAST(:lon AS float8[]), CAST(:speed AS float8[]), "
+    "CAST(:heading AS float8[]), CAST(:accuracy AS float8[]), CAST(:status AS varchar[])) "
+    "ON CONFLICT DO NOTHING"
+)
+_PG_LATEST = text(
+    "UPDATE units AS u SET last_lat = v.lat, last_lon = v.lon, last_ts = v.ts, "
+    "last_speed = v.speed, last_heading = v.heading, last_accuracy = v.accuracy, "
+    "status = v.status, updated_at = CAST(:now AS timestamptz) "
+    "FROM unnest(CAST(:unit AS varchar[]), CAST(:ts AS timestamptz[]), "
+    "CAST(:lat AS float8[]), CAST(:lon AS float8[]), CAST(:speed AS float8[]), "
+    "CAST(:heading AS float8[]), CAST(:accuracy AS float8[]), CAST(:status AS varchar[])) "
+    "AS v(id, ts, lat, lon, speed, heading, accuracy, status) "
+    "WHERE u.id = v.id AND (u.last_ts IS NULL OR u.last_ts < v.ts)"
+)
+_PG_UNITS = text("SELECT id, status, kind, name FROM units WHERE id = ANY(CAST(:ids AS varchar[]))")
+
+
+def _execute_many(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> None:
+    """executemany straight on the driver: ``rows`` hold database-ready values.
+
+    The hot path of ingest: SQLAlchemy's per-row parameter and type processing cost
+    more than the database's own work at thousands of rows per batch, so the
+    statement is compiled once per call and the driver gets the rows as they are.
+    """
+    if not rows:
+        return
+    conn = session.connection()
+    compiled = stmt.compile(dialect=conn.dialect)
+    params: list[Any] = rows
+    if compiled.positional:
+        order = compiled.positiontup or []
+        params = [tuple(row[name] for name in order) for row in rows]
+    conn.exec_driver_sql(compiled.string, params)
+
+
+def _datetime_binder(session: Session) -> Any:
+    """The database form of an aware UTC datetime, as UTCDateTime would bind it."""
+    dialect = session.get_bind().dialect
+    column_type = UnitPing.__table__.c.ts.type
+    outer = column_type.dialect_impl(dialect).bind_processor(dialect)
+    return outer if outer is not None else (lambda value: value)
+
+
+def _unit_rows(session: Session, ids: list[str]) -> dict[str, dict[str, Any]]:
+    if session.get_bind().dialect.name == "postgresql":
+        rows: Any = session.execute(_PG_UNITS, {"ids": ids}).tuples()
+    else:
+        rows = session.execute(
+            select(Unit.id, Unit.status, Unit.kind, Unit.name).where(Unit.id.in_(ids))
+        ).tuples()
+    return {uid: {"kind": kind, "name": name, "status": st} for uid, st, kind, name in rows}
 
 
 def apply_pings(session: Session, pings: Iterable[PingMessage], *, now: datetime) -> PingOutcome:
     """Store the track and move each unit's latest position (bulk statements, no ORM objects)."""
     out = PingOutcome()
-    rows: list[dict[str, Any]] = []
-    for ping in pings:
-        rows.append(
-            {
-                "unit_id": ping.unit,
-                "ts": ping.ts,
-                "lat": ping.lat,
-                "lon": ping.lon,
-                "speed": ping.speed,
-                "heading": ping.heading,
-                "accuracy": ping.accuracy,
-                "status": ping.status,
-            }
-        )
+    plist = list(pings)
+    if not plist:
+        return out
+    for ping in plist:
         best = out.latest.get(ping.unit)
         if best is None or ping.ts > best.ts:
             out.latest[ping.unit] = ping
-    if not rows:
-        return out
     units_table: Table = Unit.__table__  # type: ignore[assignment]
-    known = set(session.scalars(select(Unit.id).where(Unit.id.in_(list(out.latest)))))
-    fresh = [u for u in out.latest if u not in known]
+    info = _unit_rows(session, list(out.latest))
+    fresh = [u for u in out.latest if u not in info]
     if fresh:
         insert_ignore(
             session,
@@ -282,7 +331,64 @@ def apply_pings(session: Session, pings: Iterable[PingMessage], *, now: datetime
             ],
         )
         out.new_units = fresh
-    insert_ignore(session, UnitPing.__table__, rows)  # type: ignore[arg-type]
+        # A concurrent worker may have registered it first: read what is there now.
+        info.update(_unit_rows(session, fresh))
+    out.info = info
+    latest_rows = [
+        (unit, p, p.status or info.get(unit, {}).get("status") or "available")
+        for unit, p in out.latest.items()
+    ]
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            _PG_TRACK,
+            {
+                "unit": [p.unit for p in plist],
+                "ts": [p.ts for p in plist],
+                "lat": [p.lat for p in plist],
+                "lon": [p.lon for p in plist],
+                "speed": [p.speed for p in plist],
+                "heading": [p.heading for p in plist],
+                "accuracy": [p.accuracy for p in plist],
+                "status": [p.status for p in plist],
+            },
+        )
+        session.execute(
+            _PG_LATEST,
+            {
+                "now": now,
+                "unit": [u for u, _, _ in latest_rows],
+                "ts": [p.ts for _, p, _ in latest_rows],
+                "lat": [p.lat for _, p, _ in latest_rows],
+                "lon": [p.lon for _, p, _ in latest_rows],
+                "speed": [p.speed for _, p, _ in latest_rows],
+                "heading": [p.heading for _, p, _ in latest_rows],
+                "accuracy": [p.accuracy for _, p, _ in latest_rows],
+                "status": [st for _, _, st in latest_rows],
+            },
+        )
+        return out
+    bind_ts = _datetime_binder(session)
+    db_ts: dict[datetime, Any] = {}
+    rows: list[dict[str, Any]] = []
+    for ping in plist:
+        ts = db_ts.get(ping.ts)
+        if ts is None:
+            ts = db_ts[ping.ts] = bind_ts(ping.ts)
+        rows.append(
+            {
+                "unit_id": ping.unit,
+                "ts": ts,
+                "lat": ping.lat,
+                "lon": ping.lon,
+                "speed": ping.speed,
+                "heading": ping.heading,
+                "accuracy": ping.accuracy,
+                "status": ping.status,
+            }
+        )
+    columns = ("unit_id", "ts", "lat", "lon", "speed", "heading", "accuracy", "status")
+    track = sqlite.insert(UnitPing.__table__).on_conflict_do_nothing()  # type: ignore[arg-type]
+    _execute_many(session, track.values({c: bindparam(c) for c in columns}), rows)
     t = units_table.c
     stmt = (
         update(units_table)
@@ -303,21 +409,20 @@ def apply_pings(session: Session, pings: Iterable[PingMessage], *, now: datetime
             updated_at=bindparam("b_now", type_=t.updated_at.type),
         )
     )
-    statuses = session.execute(select(Unit.id, Unit.status).where(Unit.id.in_(list(out.latest))))
-    current = {unit_id: status for unit_id, status in statuses.tuples()}
+    db_now = bind_ts(now)
     params = [
         {
             "b_id": unit,
-            "b_ts": p.ts,
+            "b_ts": db_ts[p.ts],
             "b_lat": p.lat,
             "b_lon": p.lon,
             "b_speed": p.speed,
             "b_heading": p.heading,
             "b_accuracy": p.accuracy,
-            "b_status": p.status or current.get(unit) or "available",
-            "b_now": now,
+            "b_status": status,
+            "b_now": db_now,
         }
-        for unit, p in out.latest.items()
+        for unit, p, status in latest_rows
     ]
-    session.connection().execute(stmt, params)
+    _execute_many(session, stmt, params)
     return out

@@ -51,14 +51,22 @@ class LatestPositions:
         self, latest: Mapping[str, PingMessage], info: Mapping[str, Mapping[str, Any]]
     ) -> list[str]:
         """Move the units whose ping is newer than the stored one; return the ids moved."""
+        records = {unit: unit_live_record(p, info.get(unit, {})) for unit, p in latest.items()}
+        return self.put(latest, records, {u: encode_record(r) for u, r in records.items()})
+
+    def put(
+        self,
+        latest: Mapping[str, PingMessage],
+        records: Mapping[str, Mapping[str, Any]],
+        encoded: Mapping[str, str],
+    ) -> list[str]:
+        """``update`` with the live records already built and encoded (the worker's hot path,
+        which reuses the same JSON text in its delta)."""
         if not latest:
             return []
         args: list[Any] = []
         for unit, ping in latest.items():
-            record = unit_live_record(ping, info.get(unit, {}))
-            args.extend(
-                [unit, record["ts"], ping.lon, ping.lat, json.dumps(record, separators=(",", ":"))]
-            )
+            args.extend((unit, records[unit]["ts"], ping.lon, ping.lat, encoded[unit]))
         moved = self._script(keys=[self.keys.units_geo, self.keys.units_latest], args=args)
         return [m.decode() if isinstance(m, bytes) else str(m) for m in moved]
 
@@ -107,6 +115,11 @@ def unit_live_record(ping: PingMessage, info: Mapping[str, Any]) -> dict[str, An
         "heading": ping.heading,
         "speed": ping.speed,
     }
+
+
+def encode_record(record: Mapping[str, Any]) -> str:
+    """A live record as compact JSON (the Redis hash's values, a delta's units)."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
 def unit_info(session: Session, unit_ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,79 @@
+"""The write API for integrators: the dispatch console's actions over HTTP.
+
+``POST /api/v1/cases/<id>/<action>`` with a JSON body, ``action`` one of ``assign``,
+``priority``, ``note``, ``cancel``, ``reopen`` (dashboard/services/dispatch.py has the
+rules, shared with the console). The guard (dashboard/auth.py) has already required a
+principal (401) and, for browser sessions, a CSRF token; the role is checked per
+action here (403). Answers: 200 with the case after the change, 401, 403, 404, 409 on a
+stale version or a closed case, 422 with a reason per field, 503 while the database or
+Redis is unreachable — never a 500 for anything a client sends.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy.exc import DBAPIError
+
+from dashboard.auth import client_ip, current_principal
+from dashboard.runtime import Runtime
+from dashboard.services import dispatch
+
+log = logging.getLogger(__name__)
+api_write = Blueprint("api_write", __name__)
+_ACTIONS = ",".join(dispatch.ACTIONS)
+
+
+def _runtime() -> Runtime:
+    rt: Runtime = current_app.extensions["lianqin"]
+    return rt
+
+
+def _error(status: int, body: dict[str, Any]) -> tuple[Response, int]:
+    return jsonify(body), status
+
+
+@api_write.post(f"/api/v1/cases/<case_id>/<any({_ACTIONS}):action>")
+def case_action(case_id: str, action: str) -> Response | tuple[Response, int]:
+    """Apply one action to one case; the body carries the case's ``version``."""
+    principal = current_principal()
+    try:
+        dispatch.check_permission(principal, action)  # 403 before anything about the input
+        body = request.get_json(silent=True)
+        if body is None:
+            raise dispatch.DispatchError(
+                422,
+                "the body must be JSON (Content-Type: application/json)",
+                {"body": "not JSON"},
+                code="bad_input",
+            )
+        outcome = dispatch.perform(
+            _runtime(),
+            principal=principal,
+            action=action,
+            case_id=case_id,
+            body=body,
+            ip=client_ip(),
+        )[0]
+    except dispatch.DispatchError as exc:
+        return _error(exc.status, exc.to_json())
+    except DBAPIError as exc:
+        log.warning("write API: database unavailable (%s)", exc.__class__.__name__)
+        return _error(
+            503, {"error": "the database is unavailable, try again", "code": "unavailable"}
+        )
+    return jsonify(
+        {
+            "case": outcome.case,
+            "change": {
+                "id": outcome.change_id,
+                "action": action,
+                "effect": outcome.effect,
+                "actor": outcome.fields["actor"],
+                "version": outcome.case["version"],
+            },
+            "warnings": outcome.warnings,
+        }
+    )

@@ -1,0 +1,202 @@
+"""The `lq:changes` stream: every change the dashboard itself makes, with who made it.
+
+Why an outbox. A change (a reassignment, a reopen …) is a database commit *and* an
+entry on `lq:changes`; the two cannot share one transaction. Committing first and
+then XADDing loses the entry if the process dies, or Redis is unreachable, between
+the two; XADDing first announces a change that may then fail to commit. So the
+change is written, in the same transaction as the case itself, to the table
+``change_outbox`` (the transactional outbox). After the commit the web process
+XADDs it at once (the fast path: every screen sees it within a second) and marks the
+row published. Whatever is still unpublished after ``LIANQIN_OUTBOX_GRACE_S`` — the
+web process died, Redis was down — is published by the workers, which drain the
+outbox on their sweep tick. The audit trail on `lq:changes` therefore holds every
+committed change, and never one that did not commit.
+
+Both paths XADD through one Lua script that remembers each change id it wrote (for
+``SENT_TTL_S``), so a change reaches the stream once even when the web process and
+a worker race on it or a row's "published" mark was lost. Consumers should still
+treat the entry's ``change`` field as its idempotency key, and order changes of one
+case by ``version``: an entry published late by the relay can follow a newer one.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from dashboard.contract import ContractError, decode_fields, parse_ident
+from dashboard.db import Database
+from dashboard.models import ChangeOutbox
+from dashboard.streams import Keys
+
+log = logging.getLogger(__name__)
+
+# What a change entry may say it did.
+ACTIONS: tuple[str, ...] = ("assign", "priority", "note", "cancel", "reopen")
+# Every field an entry may carry (README "lq:changes"); values are strings.
+FIELDS = frozenset(
+    {
+        "change", "case", "action", "actor", "ts", "version", "base_version", "status",
+        "prev_status", "unit", "prev_unit", "department", "prev_department", "priority",
+        "prev_priority", "note", "reason", "flags", "batch",
+    }
+)  # fmt: skip
+SENT_TTL_S = 7 * 86_400
+
+_PUBLISH_LUA = """
+local done = redis.call('GET', KEYS[2])
+if done then return done end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))
+redis.call('SET', KEYS[2], id, 'EX', ARGV[2])
+return id
+"""
+
+
+def new_change_id() -> str:
+    """A unique, roughly time-ordered change id (the entry's idempotency key)."""
+    return f"chg-{secrets.token_hex(10)}"
+
+
+def entry_fields(values: Mapping[str, Any]) -> dict[str, str]:
+    """An entry's fields as strings, without the empty ones."""
+    out: dict[str, str] = {}
+    for name, value in values.items():
+        if value is None or value == "":
+            continue
+        if name not in FIELDS:
+            raise ValueError(f"not a lq:changes field: {name}")
+        out[name] = str(value)
+    return out
+
+
+def parse_change(fields: Mapping[bytes | str, bytes | str]) -> str:
+    """Validate a `lq:changes` entry as the worker reads it; return the case it names.
+
+    Only ``case`` is required (any tool may ask the workers to re-push a case's state);
+    an entry that says what it did must name a known action and its actor.
+    """
+    values = decode_fields(fields)
+    case_id = values.get("case")
+    if not case_id:
+        raise ContractError(
+            "missing_field", "a change entry names its case in field 'case'", "case"
+        )
+    parse_ident(case_id, "case")
+    action = values.get("action")
+    if action is not None:
+        if action not in ACTIONS:
+            raise ContractError(
+                "unknown_action",
+                f"unknown action {action[:40]!r} (one of: {', '.join(ACTIONS)})",
+                "action",
+            )
+        if not values.get("actor"):
+            raise ContractError("missing_field", "a change entry names its actor", "actor")
+    version = values.get("version")
+    if version is not None and not version.isdigit():
+        raise ContractError("bad_version", "version must be a positive integer", "version")
+    return case_id
+
+
+class ChangeLog:
+    """Publishes outbox rows to `lq:changes`, each change id at most once."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, maxlen: int) -> None:
+        self.client = client
+        self.keys = keys
+        self.maxlen = maxlen
+        self._script = client.register_script(_PUBLISH_LUA)
+
+    def sent_key(self, change_id: str) -> str:
+        return f"{self.keys.changes}:sent:{change_id}"
+
+    def xadd(self, change_id: str, fields: Mapping[str, str]) -> str:
+        """XADD one change unless it was written before; return its stream entry id."""
+        args: list[Any] = [self.maxlen, SENT_TTL_S]
+        for name, value in fields.items():
+            args += [name, value]
+        entry_id = self._script(keys=[self.keys.changes, self.sent_key(change_id)], args=args)
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    def publish(
+        self, db: Database, changes: Sequence[tuple[str, Mapping[str, str]]], *, now: datetime
+    ) -> int:
+        """The fast path, right after the commit: XADD the changes (id, fields) and mark
+        their outbox rows published.
+
+        Never raises for Redis or the database: what is not published here is published
+        by a worker's relay after the grace period.
+        """
+        done: dict[str, str] = {}
+        try:
+            for change_id, fields in changes:
+                done[change_id] = self.xadd(change_id, fields)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("lq:changes not written now (%s); a worker will publish it", exc)
+        if done:
+            try:
+                with db.write() as session:
+                    _mark(session, done, now)
+            except Exception:
+                # Published but not marked: the relay will XADD again, and the script's
+                # memory of the change id turns that into a no-op.
+                log.exception("outbox rows not marked published")
+        return len(done)
+
+    @staticmethod
+    def overdue(session: Session, *, now: datetime, grace_s: float) -> bool:
+        """Whether any outbox row waits past the grace period (a cheap indexed read)."""
+        first = session.scalar(
+            select(ChangeOutbox.id)
+            .where(
+                ChangeOutbox.published_at.is_(None),
+                ChangeOutbox.created_at <= now - timedelta(seconds=grace_s),
+            )
+            .limit(1)
+        )
+        return first is not None
+
+    def relay(self, session: Session, *, now: datetime, grace_s: float, limit: int = 500) -> int:
+        """The slow path (workers): publish outbox rows left unpublished past the grace
+        period, oldest first, inside the caller's transaction."""
+        rows = list(
+            session.scalars(
+                select(ChangeOutbox)
+                .where(
+                    ChangeOutbox.published_at.is_(None),
+                    ChangeOutbox.created_at <= now - timedelta(seconds=grace_s),
+                )
+                .order_by(ChangeOutbox.created_at, ChangeOutbox.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        done = {row.id: self.xadd(row.id, row.fields) for row in rows}
+        _mark(session, done, now)
+        if done:
+            log.warning("published %d change(s) the web process had not", len(done))
+        return len(done)
+
+
+def _mark(session: Session, done: Mapping[str, str], now: datetime) -> None:
+    for change_id, entry_id in done.items():
+        session.execute(
+            update(ChangeOutbox)
+            .where(ChangeOutbox.id == change_id, ChangeOutbox.published_at.is_(None))
+            .values(published_at=now, stream_id=entry_id)
+        )
+
+
+def pending(session: Session, ids: Iterable[str] | None = None) -> list[ChangeOutbox]:
+    """Outbox rows not yet published (for tests and diagnostics)."""
+    query = select(ChangeOutbox).where(ChangeOutbox.published_at.is_(None))
+    if ids is not None:
+        query = query.where(ChangeOutbox.id.in_(list(ids)))
+    return list(session.scalars(query.order_by(ChangeOutbox.created_at)))

@@ -1,0 +1,444 @@
+"""The KPI engine: DESIGN.md's definitions, aggregated in SQL, for the wall, the API and trends.
+
+Every figure is computed by the database (conditional counts over an indexed
+range of ``cases.reported_at``, percentiles by the database's sort); no case row
+is loaded into Python, so the same functions serve one day or months of history.
+
+Definitions (DESIGN.md "KPIs", with what it leaves open decided here):
+
+* The **period** P is ``[start, end)`` in UTC, usually whole local days of the
+  configured time zone. A case belongs to P when it was *reported* in P (its
+  ``reported_at``); it keeps counting there whatever happens to it later, so a
+  case reported at 23:50 and closed at 00:20 counts for the first day.
+* The **base** is the cases of P that are not cancelled. ``reported`` is its size.
+* ``open``: base cases not yet disposed, i.e. still ``reported``, ``registered``,
+  ``dispatched`` or ``on_scene`` (so ``open + disposed == reported``).
+* ``disposal_rate`` = (``resolved`` + ``closed``) / ``reported``;
+  ``closure_rate`` = ``closed`` / ``reported``.
+* A case **was resolved** when it ever reached ``resolved`` or ``closed``
+  (``resolved_at`` or ``closed_at`` is set): a case closed without a ``resolved``
+  message counts as resolved at its ``closed_at``, and a reworked case (back to
+  ``dispatched``) still counts, so that the rework rate cannot exceed 1.
+* ``on_time_rate`` = resolved cases whose *first* resolution time
+  (``resolved_at``, else ``closed_at``) is at or before their resolution
+  deadline / resolved cases. The resolution deadline is the SLA's: the entry's
+  ``due`` when given, else ``reported_at`` + the category's and priority's
+  resolution time (dashboard/sla.py) — the same deadline the map's ``on_scene``
+  stage uses.
+* ``dispatch_p50_s``/``p90_s``: ``dispatched_at − reported_at`` over base cases
+  that were dispatched; ``arrival_*``: ``on_scene_at − dispatched_at`` over
+  those that reached the scene after a dispatch. Percentiles interpolate
+  linearly between ranks (PostgreSQL's ``percentile_cont``), in seconds. A case
+  created directly as ``dispatched`` has a dispatch time of 0. Negative spans
+  (a late message that filled in an earlier stage time) are left out.
+* ``rework_rate`` = resolved cases that went ``resolved → dispatched`` at least
+  once / resolved cases.
+* ``dispute_resolution_rate`` = the disposal rate of the base's ``dispute`` cases.
+* Live figures, not per period (computed at ``now``): ``overdue`` = cases not
+  closed or cancelled whose current stage deadline has passed (the cases with a
+  ring on the map, ``resolved`` ones waiting for verification included);
+  ``units_online`` = units with a ping in the last ``unit_stale_s`` (5 min), by
+  status, with ``total``; ``coverage_5min`` = share of grids (level ``grid``)
+  whose centroid lies within 5 minutes of an online ``available`` unit,
+  straight-line at ``coverage_speed_kmh``.
+* Rates are fractions 0..1 and ``None`` (JSON null) when their denominator is 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
+
+from sqlalchemy import ColumnElement, Integer, and_, case, cast, extract, func, or_, select
+from sqlalchemy.orm import Session
+
+from dashboard.config import Settings
+from dashboard.geo import haversine_m
+from dashboard.lifecycle import OPEN_STATUSES, TERMINAL
+from dashboard.models import Case, Grid, Unit
+from dashboard.sla import SlaPolicy
+
+KPI_NAMES: tuple[str, ...] = (
+    "reported",
+    "open",
+    "disposal_rate",
+    "closure_rate",
+    "on_time_rate",
+    "overdue",
+    "dispatch_p50_s",
+    "dispatch_p90_s",
+    "arrival_p50_s",
+    "arrival_p90_s",
+    "rework_rate",
+    "dispute_resolution_rate",
+    "units_online",
+    "coverage_5min",
+)
+PERIOD_KPIS: tuple[str, ...] = tuple(
+    k for k in KPI_NAMES if k not in ("overdue", "units_online", "coverage_5min")
+)
+UNIT_STATUSES: tuple[str, ...] = ("available", "busy", "off_duty")
+COVERAGE_S = 300  # the "5-minute service circle"
+_DISPOSED = ("resolved", "closed")
+# Times are compared to the millisecond: SQLite's julianday() carries ~0.1 ms of rounding.
+_EPSILON_S = 0.001
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """``[start, end)``, aware datetimes."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("a period needs aware datetimes")
+        if self.end <= self.start:
+            raise ValueError("a period ends after it starts")
+
+
+@dataclass(frozen=True, slots=True)
+class KpiOptions:
+    """What the live figures depend on besides the database (from the settings)."""
+
+    policy: SlaPolicy
+    categories: Sequence[str]
+    unit_stale_s: int = 300
+    coverage_speed_kmh: float = 18.0
+
+
+# -- periods ----------------------------------------------------------------------------------
+def local_midnight(day: date, zone: tzinfo) -> datetime:
+    """00:00 of a local day, as an aware UTC datetime (DST-safe through zoneinfo)."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def day_period(day: date, zone: tzinfo) -> Period:
+    return Period(local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone))
+
+
+def today_period(now: datetime, zone: tzinfo) -> Period:
+    return day_period(now.astimezone(zone).date(), zone)
+
+
+# -- SQL helpers -----------------------------------------------------------------------------
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def epoch_s(column: Any, dialect: str) -> ColumnElement[Any]:
+    """Seconds since 1970 of a UTC datetime column, in SQL, on SQLite and PostgreSQL."""
+    if dialect == "sqlite":
+        # SQLite stores the UTC columns as naive ISO text; julianday reads it.
+        return (func.julianday(column) - 2440587.5) * 86400.0
+    return extract("epoch", column)
+
+
+def _floor(expr: Any, dialect: str) -> ColumnElement[Any]:
+    """floor() of a non-negative number (SQLite's CAST truncates; PostgreSQL's rounds)."""
+    if dialect == "sqlite":
+        return cast(expr, Integer)
+    return cast(func.floor(expr), Integer)
+
+
+def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return None if denominator == 0 else numerator / denominator
+
+
+def _in_period(period: Period) -> ColumnElement[bool]:
+    return and_(
+        Case.reported_at >= period.start,
+        Case.reported_at < period.end,
+        Case.status != "cancelled",
+    )
+
+
+def resolution_limit_s(policy: SlaPolicy, categories: Iterable[str]) -> ColumnElement[Any]:
+    """The SLA's resolution time (s) of each row's category and priority, as a SQL CASE."""
+    whens = []
+    for category in categories:
+        for priority in (1, 2, 3, 4):
+            _, seconds = policy.limits(category, priority)
+            whens.append((and_(Case.category == category, Case.priority == priority), seconds))
+    # A category outside the catalogue (the catalogue changed since): the policy's default.
+    for priority in (1, 2, 3, 4):
+        _, seconds = policy.limits("\0unknown", priority)
+        whens.append((Case.priority == priority, seconds))
+    return case(*whens, else_=policy.default_resolve_s)
+
+
+def percentiles(
+    session: Session,
+    value: ColumnElement[Any],
+    where: ColumnElement[bool],
+    ps: Sequence[float] = (0.5, 0.9),
+) -> list[float | None]:
+    """Linearly interpolated percentiles of ``value`` over the rows matching ``where``.
+
+    PostgreSQL computes ``percentile_cont``; SQLite has no ordered-set aggregates, so
+    the same interpolation is done from row numbers over one sorted window (the
+    database sorts; only the rows at the wanted ranks come back).
+    """
+    if _dialect(session) == "postgresql":
+        row = session.execute(
+            select(*[func.percentile_cont(p).within_group(value) for p in ps]).where(where)
+        ).one()
+        return [None if v is None else round(float(v), 1) for v in row]
+    # One sort for all the ranks: row numbers and the count over a window.
+    inner = select(
+        value.label("v"),
+        func.row_number().over(order_by=value).label("rn"),
+        func.count().over().label("n"),
+    ).where(where)
+    sub = inner.subquery()
+    wanted = []
+    for p in ps:
+        rank = _floor(p * (sub.c.n - 1), "sqlite") + 1  # 1-based, at or below the position
+        wanted += [sub.c.rn == rank, sub.c.rn == rank + 1]
+    rows = session.execute(select(sub.c.v, sub.c.rn, sub.c.n).where(or_(*wanted))).all()
+    if not rows:
+        return [None for _ in ps]
+    n = int(rows[0][2])
+    at = {int(rn): float(v) for v, rn, _ in rows}
+    out: list[float | None] = []
+    for p in ps:
+        pos = p * (n - 1)
+        lo = math.floor(pos)
+        low = at[lo + 1]
+        high = at.get(lo + 2, low)
+        out.append(round(low + (high - low) * (pos - lo), 1))
+    return out
+
+
+# -- the figures ----------------------------------------------------------------------------------
+def period_kpis(session: Session, *, period: Period, options: KpiOptions) -> dict[str, Any]:
+    """The per-period KPIs (cases reported in ``period``), one aggregate query plus percentiles."""
+    dialect = _dialect(session)
+    base = _in_period(period)
+    resolved_ever = or_(Case.resolved_at.is_not(None), Case.closed_at.is_not(None))
+    resolved_when = epoch_s(func.coalesce(Case.resolved_at, Case.closed_at), dialect)
+    deadline = case(
+        (Case.due_at.is_not(None), epoch_s(Case.due_at, dialect)),
+        else_=epoch_s(Case.reported_at, dialect)
+        + resolution_limit_s(options.policy, options.categories),
+    )
+    dispute = Case.category == "dispute"
+    disposed = Case.status.in_(_DISPOSED)
+    row = session.execute(
+        select(
+            func.count(),
+            _count(Case.status.in_(OPEN_STATUSES)),
+            _count(disposed),
+            _count(Case.status == "closed"),
+            _count(resolved_ever),
+            _count(and_(resolved_ever, resolved_when <= deadline + _EPSILON_S)),
+            _count(and_(resolved_ever, Case.rework_count > 0)),
+            _count(dispute),
+            _count(and_(dispute, disposed)),
+        ).where(base)
+    ).one()
+    reported, open_, disposed_n, closed, resolved, on_time, rework, disputes, disputes_done = (
+        int(v or 0) for v in row
+    )
+    dispatch = epoch_s(Case.dispatched_at, dialect) - epoch_s(Case.reported_at, dialect)
+    arrival = epoch_s(Case.on_scene_at, dialect) - epoch_s(Case.dispatched_at, dialect)
+    d50, d90 = percentiles(
+        session, dispatch, and_(base, Case.dispatched_at.is_not(None), dispatch >= 0)
+    )
+    a50, a90 = percentiles(
+        session,
+        arrival,
+        and_(base, Case.dispatched_at.is_not(None), Case.on_scene_at.is_not(None), arrival >= 0),
+    )
+    return {
+        "reported": reported,
+        "open": open_,
+        "disposal_rate": _rate(disposed_n, reported),
+        "closure_rate": _rate(closed, reported),
+        "on_time_rate": _rate(on_time, resolved),
+        "dispatch_p50_s": d50,
+        "dispatch_p90_s": d90,
+        "arrival_p50_s": a50,
+        "arrival_p90_s": a90,
+        "rework_rate": _rate(rework, resolved),
+        "dispute_resolution_rate": _rate(disputes_done, disputes),
+    }
+
+
+def overdue_count(session: Session, *, now: datetime) -> int:
+    """Cases not closed or cancelled whose current stage deadline has passed.
+
+    Two index range scans on (overdue, deadline_at): those the sweep already flagged,
+    and those whose deadline passed since its last run.
+    """
+    active = Case.status.not_in(TERMINAL)
+    flagged = session.scalar(select(func.count()).where(Case.overdue.is_(True), active))
+    fresh = session.scalar(
+        select(func.count()).where(
+            Case.overdue.is_(False),
+            Case.deadline_at.is_not(None),
+            Case.deadline_at < now,
+            active,
+        )
+    )
+    return int(flagged or 0) + int(fresh or 0)
+
+
+def units_online(session: Session, *, now: datetime, stale_s: int) -> dict[str, int]:
+    """Units with a ping in the last ``stale_s`` seconds, by status, plus ``total``."""
+    since = now - timedelta(seconds=stale_s)
+    rows = session.execute(
+        select(Unit.status, func.count()).where(Unit.last_ts >= since).group_by(Unit.status)
+    ).tuples()
+    out = dict.fromkeys(UNIT_STATUSES, 0)
+    for status, n in rows:
+        out[status] = out.get(status, 0) + int(n)
+    out["total"] = sum(out.values())
+    return out
+
+
+def coverage_5min(
+    session: Session, *, now: datetime, stale_s: int, speed_kmh: float
+) -> float | None:
+    """Share of grids whose centroid is within 5 minutes of an online available unit."""
+    centroids = session.execute(
+        select(Grid.centroid_lat, Grid.centroid_lon).where(Grid.level == "grid")
+    ).tuples()
+    cells = list(centroids)
+    if not cells:
+        return None
+    since = now - timedelta(seconds=stale_s)
+    units: list[tuple[float, float]] = [
+        (float(ulat), float(ulon))
+        for ulat, ulon in session.execute(
+            select(Unit.last_lat, Unit.last_lon).where(
+                Unit.last_ts >= since,
+                Unit.status == "available",
+                Unit.last_lat.is_not(None),
+                Unit.last_lon.is_not(None),
+            )
+        ).tuples()
+        if ulat is not None and ulon is not None
+    ]
+    reach_m = speed_kmh / 3.6 * COVERAGE_S
+    # Cheap bounding test first: a degree of latitude is ~111 km.
+    pad = reach_m / 111_000.0
+    covered = 0
+    for lat, lon in cells:
+        lon_pad = pad / max(0.05, math.cos(math.radians(lat)))
+        for ulat, ulon in units:
+            if abs(ulat - lat) > pad or abs(ulon - lon) > lon_pad:
+                continue
+            if haversine_m(lat, lon, ulat, ulon) <= reach_m:
+                covered += 1
+                break
+    return covered / len(cells)
+
+
+def compute_kpis(
+    session: Session,
+    *,
+    period: Period,
+    now: datetime,
+    options: KpiOptions,
+    live: bool = True,
+) -> dict[str, Any]:
+    """All KPIs in DESIGN.md's names and order; ``live=False`` leaves out the live figures."""
+    figures = period_kpis(session, period=period, options=options)
+    if live:
+        figures["overdue"] = overdue_count(session, now=now)
+        figures["units_online"] = units_online(session, now=now, stale_s=options.unit_stale_s)
+        figures["coverage_5min"] = coverage_5min(
+            session, now=now, stale_s=options.unit_stale_s, speed_kmh=options.coverage_speed_kmh
+        )
+    return {name: figures[name] for name in KPI_NAMES if name in figures}
+
+
+def by_category(session: Session, *, period: Period) -> dict[str, int]:
+    """Base cases of the period per category, largest first."""
+    rows = session.execute(
+        select(Case.category, func.count())
+        .where(_in_period(period))
+        .group_by(Case.category)
+        .order_by(func.count().desc(), Case.category)
+    ).tuples()
+    return {category: int(n) for category, n in rows}
+
+
+def hourly(session: Session, *, period: Period, hours: int = 24) -> list[int]:
+    """Base cases per hour since the period's start (index 0 = its first hour)."""
+    dialect = _dialect(session)
+    start_s = period.start.timestamp()
+    since = epoch_s(Case.reported_at, dialect) - start_s + _EPSILON_S  # 09:00:00 is hour 9
+    bucket = _floor(since / 3600.0, dialect)
+    rows = session.execute(
+        select(bucket, func.count()).where(_in_period(period)).group_by(bucket)
+    ).tuples()
+    out = [0] * hours
+    for index, n in rows:
+        if index is not None and 0 <= int(index) < hours:
+            out[int(index)] += int(n)
+    return out
+
+
+def wall_summary(
+    session: Session,
+    *,
+    now: datetime,
+    zone: tzinfo,
+    options: KpiOptions,
+    yesterday_part: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What the wall's panels show: today's KPIs, yesterday's at the same time of day
+    (for the trend arrows), today's cases by category, and hourly volume of both days.
+
+    ``yesterday_part`` (``yesterday_of`` an earlier summary of the same day) saves
+    recomputing a past day on every push.
+    """
+    today = today_period(now, zone)
+    yesterday = day_period(now.astimezone(zone).date() - timedelta(days=1), zone)
+    # Yesterday up to the same time of day, so that counts compare like with like.
+    elapsed = max(now - today.start, timedelta(milliseconds=1))
+    so_far = Period(yesterday.start, min(yesterday.start + elapsed, yesterday.end))
+    return {
+        "at": int(now.timestamp() * 1000),
+        "day_start": int(today.start.timestamp() * 1000),
+        "today": compute_kpis(session, period=today, now=now, options=options),
+        "yesterday": (
+            yesterday_part["yesterday"]
+            if yesterday_part
+            else compute_kpis(session, period=so_far, now=now, options=options, live=False)
+        ),
+        "by_category": by_category(session, period=today),
+        "hourly": {
+            "today": hourly(session, period=today),
+            "yesterday": (
+                yesterday_part["hourly_yesterday"]
+                if yesterday_part
+                else hourly(session, period=yesterday)
+            ),
+        },
+    }
+
+
+def yesterday_of(summary: dict[str, Any]) -> dict[str, Any]:
+    """The part of a wall summary that a later one of the same day may reuse."""
+    return {"yesterday": summary["yesterday"], "hourly_yesterday": summary["hourly"]["yesterday"]}
+
+
+def options_for(settings: Settings, policy: SlaPolicy) -> KpiOptions:
+    """The KPI options of a process's settings and SLA policy."""
+    return KpiOptions(
+        policy=policy,
+        categories=settings.categories,
+        unit_stale_s=settings.unit_stale_s,
+        coverage_speed_kmh=settings.coverage_speed_kmh,
+    )

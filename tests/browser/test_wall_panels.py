@@ -1,0 +1,242 @@
+"""The wall's panels in real Chromium on a running demo (with its simulator): both screen
+sizes, nothing overflowing, KPIs and lists updating live, deadlines passing by the clock,
+switchable layers, and the display datum conversion.
+
+Set LIANQIN_UPDATE_SCREENSHOTS=1 to write the README's screenshots (assets/screenshots/).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from demo_process import DemoProcess
+from playwright.sync_api import Browser, Page
+
+from dashboard.geo import wgs84_to_gcj02
+from dashboard.theme import STATUS_COLORS
+
+pytestmark = pytest.mark.browser
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "assets" / "screenshots"
+
+PANELS = ("#lq-kpis", "#lq-units-panel", "#lq-categories", "#lq-ticker", "#lq-overdue-panel",
+          "#lq-hourly", "#lq-legend", "#lq-clock", "#lq-connection", "#lq-wall-map")  # fmt: skip
+
+# Every element outside the map's own panes must lie inside the viewport; Leaflet's panes
+# hold markers beyond the map's edge on purpose (clipped by the map container).
+OVERFLOW_JS = """
+() => {
+  const w = innerWidth, h = innerHeight, bad = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (el.closest('.leaflet-pane') || el.closest('[hidden]')) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 && r.height === 0) continue;
+    if (r.left < -0.5 || r.top < -0.5 || r.right > w + 0.5 || r.bottom > h + 0.5) {
+      bad.push((el.id || el.className || el.tagName) + ' ' + JSON.stringify(r));
+    }
+  }
+  const d = document.documentElement;
+  return {bad: bad.slice(0, 10), scroll: d.scrollWidth > w || d.scrollHeight > h};
+}
+"""
+# Text cut off inside a panel: an element whose content is wider or taller than its box
+# without an ellipsis meant for it (titles may be ellipsized; figures never are).
+FIGURES = ".lq-kpi-value, .lq-unit-count-value, .lq-bar-value, .lq-clock, .lq-count"
+CLIPPED_FIGURES_JS = f"""
+() => [...document.querySelectorAll('{FIGURES}')]
+  .filter(el => el.scrollWidth > el.clientWidth + 1)
+  .map(el => el.className + ': ' + el.textContent)
+"""
+
+
+@pytest.fixture(scope="module")
+def live_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
+    """The demo as a user starts it, with the simulator feeding it."""
+    process = DemoProcess(
+        tmp_path_factory.mktemp("wall") / "data", "--warm", "200", "--speed", "10"
+    )
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def producer(live_demo: DemoProcess) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(live_demo.redis_url)
+    yield client
+    client.close()
+
+
+def open_wall(browser: Browser, demo: DemoProcess, w: int, h: int, query: str = "") -> Page:
+    context = browser.new_context(viewport={"width": w, "height": h}, locale="zh-CN")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors  # type: ignore[attr-defined]
+    page.goto(f"{demo.url}/wall?token={demo.wall_token}{query}")
+    page.wait_for_function(
+        "window.lianqin && window.lianqin.connected && window.lianqin.seq !== null"
+        " && window.lianqin.kpis !== null",
+        timeout=30_000,
+    )
+    return page
+
+
+def close(page: Page) -> None:
+    errors = page.errors  # type: ignore[attr-defined]
+    page.context.close()
+    assert errors == [], errors
+
+
+def xadd_case(
+    client: redis.Redis, case_id: str, status: str, age_s: float = 0, **extra: Any
+) -> None:
+    fields = {"id": case_id, "status": status, "ts": str(int((time.time() - age_s) * 1000))}
+    fields.update({k: str(v) for k, v in extra.items()})
+    client.xadd("lq:incidents", fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("w", "h"), [(1920, 1080), (3840, 2160)])
+def test_the_wall_fills_the_screen_with_every_panel_and_nothing_overflows(
+    browser: Browser, live_demo: DemoProcess, producer: redis.Redis, w: int, h: int
+) -> None:
+    xadd_case(producer, f"OVR-{w}", "registered", age_s=200, lat=29.372, lon=106.262,
+              category="fire_hazard", priority=1, source="iot", title="配电箱温度异常")  # fmt: skip
+    page = open_wall(browser, live_demo, w, h)
+    try:
+        for selector in PANELS:
+            box = page.locator(selector).bounding_box()
+            assert box and box["width"] > 0 and box["height"] > 0, selector
+        assert page.locator("#lq-kpis .lq-kpi").count() == 12
+        page.wait_for_function(  # the worker pushes KPIs as the warm start's cases land
+            "parseInt(document.querySelector('#lq-kpi-reported .lq-kpi-value').textContent) >= 1",
+            timeout=20_000,
+        )
+        assert page.locator("#lq-hourly .lq-hour").count() == 24
+        page.wait_for_selector("#lq-ticker li[data-case]")
+        page.wait_for_selector(f'#lq-overdue-panel li[data-case="OVR-{w}"].lq-od-urgent')
+        page.wait_for_function("document.getElementById('lq-connection').dataset.state === 'live'")
+        page.wait_for_timeout(1500)  # fonts, the first KPI push, the lists' fitting
+        result = page.evaluate(OVERFLOW_JS)
+        assert result == {"bad": [], "scroll": False}
+        assert page.evaluate(CLIPPED_FIGURES_JS) == []
+        # The panels scale with the screen: the KPI figures are ~3.7 % of its height.
+        size = page.evaluate(
+            "parseFloat(getComputedStyle(document.querySelector('.lq-kpi-value')).fontSize)"
+        )
+        assert abs(size - 0.037 * h) < 1.5
+        if os.environ.get("LIANQIN_UPDATE_SCREENSHOTS") == "1":
+            page.screenshot(path=str(SCREENSHOTS / f"wall-{w}x{h}.png"))
+        else:
+            page.screenshot(path=str(Path(live_demo.data_dir).parent / f"wall-{w}x{h}.png"))
+    finally:
+        close(page)
+
+
+def test_kpis_and_the_ticker_update_live_without_a_reload(
+    browser: Browser, live_demo: DemoProcess, producer: redis.Redis
+) -> None:
+    page = open_wall(browser, live_demo, 1920, 1080)
+    try:
+        page.evaluate("window.__lqMarker = 1")  # gone if the page reloads
+        before = page.evaluate("window.lianqin.kpis.today.reported")
+        xadd_case(producer, "TICK-1", "reported", lat=29.368, lon=106.255, category="dispute",
+                  source="hotline_12345", title="<b>邻里</b>纠纷")  # fmt: skip
+        page.wait_for_selector('#lq-ticker li[data-case="TICK-1"]', timeout=10_000)
+        row = page.inner_text('#lq-ticker li[data-case="TICK-1"]')
+        assert "矛盾纠纷" in row and "12345热线" in row and "<b>邻里</b>纠纷" in row  # as text
+        page.wait_for_function(f"window.lianqin.kpis.today.reported > {before}", timeout=10_000)
+        assert page.evaluate("window.__lqMarker") == 1
+    finally:
+        close(page)
+
+
+def test_a_deadline_passes_by_the_clock_alone(
+    browser: Browser, live_demo: DemoProcess, producer: redis.Redis
+) -> None:
+    page = open_wall(browser, live_demo, 1920, 1080)
+    try:
+        # Registered 56 s ago: the dispatch deadline (60 s) passes in ~4 s, with no message.
+        xadd_case(producer, "CLK-1", "registered", age_s=56, lat=29.375, lon=106.27,
+                  category="noise", priority=2, title="噪音")  # fmt: skip
+        page.wait_for_function("window.lianqin.cases['CLK-1'] !== undefined", timeout=10_000)
+        assert page.evaluate("window.lianqin.cases['CLK-1'].overdue") is False
+        assert page.locator('#lq-overdue-panel li[data-case="CLK-1"]').count() == 0
+        page.wait_for_function("window.lianqin.cases['CLK-1'].overdue === true", timeout=15_000)
+        page.wait_for_selector('path[data-ring="CLK-1"].lq-overdue')
+        page.wait_for_selector(  # in the list (shown when it fits: the most urgent first)
+            '#lq-overdue-panel li[data-case="CLK-1"]', state="attached", timeout=5_000
+        )
+        style = page.evaluate("lq.live.caseStyle('CLK-1')")
+        assert style["fill"] == STATUS_COLORS["registered"] and style["ring"] is True
+        # Dispatched: a new stage, a new deadline: the ring goes.
+        xadd_case(producer, "CLK-1", "dispatched", unit="P-001")
+        page.wait_for_function(
+            "window.lianqin.cases['CLK-1'].status === 'dispatched'"
+            " && !window.lianqin.cases['CLK-1'].overdue",
+            timeout=10_000,
+        )
+        page.wait_for_function("!document.querySelector('path[data-ring=\"CLK-1\"]')")
+    finally:
+        close(page)
+
+
+def test_layers_switch_and_a_screen_can_pick_its_own(
+    browser: Browser, live_demo: DemoProcess
+) -> None:
+    page = open_wall(browser, live_demo, 1920, 1080)
+    try:
+        page.wait_for_selector(".lq-fac-station")
+        assert page.locator(".lq-fac-camera").count() == 0  # off by default
+        labels = page.eval_on_selector_all(
+            ".leaflet-control-layers-overlays label", "els => els.map(e => e.textContent.trim())"
+        )
+        for name in ("道路水系", "网格", "微网格", "网格案件密度", "巡区", "警务站", "视频监控",
+                     "物联感知", "案件", "力量"):  # fmt: skip
+            assert name in labels, (name, labels)
+        page.hover(".leaflet-control-layers")
+        page.get_by_label("视频监控", exact=True).check()
+        page.wait_for_function("document.querySelectorAll('.lq-fac-camera').length === 105")
+        page.get_by_label("案件", exact=True).uncheck()
+        page.wait_for_function("document.querySelectorAll('path[data-case]').length === 0")
+        page.get_by_label("案件", exact=True).check()  # the live dots come back, still live
+        page.wait_for_function("document.querySelectorAll('path[data-case]').length > 0")
+    finally:
+        close(page)
+    page = open_wall(browser, live_demo, 1920, 1080, "&layers=cases,units,sensors,density")
+    try:
+        page.wait_for_function("document.querySelectorAll('.lq-fac-sensor').length === 40")
+        assert page.locator(".lq-fac-station").count() == 0
+        page.wait_for_function(  # the density layer colors the grids with open cases
+            "Object.keys(lq.live.density.counts).length > 0", timeout=10_000
+        )
+    finally:
+        close(page)
+
+
+def test_gcj02_display_matches_the_server(browser: Browser, live_demo: DemoProcess) -> None:
+    page = open_wall(browser, live_demo, 1920, 1080)
+    try:
+        for lat, lon in ((29.37, 106.26), (39.9087, 116.3975), (22.54, 114.05), (48.85, 2.35)):
+            got = page.evaluate(f"lq.geo.wgs84ToGcj02({lat}, {lon})")
+            want = wgs84_to_gcj02(lat, lon)
+            assert abs(got[0] - want[0]) < 1e-9 and abs(got[1] - want[1]) < 1e-9
+    finally:
+        close(page)
+
+
+def test_english_panels(browser: Browser, live_demo: DemoProcess) -> None:
+    page = open_wall(browser, live_demo, 1920, 1080, "&lang=en")
+    try:
+        assert page.inner_text("#lq-kpis .lq-panel-title") == "Today"
+        assert "Newest cases" in page.inner_text("#lq-ticker")
+        assert page.evaluate(CLIPPED_FIGURES_JS) == []
+    finally:
+        close(page)

@@ -1,0 +1,72 @@
+"""Each benchmark runs end to end at a tiny size, so that none of them rots.
+
+Only that they run and report is checked (and the checks they make themselves, such as
+exactly-once and no dropped delta); their timings are never asserted here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+
+
+def run_bench(module: str, redis_url: str, *args: str, timeout: float = 240) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIANQIN_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "--redis-url", redis_url, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return proc.stdout
+
+
+def test_ingest_benchmark_runs(redis_url: str) -> None:
+    out = run_bench(
+        "bench.ingest", redis_url, "--db", "sqlite", "--workers", "1,2",
+        "--pings", "600", "--cases", "120", "--units", "50",
+    )  # fmt: skip
+    assert "of bare XREAD" in out
+    assert out.count("exactly once: True") == 2, out
+
+
+@needs_chromium
+def test_e2e_benchmark_runs_with_the_peer(redis_url: str) -> None:
+    out = run_bench(
+        "bench.e2e", redis_url, "--duration", "3", "--units", "50", "--cases", "100",
+        "--ping-rate", "50", "--case-rate", "2", "--peers", "1000",
+    )  # fmt: skip
+    assert "in order with no gap: True" in out, out
+    assert "units not at their last ping: 0" in out, out
+    assert "-- peer_1000ms" in out, out
+
+
+@needs_chromium
+def test_load_benchmark_runs(redis_url: str) -> None:
+    out = run_bench(
+        "bench.load", redis_url, "--units", "50", "--cases", "200", "--opens", "1",
+        "--duration", "2", "--ping-rate", "50", "--case-rate", "2",
+    )  # fmt: skip
+    assert "open → painted wall" in out and "one delta" in out, out
+
+
+@needs_chromium
+def test_soak_benchmark_runs(redis_url: str) -> None:
+    out = run_bench(
+        "bench.soak", redis_url, "--duration", "4", "--interval", "2", "--units", "50",
+        "--cases", "100", "--ping-rate", "50", "--maxlen", "1000",
+    )  # fmt: skip
+    assert "-- soak over" in out and "worker_rss" in out, out

@@ -1,0 +1,264 @@
+"""The KPI engine against hand-computed fixtures, on the real database (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dashboard.models import Case, Grid, Unit
+from dashboard.runtime import Runtime
+from dashboard.services.kpis import (
+    KPI_NAMES,
+    KpiOptions,
+    Period,
+    by_category,
+    compute_kpis,
+    day_period,
+    hourly,
+    wall_summary,
+)
+from dashboard.sla import SlaPolicy
+
+SH = ZoneInfo("Asia/Shanghai")
+DAY = date(2026, 11, 23)
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=SH).astimezone(UTC)
+
+
+def local(day: int, hh: int, mm: int = 0, ss: int = 0) -> datetime:
+    return datetime(2026, 11, day, hh, mm, ss, tzinfo=SH).astimezone(UTC)
+
+
+def make_case(case_id: str, status: str, category: str, reported: datetime, **kw: Any) -> Case:
+    values: dict[str, Any] = {
+        "id": case_id,
+        "status": status,
+        "category": category,
+        "priority": 3,
+        "lat": 29.37,
+        "lon": 106.26,
+        "reported_at": reported,
+        "status_since": reported,
+        "status_ts": reported,
+        "rework_count": 0,
+        "version": 1,
+        "overdue": False,
+    }
+    values.update(kw)
+    return Case(**values)
+
+
+def fixture_cases() -> list[Case]:
+    """Nine cases around 2026-11-23 (Asia/Shanghai); the expected figures are worked out below."""
+    return [
+        # A: dispute, on time (72 h), closed. dispatch 60 s, arrival 240 s.
+        make_case("A", "closed", "dispute", local(23, 9), registered_at=local(23, 9, 0, 30),
+                  dispatched_at=local(23, 9, 1), on_scene_at=local(23, 9, 5),
+                  resolved_at=local(23, 10), closed_at=local(23, 11)),
+        # B: traffic (2 h), resolved after 3 h: late. dispatch 120 s, arrival 600 s.
+        make_case("B", "resolved", "traffic", local(23, 10), dispatched_at=local(23, 10, 2),
+                  on_scene_at=local(23, 10, 12), resolved_at=local(23, 13),
+                  deadline_at=local(24, 13)),
+        # C: noise, on scene (open); dispatch 30 s, arrival 150 s; its deadline passed.
+        make_case("C", "on_scene", "noise", local(23, 11), dispatched_at=local(23, 11, 0, 30),
+                  on_scene_at=local(23, 11, 3), deadline_at=local(23, 15)),
+        # D: dispute, still reported (open), flagged overdue by the sweep.
+        make_case("D", "reported", "dispute", local(23, 12), deadline_at=local(23, 12, 5),
+                  overdue=True),
+        # E: cancelled: in no figure.
+        make_case("E", "cancelled", "environment", local(23, 12, 30), cancelled_at=local(23, 13)),
+        # F: urgent public security (2 h / 4 = 30 min) reported 23:50, closed 00:20 the next
+        # day without a resolved stage: resolved exactly at its deadline, on time; counts for
+        # the 23rd. dispatch 60 s, arrival 840 s (across midnight).
+        make_case("F", "closed", "public_security", local(23, 23, 50), priority=1,
+                  dispatched_at=local(23, 23, 51), on_scene_at=local(24, 0, 5),
+                  closed_at=local(24, 0, 20)),
+        # G: explicit due 1 h after the report, resolved in 50 min (on time), then reworked:
+        # dispatched again (open), rework. dispatch 600 s, arrival 600 s.
+        make_case("G", "dispatched", "other", local(23, 8), due_at=local(23, 9),
+                  dispatched_at=local(23, 8, 10), on_scene_at=local(23, 8, 20),
+                  resolved_at=local(23, 8, 50), rework_count=1, status_since=local(24, 11, 58),
+                  deadline_at=local(24, 12, 3)),
+        # H: reported one minute before the day: not in the 23rd, but overdue now.
+        make_case("H", "registered", "noise", local(22, 23, 59), deadline_at=local(23, 0, 0, 59),
+                  overdue=True),
+        # I: a dispute created directly as dispatched (110 CAD): dispatch time 0; overdue.
+        make_case("I", "dispatched", "dispute", local(23, 14), dispatched_at=local(23, 14),
+                  deadline_at=local(23, 14, 5)),
+    ]  # fmt: skip
+
+
+def options() -> KpiOptions:
+    return KpiOptions(
+        policy=SlaPolicy(),
+        categories=(
+            "dispute",
+            "public_security",
+            "traffic",
+            "fire_hazard",
+            "environment",
+            "noise",
+            "other",
+        ),
+        unit_stale_s=300,
+        coverage_speed_kmh=18.0,  # 1500 m in 5 minutes
+    )
+
+
+def grid(code: str, lat: float, lon: float, level: str = "grid") -> Grid:
+    d = 0.001
+    ring = [[lon - d, lat - d], [lon + d, lat - d], [lon + d, lat + d], [lon - d, lat + d]]
+    return Grid(
+        code=code,
+        name=code,
+        kind="residential",
+        level=level,
+        geometry={"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
+        centroid_lat=lat,
+        centroid_lon=lon,
+    )
+
+
+def unit(unit_id: str, status: str, lat: float, lon: float, age_s: float) -> Unit:
+    return Unit(
+        id=unit_id,
+        name=unit_id,
+        kind="patrol",
+        status=status,
+        last_lat=lat,
+        last_lon=lon,
+        last_ts=NOW - timedelta(seconds=age_s),
+    )
+
+
+@pytest.fixture
+def loaded(runtime: Runtime) -> Runtime:
+    with runtime.db.write() as session:
+        session.add_all(fixture_cases())
+        session.add_all(
+            [
+                grid("G1", 29.37, 106.26),  # U1 stands on it
+                grid("G2", 29.379, 106.26),  # ~1.0 km north of U1: covered
+                grid("G3", 29.388, 106.26),  # ~2.0 km: not covered
+                grid("G4", 29.30, 106.20),  # only the busy U2 is near: not covered
+                grid("M1", 29.30, 106.20, level="micro"),  # micro-grids do not count
+            ]
+        )
+        session.add_all(
+            [
+                unit("U1", "available", 29.37, 106.26, age_s=60),
+                unit("U2", "busy", 29.30, 106.20, age_s=100),
+                unit("U3", "available", 29.30, 106.20, age_s=400),  # offline: stale ping
+                unit("U4", "off_duty", 29.40, 106.30, age_s=10),
+            ]
+        )
+    return runtime
+
+
+def test_every_kpi_against_the_hand_computed_fixture(loaded: Runtime) -> None:
+    with loaded.db.read() as session:
+        kpis = compute_kpis(session, period=day_period(DAY, SH), now=NOW, options=options())
+    assert list(kpis) == list(KPI_NAMES)
+    assert kpis == {
+        "reported": 7,  # A B C D F G I (E cancelled, H the day before)
+        "open": 4,  # C D G I
+        "disposal_rate": pytest.approx(3 / 7),  # A B F
+        "closure_rate": pytest.approx(2 / 7),  # A F
+        "on_time_rate": pytest.approx(3 / 4),  # resolved: A B F G; late: B
+        "overdue": 4,  # C D H I, whatever their day
+        "dispatch_p50_s": 60.0,  # [0, 30, 60, 60, 120, 600]
+        "dispatch_p90_s": 360.0,  # rank 4.5: 120 + (600 - 120) / 2
+        "arrival_p50_s": 600.0,  # [150, 240, 600, 600, 840]
+        "arrival_p90_s": 744.0,  # rank 3.6: 600 + 240 * 0.6
+        "rework_rate": pytest.approx(1 / 4),  # G
+        "dispute_resolution_rate": pytest.approx(1 / 3),  # A of A D I
+        "units_online": {"available": 1, "busy": 1, "off_duty": 1, "total": 3},
+        "coverage_5min": 0.5,  # G1 G2 of four grids
+    }
+    assert isinstance(kpis["reported"], int) and isinstance(kpis["open"], int)
+
+
+def test_an_empty_day_gives_zero_counts_and_null_rates(loaded: Runtime) -> None:
+    with loaded.db.read() as session:
+        kpis = compute_kpis(
+            session, period=day_period(date(2026, 11, 1), SH), now=NOW, options=options()
+        )
+    assert kpis["reported"] == 0 and kpis["open"] == 0
+    for name in (
+        "disposal_rate",
+        "closure_rate",
+        "on_time_rate",
+        "rework_rate",
+        "dispute_resolution_rate",
+        "dispatch_p50_s",
+        "dispatch_p90_s",
+        "arrival_p50_s",
+        "arrival_p90_s",
+    ):
+        assert kpis[name] is None, name
+    assert kpis["overdue"] == 4  # live, not per period
+
+
+def test_an_empty_database(runtime: Runtime) -> None:
+    with runtime.db.read() as session:
+        kpis = compute_kpis(session, period=day_period(DAY, SH), now=NOW, options=options())
+    assert kpis["reported"] == 0 and kpis["overdue"] == 0
+    assert kpis["units_online"] == {"available": 0, "busy": 0, "off_duty": 0, "total": 0}
+    assert kpis["coverage_5min"] is None  # no grids: no denominator
+
+
+def test_the_day_is_the_configured_time_zones_day(runtime: Runtime) -> None:
+    # 07:30 in Shanghai on the 23rd is 23:30 UTC on the 22nd.
+    early = datetime(2026, 11, 23, 7, 30, tzinfo=SH)
+    with runtime.db.write() as session:
+        session.add(make_case("TZ", "reported", "noise", early.astimezone(UTC)))
+    with runtime.db.read() as session:
+
+        def reported(day: date, zone: Any) -> int:
+            kpis = compute_kpis(
+                session, period=day_period(day, zone), now=NOW, options=options(), live=False
+            )
+            return int(kpis["reported"])
+
+        assert reported(DAY, SH) == 1
+        assert reported(DAY, ZoneInfo("UTC")) == 0
+        assert reported(date(2026, 11, 22), ZoneInfo("UTC")) == 1
+
+
+def test_periods_follow_daylight_saving() -> None:
+    ny = ZoneInfo("America/New_York")
+    spring = day_period(date(2026, 3, 8), ny)
+    assert spring.end - spring.start == timedelta(hours=23)
+    assert day_period(DAY, SH).start == datetime(2026, 11, 22, 16, 0, tzinfo=UTC)
+    with pytest.raises(ValueError):
+        Period(NOW, NOW)
+
+
+def test_categories_and_hourly_volume(loaded: Runtime) -> None:
+    with loaded.db.read() as session:
+        cats = by_category(session, period=day_period(DAY, SH))
+        hours = hourly(session, period=day_period(DAY, SH))
+    assert cats == {"dispute": 3, "noise": 1, "other": 1, "public_security": 1, "traffic": 1}
+    assert next(iter(cats)) == "dispute"
+    expected = [0] * 24
+    for hh in (8, 9, 10, 11, 12, 14, 23):
+        expected[hh] = 1
+    assert hours == expected
+
+
+def test_the_wall_summary_compares_with_yesterday_at_the_same_time(loaded: Runtime) -> None:
+    # At 10:30 on the 24th, "yesterday" is the 23rd up to 10:30: G (08:00), A (09:00), B (10:00).
+    now = datetime(2026, 11, 24, 10, 30, tzinfo=SH).astimezone(UTC)
+    with loaded.db.write() as session:
+        session.add(make_case("T1", "reported", "traffic", local(24, 9, 15)))
+    with loaded.db.read() as session:
+        summary = wall_summary(session, now=now, zone=SH, options=options())
+    assert summary["today"]["reported"] == 1
+    assert summary["yesterday"]["reported"] == 3
+    assert "overdue" not in summary["yesterday"]  # live figures are not compared
+    assert summary["by_category"] == {"traffic": 1}
+    assert summary["hourly"]["today"][9] == 1
+    assert sum(summary["hourly"]["yesterday"]) == 7  # the whole of yesterday
+    assert summary["day_start"] == int(datetime(2026, 11, 23, 16, tzinfo=UTC).timestamp() * 1000)
