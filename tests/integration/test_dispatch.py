@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ from flask.testing import FlaskClient
 from helpers import drain, make_token
 from sqlalchemy import select
 
-from dashboard.app import create_app, runtime_of
+from dashboard.app import runtime_of
 from dashboard.changes import ChangeLog, pending
 from dashboard.config import Settings
 from dashboard.geo import haversine_m
@@ -29,18 +28,6 @@ from dashboard.worker import Worker
 
 PASSWORD = "correct horse battery"
 LAT, LON = 29.3702, 106.2610
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
-    server = create_app(settings)
-    yield server
-    runtime_of(server).close()
-
-
-@pytest.fixture
-def rt(app: Flask) -> Runtime:
-    return runtime_of(app)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,8 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from helpers import drain
 
-from dashboard.app import create_app, runtime_of
-from dashboard.config import Settings
+from dashboard.app import runtime_of
 from dashboard.models import Case, Department, Unit
 from dashboard.runtime import Runtime
 from dashboard.services import accounts
@@ -39,13 +37,6 @@ BUTTON = {
     "cancel": ids.CANCEL_BUTTON,
     "reopen": ids.REOPEN_BUTTON,
 }
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
-    server = create_app(settings)
-    yield server
-    runtime_of(server).close()
 
 
 @pytest.fixture

@@ -3,33 +3,22 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from helpers import drain, make_token
+from helpers import drain
 from test_kpis import fixture_cases
 
-from dashboard.app import create_app, runtime_of
-from dashboard.config import Settings
+from dashboard.app import runtime_of
 from dashboard.services.kpis import KPI_NAMES
 from dashboard.streams import Producer
 from dashboard.worker import Worker
 
 
 @pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
-    server = create_app(settings)
-    yield server
-    runtime_of(server).close()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    c = app.test_client()
-    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {make_token(runtime_of(app))}"
-    return c
+def client(api_client: FlaskClient) -> FlaskClient:
+    return api_client  # tests/integration/conftest.py: a viewer token
 
 
 def test_default_is_today_through_the_streams(app: Flask, client: FlaskClient) -> None:

@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import socketio
-from flask import Flask
 from helpers import drain, make_token, wait_for
-from werkzeug.serving import make_server
 
-from dashboard.app import create_app, runtime_of
-from dashboard.config import Settings
 from dashboard.realtime import NAMESPACE, Publisher
 from dashboard.runtime import Runtime
 from dashboard.streams import Producer
 from dashboard.worker import Worker
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
-    server = create_app(settings)
-    yield server
-    runtime_of(server).close()
-
-
-@pytest.fixture
-def rt(app: Flask) -> Runtime:
-    return runtime_of(app)
 
 
 @pytest.fixture
@@ -69,16 +52,6 @@ class LiveClient:
 
     def close(self) -> None:
         self.sio.disconnect()
-
-
-@pytest.fixture
-def server_url(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
 
 
 @pytest.fixture

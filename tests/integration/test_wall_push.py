@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 import socketio
 from flask import Flask
 from helpers import drain, make_token, wait_for
-from werkzeug.serving import make_server
 
-from dashboard.app import create_app, runtime_of
-from dashboard.config import Settings
+from dashboard.app import runtime_of
 from dashboard.models import Case
 from dashboard.realtime import NAMESPACE, Publisher
 from dashboard.runtime import Runtime
@@ -125,23 +120,6 @@ def test_an_explicit_due_overrides_the_resolution_deadline(
 
 
 # -- the KPIs' live path ------------------------------------------------------------------------
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
-    server = create_app(settings)
-    yield server
-    runtime_of(server).close()
-
-
-@pytest.fixture
-def server_url(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
-
-
 def test_the_worker_pushes_kpis_after_a_change_and_snapshots_carry_them(
     app: Flask, server_url: str
 ) -> None:
