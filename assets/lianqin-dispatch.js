@@ -93,7 +93,12 @@
     var api = st.api;
     if (api && !(api.isDestroyed && api.isDestroyed())) return fn(api);
     st.api = null;
-    if (!window.dash_ag_grid || !window.dash_ag_grid.getApiAsync) return undefined;
+    if (!window.dash_ag_grid || !window.dash_ag_grid.getApiAsync) {
+      // The grid's bundle loads lazily: a snapshot can arrive before it. Whatever was
+      // asked is rebuilt from the live state once the grid is there.
+      retryRebuild();
+      return undefined;
+    }
     if (st.apiWaiting) {
       st.apiWaiting.push(fn);
       return undefined;
@@ -110,9 +115,18 @@
       },
       function () {
         st.apiWaiting = null;
+        retryRebuild();
       }
     );
     return undefined;
+  }
+
+  function retryRebuild() {
+    if (st.retryTimer) return;
+    st.retryTimer = setTimeout(function () {
+      st.retryTimer = null;
+      rebuild();
+    }, 200);
   }
 
   function wire(api) {

@@ -6,7 +6,8 @@ from dash import Dash
 
 
 def register_all(app: Dash) -> None:
-    from callbacks import dispatch, router
+    from callbacks import dispatch, router, trends
 
     router.register(app)
     dispatch.register(app)
+    trends.register(app)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from dash import Dash, Input, Output
+from dash import Dash, Input, Output, ctx
 from dash.development.base_component import Component
+from dash.exceptions import PreventUpdate
 from flask import current_app
 
 from callbacks.dispatch import render_page as render_dispatch
+from callbacks.trends import render_page as render_trends
+from callbacks.trends import render_print as render_trends_print
 from dashboard.runtime import Runtime
 from dashboard.services.geo import map_view
 from dashboard.tiles import tile_source
@@ -42,4 +45,12 @@ def register(app: Dash) -> None:
             )
         if pathname == "/dispatch":
             return render_dispatch(lang=lang)
+        if pathname == "/trends":
+            # The briefing view keeps its state in the query: a changed query redraws its
+            # charts (callbacks/trends.py), not the whole page.
+            if set(ctx.triggered_prop_ids) == {f"{ids.URL}.search"}:
+                raise PreventUpdate
+            return render_trends(lang=lang, search=search)
+        if pathname == "/trends/print":
+            return render_trends_print(lang=lang, search=search)
         return create_not_found(pathname, lang=lang)

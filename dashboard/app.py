@@ -33,6 +33,11 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     runtime = Runtime.open(settings, redis_url=redis_url)
 
     server = Flask("lianqin")
+    if settings.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     server.config.update(
         SECRET_KEY=secret or secrets.token_hex(32),
@@ -51,6 +56,12 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     from dashboard.api_write import api_write
 
     server.register_blueprint(api_write)
+    from dashboard.ops import ops
+
+    server.register_blueprint(ops)
+    from dashboard.openapi import openapi
+
+    server.register_blueprint(openapi)
 
     socketio = SocketIO(
         server,
@@ -63,7 +74,7 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     )
     from dashboard.realtime import register_socket_handlers
 
-    register_socket_handlers(socketio, runtime)
+    server.extensions["lianqin_socket_guard"] = register_socket_handlers(socketio, runtime)
 
     dash_app = Dash(
         __name__,
@@ -83,6 +94,10 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     dash_app.layout = create_root_layout()
     register_all(dash_app)
     server.extensions["dash"] = dash_app
+    from dashboard.security import content_security_policy, install_headers
+
+    # After every callback is registered: the hashes cover Dash's own inline scripts.
+    install_headers(server, content_security_policy(settings, dash_app.csp_hashes()))
     return server
 
 

@@ -31,13 +31,17 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 
 from dashboard.runtime import Runtime
+from dashboard.security import login_blocked, login_failed, login_succeeded, note_token_use
 from dashboard.services import accounts
 from dashboard.services.accounts import Principal
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon.ico", "/healthz", "/readyz")
-PUBLIC_PATHS = frozenset({"/login"})
+# /metrics checks its own credentials (the metrics token or an admin: dashboard/ops.py).
+PUBLIC_PREFIXES = (
+    "/assets/", "/_dash-component-suites/", "/_favicon.ico", "/healthz", "/readyz", "/metrics",
+)  # fmt: skip
+PUBLIC_PATHS = frozenset({"/login", "/api/v1/openapi.json"})
 PAGE_PERMISSIONS: dict[str, str] = {
     "/": "view_wall",
     "/wall": "view_wall",
@@ -122,6 +126,7 @@ def _from_bearer(req: Any) -> SessionPrincipal | None:
         principal = accounts.token_principal(db_session, plaintext=token)
         if principal is not None:
             accounts.touch_token(db_session, token_id=principal.key, now=rt.now())
+            note_token_use(rt, db_session, principal, ip=client_ip(), path=request.path)
     return SessionPrincipal(principal) if principal else None
 
 
@@ -243,6 +248,7 @@ _TEXT = {
         "password": "密码",
         "submit": "登录",
         "failed": "用户名或密码错误，或账号已停用。",
+        "limited": "登录失败次数过多，请 {minutes} 分钟后再试。",
         "forbidden": "无权访问",
         "back": "返回",
         "other": "English",
@@ -255,6 +261,7 @@ _TEXT = {
         "password": "Password",
         "submit": "Sign in",
         "failed": "Wrong username or password, or the account is disabled.",
+        "limited": "Too many failed sign-ins. Try again in {minutes} min.",
         "forbidden": "Not allowed",
         "back": "Back",
         "other": "中文",
@@ -270,6 +277,7 @@ _LOGIN = """<!doctype html>
 <body class="lq-login-page"><main class="lq-login">
 <h1>{{ t.title }}</h1><h2>{{ t.subtitle }}</h2>
 {% if failed %}<p class="lq-login-error" role="alert">{{ t.failed }}</p>{% endif %}
+{% if limited %}<p class="lq-login-error lq-login-limited" role="alert">{{ limited }}</p>{% endif %}
 <form method="post" action="/login?lang={{ lang }}">
 <input type="hidden" name="csrf_token" value="{{ csrf }}">
 <input type="hidden" name="next" value="{{ next }}">
@@ -327,17 +335,34 @@ def login_submit() -> Response | tuple[str, int]:
     username = request.form.get("username", "")[:64]
     password = request.form.get("password", "")[:1024]
     rt = runtime()
+    ip = client_ip()
+    target = safe_next(request.form.get("next"))
+    # Checked before the password: a blocked guesser learns nothing, even the right one.
+    wait_s = login_blocked(rt.redis, rt.keys, rt.settings, ip=ip, username=username)
+    if wait_s:
+        with rt.db.write() as db_session:
+            accounts.audit(
+                db_session, actor=f"user:{username}", action="login.limited", ip=ip,
+                detail={"retry_after_s": wait_s},
+            )  # fmt: skip
+        page = render_template_string(
+            _LOGIN, t=_TEXT[lang], lang=lang, csrf=generate_csrf(), next=target, failed=False,
+            limited=_TEXT[lang]["limited"].format(minutes=max(1, -(-wait_s // 60))),
+            username=username,
+        )  # fmt: skip
+        return page, 429
     with rt.db.write() as db_session:
         principal = accounts.authenticate(
-            db_session, username=username, password=password, ip=client_ip(), now=rt.now()
+            db_session, username=username, password=password, ip=ip, now=rt.now()
         )
-    target = safe_next(request.form.get("next"))
     if principal is None:
+        login_failed(rt.redis, rt.keys, rt.settings, ip=ip, username=username)
         page = render_template_string(
             _LOGIN, t=_TEXT[lang], lang=lang, csrf=generate_csrf(), next=target, failed=True,
             username=username,
         )  # fmt: skip
         return page, 401
+    login_succeeded(rt.redis, rt.keys, ip=ip, username=username)
     session.clear()  # no fixation: a fresh session for the signed-in user
     login_user(SessionPrincipal(principal))
     return redirect(target)  # type: ignore[return-value]

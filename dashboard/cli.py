@@ -24,10 +24,20 @@ log = logging.getLogger("lianqin")
 
 
 def setup_logging(level: str) -> None:
+    from dashboard.ops import JsonFormatter, RedactingFilter
+
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
     )
+    try:
+        json_logs = load_settings().log_format == "json"
+    except Exception:  # invalid settings are reported by the command itself
+        json_logs = False
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())  # no passwords or tokens in any log line
+        if json_logs:
+            handler.setFormatter(JsonFormatter())
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("engineio").setLevel(logging.WARNING)
@@ -112,14 +122,22 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
             '  python -c "import secrets; print(secrets.token_hex(32))"\n'
             "and set it for every web instance (the demo generates its own)."
         )
+
+    def on_term(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt  # stop serving, then close Redis (the embedded one) cleanly
+
+    signal.signal(signal.SIGTERM, on_term)
     with _redis(settings) as url:
-        _run_web(
-            settings,
-            url,
-            settings.host,
-            settings.port,
-            banner=f"Lianqin: http://{settings.host}:{settings.port}/wall",
-        )
+        try:
+            _run_web(
+                settings,
+                url,
+                settings.host,
+                settings.port,
+                banner=f"Lianqin: http://{settings.host}:{settings.port}/wall",
+            )
+        except KeyboardInterrupt:
+            log.info("web server stopped")
 
 
 @main.command()
@@ -161,10 +179,37 @@ def worker(ctx: click.Context, name: str | None) -> None:
     help="Cases to create at start, in various stages.",
 )
 @click.option("--seed", type=int, default=None, help="Random seed (default: random).")
+@click.option(
+    "--history",
+    type=int,
+    default=None,
+    help="Instead: write N past cases straight into the database (bulk) and exit.",
+)
+@click.option("--history-days", type=int, default=400, show_default=True, help="Days of history.")
+@click.option(
+    "--ping-hours",
+    type=int,
+    default=24,
+    show_default=True,
+    help="With --history: unit tracks (a ping a minute) for the last H hours.",
+)
 @click.pass_context
-def simulate(ctx: click.Context, speed: float, rate: float, warm: int, seed: int | None) -> None:
+def simulate(
+    ctx: click.Context,
+    speed: float,
+    rate: float,
+    warm: int,
+    seed: int | None,
+    history: int | None,
+    history_days: int,
+    ping_hours: int,
+) -> None:
     """Feed the streams like real producers: cases, their progress, unit pings."""
     from dashboard.district import generate_district
+
+    if history is not None:
+        _simulate_history(ctx, history, history_days, ping_hours, seed)
+        return
     from dashboard.redis_server import redis_client
     from dashboard.simulator import Simulator
     from dashboard.streams import Producer
@@ -184,6 +229,37 @@ def simulate(ctx: click.Context, speed: float, rate: float, warm: int, seed: int
         if warm:
             sim.warm_start(warm)
         sim.run(stop)
+
+
+def _simulate_history(
+    ctx: click.Context, n: int, days: int, ping_hours: int, seed: int | None
+) -> None:
+    """`simulate --history N`: past cases straight into the database (dashboard/history.py)."""
+    from dashboard.db import make_database
+    from dashboard.district import generate_district
+    from dashboard.history import generate_history
+    from dashboard.sla import load_policy
+    from dashboard.streams import now_utc
+
+    settings = _settings(ctx)
+    database = make_database(settings)
+    started = time.monotonic()
+    try:
+        with (
+            click.progressbar(length=n, label="history cases", file=sys.stderr) as bar,
+            database.write() as session,
+        ):
+            counts = generate_history(
+                session, generate_district(), n=n, now=now_utc(), zone=settings.zone,
+                policy=load_policy(settings.sla_file), days=days, seed=seed or 1,
+                ping_hours=ping_hours, progress=bar.update,
+            )  # fmt: skip
+    finally:
+        database.dispose()
+    click.echo(
+        f"{counts['cases']} history cases over {days} days and {counts['pings']} unit pings "
+        f"written in {time.monotonic() - started:.1f} s (ids H{seed or 1}-…; again adds nothing)"
+    )
 
 
 # -- db -------------------------------------------------------------------------------------
@@ -252,6 +328,27 @@ def _accounts_session(ctx: click.Context) -> Iterator[Any]:
         database.dispose()
 
 
+def _announce_revocation(ctx: click.Context) -> None:
+    """Make every web process re-check its open sockets now (they also do every
+    LIANQIN_SOCKET_RECHECK_S). No Redis running means no web process to tell."""
+    from dashboard.redis_server import EmbeddedRedis, redis_client
+    from dashboard.security import announce_revocation
+    from dashboard.streams import keys_for
+
+    settings = _settings(ctx.find_root())
+    embedded = EmbeddedRedis(settings.data_dir)
+    url = settings.redis_url or (embedded.url if embedded.running() else None)
+    if url is None:
+        return
+    client = redis_client(url, timeout=5.0)
+    try:
+        announce_revocation(client, keys_for(settings))
+    except Exception as exc:  # the change is committed; sockets will be re-checked anyway
+        log.warning("revocation not announced: %s", exc.__class__.__name__)
+    finally:
+        client.close()
+
+
 def _read_password(password_stdin: bool) -> str:
     if password_stdin:
         return sys.stdin.readline().rstrip("\n")
@@ -314,6 +411,7 @@ def users_disable(ctx: click.Context, name: str) -> None:
 
     with _accounts_session(ctx) as session:
         set_disabled(session, username=name, disabled=True, actor="cli")
+    _announce_revocation(ctx)
     click.echo(f"user {name} disabled")
 
 
@@ -340,6 +438,7 @@ def users_passwd(ctx: click.Context, name: str, password_stdin: bool) -> None:
     password = _read_password(password_stdin)
     with _accounts_session(ctx) as session:
         set_password(session, username=name, password=password, actor="cli")
+    _announce_revocation(ctx)
     click.echo(f"password of {name} changed")
 
 
@@ -389,7 +488,152 @@ def tokens_revoke(ctx: click.Context, name: str) -> None:
 
     with _accounts_session(ctx) as session:
         revoke_token(session, name=name, now=now_utc(), actor="cli")
+    _announce_revocation(ctx)
     click.echo(f"token {name} revoked")
+
+
+# -- dead letters ---------------------------------------------------------------------------
+@main.group()
+def dead() -> None:
+    """The dead-letter stream (lq:dead): inspect, re-drive, purge rejected entries."""
+
+
+def _dead_selection(
+    client: Any, keys: Any, ids: tuple[str, ...], all_: bool, stream: str | None, code: str | None
+) -> list[Any]:
+    from dashboard import deadletters
+
+    if ids and (all_ or stream or code):
+        raise click.UsageError("give entry ids, or --all / --stream / --code, not both")
+    if not ids and not (all_ or stream or code):
+        raise click.UsageError("give entry ids, or --all (optionally with --stream / --code)")
+    if not ids:
+        return list(deadletters.iterate(client, keys, stream=stream, code=code))
+    found = []
+    for dead_id in ids:
+        letter = deadletters.get(client, keys, dead_id)
+        if letter is None:
+            raise click.ClickException(f"no dead letter {dead_id}")
+        found.append(letter)
+    return found
+
+
+@contextlib.contextmanager
+def _dead_client(ctx: click.Context) -> Iterator[tuple[Any, Any, Settings]]:
+    from dashboard.redis_server import redis_client
+    from dashboard.streams import keys_for
+
+    settings = _settings(ctx.find_root())
+    with _redis(settings) as url:
+        client = redis_client(url)
+        try:
+            yield client, keys_for(settings), settings
+        finally:
+            client.close()
+
+
+_filters = [
+    click.option("--stream", help="Only entries from this stream (incidents, pings, changes)."),
+    click.option("--code", help="Only this reason code (e.g. bad_coordinates)."),
+]
+
+
+@dead.command("list")
+@_filters[0]
+@_filters[1]
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def dead_list(
+    ctx: click.Context, stream: str | None, code: str | None, limit: int, as_json: bool
+) -> None:
+    """List dead letters, oldest first: id, stream, code, reason."""
+    import json
+
+    from dashboard import deadletters
+
+    with _dead_client(ctx) as (client, keys, _):
+        total = 0
+        for letter in deadletters.iterate(client, keys, stream=stream, code=code):
+            total += 1
+            if total > limit:
+                continue
+            if as_json:
+                click.echo(json.dumps(letter.to_json(full=False), ensure_ascii=False))
+            else:
+                m = letter.meta
+                click.echo(
+                    f"{letter.id:<17} {m.get('stream', ''):<14} {m.get('code', ''):<22} "
+                    f"{m.get('reason', '')[:90]}"
+                )
+        if not as_json:
+            click.echo(f"{total} dead letter(s)" + (f", {limit} shown" if total > limit else ""))
+
+
+@dead.command("show")
+@click.argument("dead_id")
+@click.pass_context
+def dead_show(ctx: click.Context, dead_id: str) -> None:
+    """Show one dead letter with its reason and original fields (JSON)."""
+    import json
+
+    from dashboard import deadletters
+
+    with _dead_client(ctx) as (client, keys, _):
+        letter = deadletters.get(client, keys, dead_id)
+        if letter is None:
+            raise click.ClickException(f"no dead letter {dead_id}")
+        click.echo(json.dumps(letter.to_json(), ensure_ascii=False, indent=2))
+
+
+@dead.command("retry")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Every dead letter (with the filters).")
+@_filters[0]
+@_filters[1]
+@click.pass_context
+def dead_retry(
+    ctx: click.Context, ids: tuple[str, ...], all_: bool, stream: str | None, code: str | None
+) -> None:
+    """Add the original fields again to their source stream (after fixing the cause, e.g. a
+    missing category added to LIANQIN_CATEGORIES) and remove the dead letters."""
+    from dashboard import deadletters
+
+    with _dead_client(ctx) as (client, keys, settings):
+        letters = _dead_selection(client, keys, ids, all_, stream, code)
+        for letter in letters:
+            try:
+                new_id = deadletters.retry(client, keys, settings, letter)
+            except deadletters.RetryError as exc:
+                raise click.ClickException(str(exc)) from exc
+            click.echo(f"{letter.id} -> {letter.stream} {new_id}")
+        click.echo(f"{len(letters)} dead letter(s) re-added")
+
+
+@dead.command("purge")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Every dead letter (with the filters).")
+@_filters[0]
+@_filters[1]
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def dead_purge(
+    ctx: click.Context,
+    ids: tuple[str, ...],
+    all_: bool,
+    stream: str | None,
+    code: str | None,
+    yes: bool,
+) -> None:
+    """Delete dead letters for good."""
+    from dashboard import deadletters
+
+    with _dead_client(ctx) as (client, keys, _):
+        letters = _dead_selection(client, keys, ids, all_, stream, code)
+        if not ids and not yes:
+            click.confirm(f"delete {len(letters)} dead letter(s)?", abort=True)
+        removed = deadletters.purge(client, keys, [letter.id for letter in letters])
+        click.echo(f"{removed} dead letter(s) purged")
 
 
 # -- demo -----------------------------------------------------------------------------------
@@ -597,6 +841,60 @@ def replay(ctx: click.Context, kind: str, file: Path, limit: int | None) -> None
 @main.group("import")
 def import_() -> None:
     """Load reference data from files."""
+
+
+@import_.command("cases")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["boston311", "nyc311", "lianqin-csv"]),
+    help="The file's layout (README: the briefing view, historical import).",
+)
+@click.option("--limit", type=int, help="Only the first N cases.")
+@click.pass_context
+def import_cases(ctx: click.Context, file: Path, fmt: str, limit: int | None) -> None:
+    """Load past cases with their timelines straight into the database (idempotent)."""
+    from sqlalchemy import select
+
+    from dashboard.db import make_database
+    from dashboard.geo import GridIndex, GridShape
+    from dashboard.importers import IMPORTERS, load_cases
+    from dashboard.models import Grid
+    from dashboard.sla import load_policy
+    from dashboard.streams import now_utc
+
+    settings = _settings(ctx.find_root())
+    result = IMPORTERS[fmt](file, limit=limit)
+    database = make_database(settings)
+    try:
+        with database.read() as session:
+            rows = session.execute(select(Grid.code, Grid.geometry).where(Grid.level == "grid"))
+            grids = GridIndex(GridShape(code, geom) for code, geom in rows.tuples())
+        with (
+            click.progressbar(
+                length=len(result.cases), label=f"{fmt} cases", file=sys.stderr
+            ) as bar,
+            database.write() as session,
+        ):
+            summary = load_cases(
+                session, result.cases, source=fmt, categories=settings.categories,
+                policy=load_policy(settings.sla_file), grids=grids, now=now_utc(),
+                progress=bar.update,
+            )  # fmt: skip
+    finally:
+        database.dispose()
+    for line, reason in result.problems:
+        click.echo(f"line {line}: skipped: {reason}", err=True)
+    for case_id, reason in summary.skipped:
+        click.echo(f"case {case_id}: skipped: {reason}", err=True)
+    noted = sum(1 for c in result.cases if c.notes)
+    click.echo(
+        f"{summary.loaded} cases loaded ({summary.entries} entries), {summary.already} already "
+        f"there, {summary.updated} updated, "
+        f"{len(result.problems) + len(summary.skipped)} skipped; {noted} with notes"
+    )
 
 
 @import_.command("grids")

@@ -41,7 +41,31 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     # Send cookies only over HTTPS: set it true behind TLS (every production deployment).
     cookie_secure: bool = False
+    # How many reverse proxies (nginx) stand in front of the web instances: their
+    # X-Forwarded-For/-Proto are then trusted, so the audit trail and the login rate limit
+    # see the browser's address, not the proxy's. 0 (direct) trusts none: never more than
+    # really exist, or a client could forge its address.
+    trusted_proxies: int = Field(default=0, ge=0, le=5)
     language: Literal["zh-CN", "en"] = "zh-CN"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, for collectors
+    # How long a SQLite writer waits for the lock before the write fails (and is retried).
+    sqlite_busy_s: float = Field(default=30.0, ge=0.1, le=600)
+
+    # Operations (dashboard/ops.py, dashboard/security.py). /readyz answers 503 when a
+    # consumer group is further behind than these bounds; /metrics needs this bearer token
+    # (or a signed-in admin) unless metrics_public is set (a scraper on a private network).
+    ready_max_lag: int = Field(default=10_000, ge=0)
+    ready_max_pending: int = Field(default=10_000, ge=0)
+    metrics_token: SecretStr | None = None
+    metrics_public: bool = False
+    # Login attempts per (source IP, username) in a sliding window, shared through Redis.
+    login_max_attempts: int = Field(default=5, ge=1, le=1000)
+    login_window_s: int = Field(default=300, ge=10, le=86_400)
+    # A bearer token's use is written to the audit trail at most once per this interval.
+    token_audit_interval_s: int = Field(default=300, ge=0, le=86_400)
+    # How often each web process re-checks the principals of its open sockets (a revocation
+    # is also announced at once through Redis pub/sub; this is the safety net).
+    socket_recheck_s: float = Field(default=10.0, ge=0.5, le=600)
 
     # Streams and the worker
     consumer_group: str = "lianqin"
@@ -97,6 +121,11 @@ class Settings(BaseSettings):
     coverage_speed_kmh: float = Field(default=18.0, gt=0, le=200)
     # How often (at most) a worker recomputes and pushes today's KPIs after a change.
     kpi_interval_s: float = Field(default=1.0, ge=0.2, le=60)
+    # The briefing view (/trends): the target lines drawn on the rate charts (fractions;
+    # LIANQIN_TREND_TARGETS='{"disposal_rate": 0.97, ...}'); 97 % is the seeds' disposal rate.
+    trend_targets: dict[str, float] = Field(
+        default_factory=lambda: {"disposal_rate": 0.97, "closure_rate": 0.90, "on_time_rate": 0.95}
+    )
 
     # The wall's base map: none (offline: the district's own polygons and roads), a preset
     # (osm, tianditu, amap, local) or any XYZ template in tile_url. tile_crs says which

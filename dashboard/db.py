@@ -43,7 +43,7 @@ class Database:
         self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, busy_ms: int = 30000) -> None:
     # Let SQLAlchemy's "begin" event emit BEGIN itself (the pysqlite recipe), so
     # that writers can take the write lock at BEGIN instead of failing to upgrade.
     dbapi_connection.isolation_level = None
@@ -51,7 +51,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     cursor.close()
 
 
@@ -60,14 +60,15 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
+def make_engine(url: str, *, echo: bool = False, sqlite_busy_s: float = 30.0) -> Engine:
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False}
+            url, echo=echo, connect_args={"timeout": sqlite_busy_s, "check_same_thread": False}
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        busy_ms = int(sqlite_busy_s * 1000)
+        event.listen(engine, "connect", lambda conn, rec: _sqlite_pragmas(conn, rec, busy_ms))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.startswith("postgresql://") or url.startswith("postgres://"):
@@ -76,7 +77,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
 
 def make_database(settings: Settings) -> Database:
-    engine = make_engine(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url, sqlite_busy_s=settings.sqlite_busy_s)
     write_engine = engine.execution_options(sqlite_begin="IMMEDIATE")
     return Database(
         engine=engine,

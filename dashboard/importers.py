@@ -22,17 +22,46 @@ case_status, …, latitude, longitude, source``), with the traps of the real fil
   explicit resolution deadline, which wins over the SLA default).
 * Categories and channels are mapped onto the contract's catalogues below;
   anything unmapped becomes ``other``.
+
+NYC 311 (``Unique Key, Created Date, Closed Date, Agency, Complaint Type, Descriptor,
+Status, Due Date, Resolution Action Updated Date, …, Latitude, Longitude``):
+
+* Times are ``MM/DD/YYYY hh:mm:ss AM`` in New York's local time.
+* ``Status`` becomes our stage (NYC_STATUSES): ``Open`` → reported, ``Pending`` →
+  registered, ``Assigned`` → dispatched (at ``Resolution Action Updated Date`` when it
+  is there and not before the creation, else at the creation), ``Closed`` → closed at
+  ``Closed Date``. A closed request without a ``Closed Date`` stays reported, and a
+  ``Closed Date`` on a request that is not closed is ignored; both with a note.
+* A row without coordinates cannot be put on the map: it is skipped, with the reason.
+* ``Complaint Type`` → category (NYC_CATEGORIES, ``Noise…`` → noise); ``Agency`` →
+  department; every request came through the 311 hotline (``hotline_12345``).
+
+``lianqin-csv``: our own format, one row per stream-contract entry (the columns are the
+contract's fields: ``id,status,ts,lat,lon,category,…``), several rows per case in time
+order; an empty cell is an absent field.
+
+``load_cases`` writes mapped cases straight into the database through the same code
+the ingest worker uses (contract validation, the lifecycle, timelines), each entry
+keyed by ``(import:<format>, <case>:<n>)``: importing a file again adds nothing.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from dashboard.geo import GridIndex
+    from dashboard.sla import SlaPolicy
 
 BOSTON_TZ = ZoneInfo("America/New_York")
 BOSTON_PLACEHOLDER = (42.3594, -71.0587)
@@ -215,7 +244,284 @@ def read_boston311(path: Path, *, limit: int | None = None) -> ImportResult:
     return result
 
 
-IMPORTERS = {"boston311": read_boston311}
+# -- NYC 311 --------------------------------------------------------------------------------------
+NYC_TZ = ZoneInfo("America/New_York")
+NYC_ID_PREFIX = "NYC-"
+# NYC's request status → our stage (the lifecycle, DESIGN.md).
+NYC_STATUSES: Mapping[str, str] = {
+    "Open": "reported",
+    "Pending": "registered",
+    "Assigned": "dispatched",
+    "Started": "on_scene",
+    "Closed": "closed",
+}
+# NYC's complaint type → the contract's category catalogue (``Noise…`` → noise).
+NYC_CATEGORIES: Mapping[str, str] = {
+    "Blocked Driveway": "traffic",
+    "Illegal Parking": "traffic",
+    "Derelict Vehicle": "traffic",
+    "Derelict Vehicles": "traffic",
+    "Traffic Signal Condition": "traffic",
+    "Taxi Complaint": "traffic",
+    "Broken Muni Meter": "traffic",
+    "Rodent": "environment",
+    "Sanitation Condition": "environment",
+    "Harboring Bees/Wasps": "environment",
+    "Indoor Air Quality": "environment",
+    "Lead": "environment",
+    "Graffiti": "environment",
+    "Water System": "municipal_facility",
+    "Street Light Condition": "municipal_facility",
+    "Root/Sewer/Sidewalk Condition": "municipal_facility",
+    "Street Condition": "municipal_facility",
+    "Sidewalk Condition": "municipal_facility",
+    "HEATING": "public_service",
+    "ELECTRIC": "public_service",
+    "PLUMBING": "public_service",
+    "Benefit Card Replacement": "public_service",
+    "DOF Literature Request": "public_service",
+    "Homeless Person Assistance": "public_service",
+    "Homeless Encampment": "public_service",
+    "GENERAL CONSTRUCTION": "illegal_construction",
+    "Panhandling": "public_security",
+    "Drinking": "public_security",
+    "Food Establishment": "market_order",
+    "Consumer Complaint": "market_order",
+}
+
+
+def nyc_category(complaint: str) -> str:
+    if complaint.lower().startswith("noise"):
+        return "noise"
+    return NYC_CATEGORIES.get(complaint, "other")
+
+
+def _nyc_time(value: str, column: str) -> datetime | None:
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        parsed = datetime.strptime(text, "%m/%d/%Y %I:%M:%S %p")
+    except ValueError:
+        raise RowError(f"{column} is not MM/DD/YYYY hh:mm:ss AM: {text[:40]!r}") from None
+    return parsed.replace(tzinfo=NYC_TZ)
+
+
+def nyc311_case(row: Mapping[str, str]) -> ImportedCase:
+    """One NYC 311 row → a case's contract entries (raises RowError when it cannot)."""
+    raw_id = (row.get("Unique Key") or "").strip()
+    if not raw_id:
+        raise RowError("no Unique Key")
+    case_id = (NYC_ID_PREFIX + _ID_OK.sub("_", raw_id))[:64]
+    opened = _nyc_time(row.get("Created Date") or "", "Created Date")
+    if opened is None:
+        raise RowError("no Created Date")
+    try:
+        lat = float(row.get("Latitude") or "")
+        lon = float(row.get("Longitude") or "")
+    except ValueError:
+        raise RowError("no coordinates") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise RowError(f"coordinates out of range: {lat}, {lon}")
+    status_raw = (row.get("Status") or "").strip()
+    stage = NYC_STATUSES.get(status_raw)
+    if stage is None:
+        raise RowError(f"unknown Status {status_raw[:40]!r}")
+    notes: list[str] = []
+    complaint = _clean(row.get("Complaint Type"), 100)
+    descriptor = _clean(row.get("Descriptor"), 100)
+    reported: dict[str, str] = {
+        "id": case_id,
+        "status": "reported",
+        "ts": _iso(opened),
+        "lat": repr(lat),
+        "lon": repr(lon),
+        "category": nyc_category(complaint),
+        "source": "hotline_12345",
+        "title": " / ".join(p for p in (complaint, descriptor) if p)[:200] or case_id,
+        "description": " / ".join(
+            p for p in (complaint, descriptor, _clean(row.get("Location Type"), 100)) if p
+        )[:4000],
+    }
+    address = ", ".join(
+        p for p in (_clean(row.get("Incident Address"), 200), _clean(row.get("City"), 60)) if p
+    )
+    if address:
+        reported["address"] = address[:300]
+    department = _ID_OK.sub("_", (row.get("Agency") or "").strip())[:64]
+    if department:
+        reported["department"] = department
+    due = _nyc_time(row.get("Due Date") or "", "Due Date")
+    if due is not None:
+        reported["due"] = _iso(due)
+    entries = [reported]
+    closed = _nyc_time(row.get("Closed Date") or "", "Closed Date")
+    if stage == "closed":
+        if closed is None:
+            notes.append("closed without a Closed Date: imported as reported")
+        else:
+            if closed < opened:
+                notes.append(f"Closed Date {closed.isoformat()} before Created Date: clamped")
+                closed = opened
+            entries.append({"id": case_id, "status": "closed", "ts": _iso(closed)})
+    elif stage != "reported":
+        updated = _nyc_time(row.get("Resolution Action Updated Date") or "", "updated")
+        at = updated if updated is not None and updated >= opened else opened
+        entries.append({"id": case_id, "status": stage, "ts": _iso(at)})
+    if closed is not None and stage != "closed":
+        notes.append(f"Closed Date on a request that is {status_raw}: ignored")
+    return ImportedCase(case_id, tuple(entries), tuple(notes))
+
+
+def _read_mapped(
+    path: Path, mapper: Callable[[Mapping[str, str]], ImportedCase], limit: int | None
+) -> ImportResult:
+    result = ImportResult()
+    seen: set[str] = set()
+    for line, row in read_rows(path):
+        if limit is not None and len(result.cases) >= limit:
+            break
+        try:
+            case = mapper(row)
+        except RowError as exc:
+            result.problems.append((line, str(exc)))
+            continue
+        if case.id in seen:
+            result.problems.append((line, f"duplicate case {case.id}"))
+            continue
+        seen.add(case.id)
+        result.cases.append(case)
+    return result
+
+
+def read_nyc311(path: Path, *, limit: int | None = None) -> ImportResult:
+    """Every row of a NYC 311 CSV file mapped, and the rows that could not be, with why."""
+    return _read_mapped(path, nyc311_case, limit)
+
+
+# -- our own CSV: one row per contract entry ------------------------------------------------
+def read_lianqin_csv(path: Path, *, limit: int | None = None) -> ImportResult:
+    """Rows of contract entries grouped into cases (first appearance order, rows kept in order)."""
+    result = ImportResult()
+    grouped: dict[str, list[dict[str, str]]] = {}
+    for line, row in read_rows(path):
+        entry = {k.strip(): v.strip() for k, v in row.items() if k and v and v.strip()}
+        case_id = entry.get("id", "")
+        if not case_id:
+            result.problems.append((line, "no id"))
+            continue
+        if "status" not in entry or "ts" not in entry:
+            result.problems.append((line, "an entry needs status and ts"))
+            continue
+        if case_id not in grouped and limit is not None and len(grouped) >= limit:
+            continue
+        grouped.setdefault(case_id, []).append(entry)
+    result.cases = [ImportedCase(cid, tuple(entries)) for cid, entries in grouped.items()]
+    return result
+
+
+IMPORTERS: dict[str, Callable[..., ImportResult]] = {
+    "boston311": read_boston311,
+    "nyc311": read_nyc311,
+    "lianqin-csv": read_lianqin_csv,
+}
+
+
+# -- into the database -----------------------------------------------------------------------
+@dataclass
+class LoadSummary:
+    loaded: int = 0  # new cases
+    already: int = 0  # cases whose every entry was imported before
+    updated: int = 0  # existing cases that got new entries
+    entries: int = 0  # entries applied
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (case or line, why)
+
+
+def _fields(entry: Mapping[str, str]) -> dict[bytes | str, bytes | str]:
+    return dict(entry.items())
+
+
+def entry_key(case_id: str, index: int) -> str:
+    """A stable id for a case's n-th entry (at most 40 characters, like a stream id)."""
+    digest = hashlib.blake2b(case_id.encode(), digest_size=12).hexdigest()
+    return f"{digest}:{index}"
+
+
+def load_cases(
+    session: Session,
+    cases: Iterable[ImportedCase],
+    *,
+    source: str,
+    categories: Iterable[str],
+    policy: SlaPolicy,
+    grids: GridIndex,
+    now: datetime,
+    batch: int = 500,
+    progress: Callable[[int], None] | None = None,
+) -> LoadSummary:
+    """Apply imported cases' entries with the ingest worker's rules, in the caller's
+    transaction; entries are keyed ``(import:<source>, entry_key)`` so a re-import is a no-op."""
+    from sqlalchemy import select
+
+    from dashboard.contract import ContractError, parse_incident
+    from dashboard.models import Case
+    from dashboard.services.ingest import apply_incidents
+
+    stream = f"import:{source}"
+    catalogue = tuple(categories)
+    summary = LoadSummary()
+    pending: list[ImportedCase] = []
+
+    def flush() -> None:
+        existing = set(session.scalars(select(Case.id).where(Case.id.in_([c.id for c in pending]))))
+        parsed = []
+        for case in pending:
+            try:
+                messages = [
+                    (
+                        entry_key(case.id, i),
+                        parse_incident(_fields(entry), categories=catalogue, now=now),
+                    )
+                    for i, entry in enumerate(case.entries)
+                ]
+            except ContractError as exc:
+                summary.skipped.append((case.id, f"{exc.code}: {exc.reason}"))
+                continue
+            parsed.append((case, messages))
+        outcome = apply_incidents(
+            session,
+            [m for _, messages in parsed for m in messages],
+            stream=stream,
+            policy=policy,
+            grids=grids,
+            now=now,
+        )
+        rejected = {entry_id: error for entry_id, error in outcome.rejected}
+        for case, messages in parsed:
+            effects = [outcome.effects.get(entry_id) for entry_id, _ in messages]
+            problems = [rejected[e] for e, _ in messages if e in rejected]
+            if problems:
+                summary.skipped.append((case.id, f"{problems[0].code}: {problems[0].reason}"))
+            applied = sum(1 for e in effects if e not in (None, "duplicate"))
+            summary.entries += applied
+            if case.id in existing:
+                if applied:
+                    summary.updated += 1
+                elif not problems:
+                    summary.already += 1
+            elif applied:
+                summary.loaded += 1
+        if progress:
+            progress(len(pending))
+        pending.clear()
+
+    for case in cases:
+        pending.append(case)
+        if len(pending) >= batch:
+            flush()
+    if pending:
+        flush()
+    return summary
 
 
 def counts(cases: Iterable[ImportedCase]) -> dict[str, int]:

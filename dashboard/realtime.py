@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from flask_socketio import SocketIO
 
     from dashboard.runtime import Runtime
+    from dashboard.security import SocketGuard
     from dashboard.services.accounts import Principal
 
 log = logging.getLogger(__name__)
@@ -136,12 +137,16 @@ class Publisher:
         """The wall's KPI summary (dashboard/services/kpis.py ``wall_summary``), as JSON text."""
         self.manager.emit("kpis", {"k": summary_json}, namespace=NAMESPACE)
 
-    def tick(self, head: Head) -> None:
-        self.manager.emit(
-            "tick",
-            {"seq": head.seq, "cursor": head.cursor, "at": int(time.time() * 1000)},
-            namespace=NAMESPACE,
-        )
+    def tick(self, head: Head, *, degraded: str | None = None) -> None:
+        """The heartbeat; ``degraded`` names what is out (``database``) while a worker waits."""
+        payload: dict[str, Any] = {
+            "seq": head.seq,
+            "cursor": head.cursor,
+            "at": int(time.time() * 1000),
+        }
+        if degraded:
+            payload["degraded"] = degraded
+        self.manager.emit("tick", payload, namespace=NAMESPACE)
 
 
 def snapshot(runtime: Runtime) -> dict[str, Any]:
@@ -180,8 +185,12 @@ def handle_sync(runtime: Runtime, data: Any) -> dict[str, Any]:
     return snapshot(runtime)
 
 
-def register_socket_handlers(socketio: SocketIO, runtime: Runtime) -> None:
-    """Bind the `/live` namespace's events to the runtime."""
+def register_socket_handlers(socketio: SocketIO, runtime: Runtime) -> SocketGuard:
+    """Bind the `/live` namespace's events to the runtime; returns the process's socket guard
+    (started with the first connection: it cuts off revoked principals' sockets)."""
+    from dashboard.security import SocketGuard, principal_room
+
+    guard = SocketGuard(socketio, runtime, NAMESPACE)
 
     @socketio.on("connect", namespace=NAMESPACE)
     def on_connect(auth: Any = None) -> bool:
@@ -189,7 +198,8 @@ def register_socket_handlers(socketio: SocketIO, runtime: Runtime) -> None:
         principal = _socket_principal(runtime, auth)
         if principal is None or not principal.can("view_wall"):
             raise ConnectionRefusedError("authentication required")
-        join_room(f"principal:{principal.kind}:{principal.key}")
+        join_room(principal_room(principal))  # re-checked on every revocation
+        guard.ensure_started()
         return True
 
     @socketio.on("sync", namespace=NAMESPACE)
@@ -199,6 +209,8 @@ def register_socket_handlers(socketio: SocketIO, runtime: Runtime) -> None:
         except (redis.RedisError, OSError) as exc:
             log.warning("sync failed: %s", exc)
             return {"mode": "error", "error": "the live state is unavailable, retrying"}
+
+    return guard
 
 
 def _socket_principal(runtime: Runtime, auth: Any) -> Principal | None:

@@ -63,6 +63,27 @@ class Keys:
         return self._k("metrics")
 
     @property
+    def latency(self) -> str:
+        """The push latency histogram (dashboard/ops.py): bucket counts, sum and count."""
+        return self._k("metrics:latency")
+
+    @property
+    def web_clients(self) -> str:
+        """Open sockets per web process (field: instance, value: JSON count and time)."""
+        return self._k("web:clients")
+
+    @property
+    def revocations(self) -> str:
+        """Pub/sub channel: a user was disabled or a token revoked (dashboard/security.py)."""
+        return self._k("revocations")
+
+    def login_attempts(self, ip: str, username: str) -> str:
+        return self._k(f"login:{ip}:{username}")
+
+    def token_seen(self, token_id: int) -> str:
+        return self._k(f"token:seen:{token_id}")
+
+    @property
     def kpis(self) -> str:
         """The wall's latest KPI summary (JSON), for snapshots; the lock that spaces them."""
         return self._k("kpis")

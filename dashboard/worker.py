@@ -42,6 +42,7 @@ from dashboard.contract import (
 )
 from dashboard.geo import GridIndex, GridShape
 from dashboard.models import Case, Grid
+from dashboard.ops import record_latencies
 from dashboard.realtime import Publisher, body, body_encoded
 from dashboard.runtime import Runtime
 from dashboard.services import kpis as kpi_service
@@ -139,6 +140,8 @@ class Worker:
             except (TransientError, redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("worker paused (%s); retrying in %.1f s", exc, backoff)
                 self._retry_pending = True
+                if isinstance(exc, TransientError):
+                    self._tell_degraded("database")
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
             except redis.ResponseError as exc:
@@ -170,6 +173,16 @@ class Worker:
         if now - self._last_reclaim >= max(1.0, self.settings.claim_idle_ms / 2000):
             self._last_reclaim = now
             self.reclaim()
+
+    def _tell_degraded(self, reason: str) -> None:
+        """The database is out: tell the screens (a tick flagged degraded), so the wall shows
+        the outage and the data's age instead of numbers that silently stopped moving."""
+        if self.publisher is None:
+            return
+        try:
+            self.publisher.tick(self.rt.deltas.head(), degraded=reason)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("degraded tick not published: %s", exc)
 
     def step(self) -> int:
         """Read one batch (our pending entries first, then new ones) and handle it."""
@@ -440,6 +453,13 @@ class Worker:
         for name, value in counts.items():
             if value:
                 pipe.hincrby(self.keys.metrics, name, value)
+        if payload is not None:  # XADD → pushed delta, for every entry whose effect it carries
+            record_latencies(
+                pipe,
+                self.keys,
+                (eid for s, es in batches.items() for eid, _ in es if (s, eid) not in dead_ids),
+                int(time.time() * 1000),
+            )
         replies = pipe.execute()
         if payload is not None:
             seq, cursor = replies[0]

@@ -103,7 +103,7 @@ def live_config(
         "live", "stale", "offline", "connecting", "overdue", "overdue_by", "ago", "unit_s",
         "unit_min", "unit_h", "unit_d", "count_suffix", "none_overdue", "no_cases", "more",
         "today", "yesterday", "vs_yesterday", "p90", "minutes_ago", "hours_ago", "just_now",
-        "peak", "same_time", "seconds_ago",
+        "peak", "same_time", "seconds_ago", "degraded",
     )  # fmt: skip
     labels: dict[str, object] = {
         "status": STATUS_LABELS[lang],

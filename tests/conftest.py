@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -83,6 +85,7 @@ def quiet_socketio_listeners() -> None:
     """Each app's Socket.IO Redis listener is a daemon thread with no stop(); once the
     session's Redis is gone they would only log their reconnection attempts."""
     logging.getLogger("socketio.server").setLevel(logging.CRITICAL)
+    logging.getLogger("dashboard.security").setLevel(logging.CRITICAL)  # the socket guards
 
 
 def clean_database(url: str) -> None:
@@ -146,3 +149,35 @@ def raw_redis(runtime: Runtime) -> redis.Redis:
 
 
 __all__ = ["DATASETS", "make_database"]
+
+
+# -- real Chromium (tests/browser, tests/faults) ----------------------------------------------
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise RuntimeError(
+        "Chromium is not installed: run `apt-get install -y chromium chromium-driver "
+        "fonts-noto-cjk` (bash .ci/run does it)"
+    )
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the whole run (Playwright's sync API allows one per thread)."""
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()

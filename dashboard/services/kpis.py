@@ -219,10 +219,16 @@ def percentiles(
 
 
 # -- the figures ----------------------------------------------------------------------------------
-def period_kpis(session: Session, *, period: Period, options: KpiOptions) -> dict[str, Any]:
-    """The per-period KPIs (cases reported in ``period``), one aggregate query plus percentiles."""
-    dialect = _dialect(session)
-    base = _in_period(period)
+# The counts behind the per-period rates, in order: trends (dashboard/services/trends.py)
+# groups the very same aggregates by time bucket, grid or department.
+COUNT_NAMES: tuple[str, ...] = (
+    "reported", "open", "disposed", "closed", "resolved", "on_time", "rework",
+    "disputes", "disputes_done",
+)  # fmt: skip
+
+
+def count_columns(dialect: str, options: KpiOptions) -> list[ColumnElement[Any]]:
+    """The aggregates of COUNT_NAMES (over rows already restricted to a period's base)."""
     resolved_ever = or_(Case.resolved_at.is_not(None), Case.closed_at.is_not(None))
     resolved_when = epoch_s(func.coalesce(Case.resolved_at, Case.closed_at), dialect)
     deadline = case(
@@ -232,44 +238,74 @@ def period_kpis(session: Session, *, period: Period, options: KpiOptions) -> dic
     )
     dispute = Case.category == "dispute"
     disposed = Case.status.in_(_DISPOSED)
-    row = session.execute(
-        select(
-            func.count(),
-            _count(Case.status.in_(OPEN_STATUSES)),
-            _count(disposed),
-            _count(Case.status == "closed"),
-            _count(resolved_ever),
-            _count(and_(resolved_ever, resolved_when <= deadline + _EPSILON_S)),
-            _count(and_(resolved_ever, Case.rework_count > 0)),
-            _count(dispute),
-            _count(and_(dispute, disposed)),
-        ).where(base)
-    ).one()
-    reported, open_, disposed_n, closed, resolved, on_time, rework, disputes, disputes_done = (
-        int(v or 0) for v in row
-    )
-    dispatch = epoch_s(Case.dispatched_at, dialect) - epoch_s(Case.reported_at, dialect)
-    arrival = epoch_s(Case.on_scene_at, dialect) - epoch_s(Case.dispatched_at, dialect)
-    d50, d90 = percentiles(
-        session, dispatch, and_(base, Case.dispatched_at.is_not(None), dispatch >= 0)
-    )
-    a50, a90 = percentiles(
-        session,
-        arrival,
-        and_(base, Case.dispatched_at.is_not(None), Case.on_scene_at.is_not(None), arrival >= 0),
-    )
+    return [
+        func.count(),
+        _count(Case.status.in_(OPEN_STATUSES)),
+        _count(disposed),
+        _count(Case.status == "closed"),
+        _count(resolved_ever),
+        _count(and_(resolved_ever, resolved_when <= deadline + _EPSILON_S)),
+        _count(and_(resolved_ever, Case.rework_count > 0)),
+        _count(dispute),
+        _count(and_(dispute, disposed)),
+    ]
+
+
+def rates_of(counts: dict[str, int]) -> dict[str, Any]:
+    """DESIGN.md's count and rate figures from the COUNT_NAMES counts."""
     return {
-        "reported": reported,
-        "open": open_,
-        "disposal_rate": _rate(disposed_n, reported),
-        "closure_rate": _rate(closed, reported),
-        "on_time_rate": _rate(on_time, resolved),
+        "reported": counts["reported"],
+        "open": counts["open"],
+        "disposal_rate": _rate(counts["disposed"], counts["reported"]),
+        "closure_rate": _rate(counts["closed"], counts["reported"]),
+        "on_time_rate": _rate(counts["on_time"], counts["resolved"]),
+        "rework_rate": _rate(counts["rework"], counts["resolved"]),
+        "dispute_resolution_rate": _rate(counts["disputes_done"], counts["disputes"]),
+    }
+
+
+def dispatch_span(dialect: str) -> tuple[ColumnElement[Any], ColumnElement[bool]]:
+    """Dispatch time (s) and the rows it is defined for (negative spans left out)."""
+    value = epoch_s(Case.dispatched_at, dialect) - epoch_s(Case.reported_at, dialect)
+    return value, and_(Case.dispatched_at.is_not(None), value >= 0)
+
+
+def arrival_span(dialect: str) -> tuple[ColumnElement[Any], ColumnElement[bool]]:
+    """Arrival time (s) and the rows it is defined for."""
+    value = epoch_s(Case.on_scene_at, dialect) - epoch_s(Case.dispatched_at, dialect)
+    return value, and_(Case.dispatched_at.is_not(None), Case.on_scene_at.is_not(None), value >= 0)
+
+
+def period_kpis(
+    session: Session,
+    *,
+    period: Period,
+    options: KpiOptions,
+    where: ColumnElement[bool] | None = None,
+) -> dict[str, Any]:
+    """The per-period KPIs (cases reported in ``period``, optionally narrowed by ``where``),
+    one aggregate query plus percentiles."""
+    dialect = _dialect(session)
+    base = _in_period(period) if where is None else and_(_in_period(period), where)
+    row = session.execute(select(*count_columns(dialect, options)).where(base)).one()
+    counts = dict(zip(COUNT_NAMES, (int(v or 0) for v in row), strict=True))
+    dispatch, dispatch_ok = dispatch_span(dialect)
+    arrival, arrival_ok = arrival_span(dialect)
+    d50, d90 = percentiles(session, dispatch, and_(base, dispatch_ok))
+    a50, a90 = percentiles(session, arrival, and_(base, arrival_ok))
+    figures = rates_of(counts)
+    return {
+        "reported": figures["reported"],
+        "open": figures["open"],
+        "disposal_rate": figures["disposal_rate"],
+        "closure_rate": figures["closure_rate"],
+        "on_time_rate": figures["on_time_rate"],
         "dispatch_p50_s": d50,
         "dispatch_p90_s": d90,
         "arrival_p50_s": a50,
         "arrival_p90_s": a90,
-        "rework_rate": _rate(rework, resolved),
-        "dispute_resolution_rate": _rate(disputes_done, disputes),
+        "rework_rate": figures["rework_rate"],
+        "dispute_resolution_rate": figures["dispute_resolution_rate"],
     }
 
 

@@ -2,35 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 from demo_process import DemoProcess
-from playwright.sync_api import Browser, Page, sync_playwright
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium_path() -> str:
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    raise RuntimeError(
-        "Chromium is not installed: run `apt-get install -y chromium chromium-driver "
-        "fonts-noto-cjk` (bash .ci/run does it)"
-    )
+from playwright.sync_api import Browser, Page
 
 
 @pytest.fixture(scope="module")
@@ -51,24 +29,59 @@ def producer_redis(demo: DemoProcess) -> Iterator[redis.Redis]:
     client.close()
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
+@pytest.fixture(scope="module")
+def live_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
+    """The demo as a user starts it, with the simulator feeding it."""
+    process = DemoProcess(
+        tmp_path_factory.mktemp("live") / "data", "--warm", "200", "--speed", "10"
+    )
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
+@pytest.fixture(scope="module")
+def producer(live_demo: DemoProcess) -> Iterator[redis.Redis]:
+    """A producer's Redis client on the live demo."""
+    client = redis.Redis.from_url(live_demo.redis_url)
+    yield client
+    client.close()
+
+
+def open_page(
+    browser: Browser, width: int = 1920, height: int = 1080, *, csp: bool = False
+) -> Page:
+    """A page in a context of its own; script errors and dialogs land in ``page.errors``.
+
+    Playwright's string predicates (``wait_for_function("window.x")``) run through eval,
+    which the app's Content-Security-Policy forbids: pages bypass it unless ``csp`` is
+    set (tests/browser/test_security_browser.py checks the pages under the real policy).
+    """
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, locale="zh-CN", bypass_csp=not csp
+    )
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("dialog", lambda dialog: errors.append(f"dialog opened: {dialog.message}"))
-    yield page
-    context.close()
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+def close_page(page: Page) -> None:
+    """Close the page's context; fail on any script error or dialog it saw."""
+    errors = page.errors  # type: ignore[attr-defined]
+    page.context.close()
     assert errors == [], f"errors in the page: {errors}"
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    page = open_page(browser)
+    yield page
+    close_page(page)
 
 
 def screenshot_dir() -> Path:

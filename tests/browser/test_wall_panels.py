@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from conftest import close_page, open_page
 from demo_process import DemoProcess
 from playwright.sync_api import Browser, Page
 
@@ -54,32 +54,8 @@ CLIPPED_FIGURES_JS = f"""
 """
 
 
-@pytest.fixture(scope="module")
-def live_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
-    """The demo as a user starts it, with the simulator feeding it."""
-    process = DemoProcess(
-        tmp_path_factory.mktemp("wall") / "data", "--warm", "200", "--speed", "10"
-    )
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
-
-
-@pytest.fixture(scope="module")
-def producer(live_demo: DemoProcess) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(live_demo.redis_url)
-    yield client
-    client.close()
-
-
 def open_wall(browser: Browser, demo: DemoProcess, w: int, h: int, query: str = "") -> Page:
-    context = browser.new_context(viewport={"width": w, "height": h}, locale="zh-CN")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.errors = errors  # type: ignore[attr-defined]
+    page = open_page(browser, w, h)
     page.goto(f"{demo.url}/wall?token={demo.wall_token}{query}")
     page.wait_for_function(
         "window.lianqin && window.lianqin.connected && window.lianqin.seq !== null"
@@ -87,12 +63,6 @@ def open_wall(browser: Browser, demo: DemoProcess, w: int, h: int, query: str = 
         timeout=30_000,
     )
     return page
-
-
-def close(page: Page) -> None:
-    errors = page.errors  # type: ignore[attr-defined]
-    page.context.close()
-    assert errors == [], errors
 
 
 def xadd_case(
@@ -137,7 +107,7 @@ def test_the_wall_fills_the_screen_with_every_panel_and_nothing_overflows(
         else:
             page.screenshot(path=str(Path(live_demo.data_dir).parent / f"wall-{w}x{h}.png"))
     finally:
-        close(page)
+        close_page(page)
 
 
 def test_kpis_and_the_ticker_update_live_without_a_reload(
@@ -155,7 +125,7 @@ def test_kpis_and_the_ticker_update_live_without_a_reload(
         page.wait_for_function(f"window.lianqin.kpis.today.reported > {before}", timeout=10_000)
         assert page.evaluate("window.__lqMarker") == 1
     finally:
-        close(page)
+        close_page(page)
 
 
 def test_a_deadline_passes_by_the_clock_alone(
@@ -185,7 +155,7 @@ def test_a_deadline_passes_by_the_clock_alone(
         )
         page.wait_for_function("!document.querySelector('path[data-ring=\"CLK-1\"]')")
     finally:
-        close(page)
+        close_page(page)
 
 
 def test_layers_switch_and_a_screen_can_pick_its_own(
@@ -209,7 +179,7 @@ def test_layers_switch_and_a_screen_can_pick_its_own(
         page.get_by_label("案件", exact=True).check()  # the live dots come back, still live
         page.wait_for_function("document.querySelectorAll('path[data-case]').length > 0")
     finally:
-        close(page)
+        close_page(page)
     page = open_wall(browser, live_demo, 1920, 1080, "&layers=cases,units,sensors,density")
     try:
         page.wait_for_function("document.querySelectorAll('.lq-fac-sensor').length === 40")
@@ -218,7 +188,7 @@ def test_layers_switch_and_a_screen_can_pick_its_own(
             "Object.keys(lq.live.density.counts).length > 0", timeout=10_000
         )
     finally:
-        close(page)
+        close_page(page)
 
 
 def test_gcj02_display_matches_the_server(browser: Browser, live_demo: DemoProcess) -> None:
@@ -229,7 +199,7 @@ def test_gcj02_display_matches_the_server(browser: Browser, live_demo: DemoProce
             want = wgs84_to_gcj02(lat, lon)
             assert abs(got[0] - want[0]) < 1e-9 and abs(got[1] - want[1]) < 1e-9
     finally:
-        close(page)
+        close_page(page)
 
 
 def test_english_panels(browser: Browser, live_demo: DemoProcess) -> None:
@@ -239,4 +209,4 @@ def test_english_panels(browser: Browser, live_demo: DemoProcess) -> None:
         assert "Newest cases" in page.inner_text("#lq-ticker")
         assert page.evaluate(CLIPPED_FIGURES_JS) == []
     finally:
-        close(page)
+        close_page(page)

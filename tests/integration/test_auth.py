@@ -330,3 +330,26 @@ def test_users_and_tokens_from_the_command_line(
     assert app.test_client().get(f"/wall?token={token}").status_code == 200
     assert cli(settings, "tokens", "revoke", "hall-screen").returncode == 0
     assert app.test_client().get(f"/wall?token={token}").status_code == 302
+
+
+@pytest.mark.parametrize(("proxies", "expected"), [(0, "127.0.0.1"), (1, "203.0.113.7")])
+def test_the_audit_trail_sees_the_browser_behind_a_trusted_proxy_only(
+    settings: Settings, proxies: int, expected: str
+) -> None:
+    server = create_app(settings.model_copy(update={"trusted_proxies": proxies}))
+    rt = runtime_of(server)
+    try:
+        client = server.test_client()
+        form = client.get("/login").get_data(as_text=True)
+        client.post(
+            "/login",
+            data={"username": "ghost", "password": "x", "csrf_token": csrf_from(form)},
+            headers={"X-Forwarded-For": "203.0.113.7"},
+        )
+        with rt.db.read() as session:
+            event = session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "login.failed")
+            ).one()
+        assert event.ip == expected  # a forged header counts only behind a real proxy
+    finally:
+        rt.close()

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from conftest import screenshot_dir
+from conftest import close_page, open_page, screenshot_dir
 from demo_process import DemoProcess
 from playwright.sync_api import Browser, Page
 
@@ -23,42 +22,6 @@ from dashboard.theme import STATUS_COLORS
 
 pytestmark = pytest.mark.browser
 LAT, LON = 29.3725, 106.2622
-
-
-@pytest.fixture(scope="module")
-def live_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
-    """The demo as a user starts it, with the simulator feeding it."""
-    process = DemoProcess(
-        tmp_path_factory.mktemp("dispatch") / "data", "--warm", "200", "--speed", "10"
-    )
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
-
-
-@pytest.fixture(scope="module")
-def producer(live_demo: DemoProcess) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(live_demo.redis_url)
-    yield client
-    client.close()
-
-
-def new_page(browser: Browser) -> Page:
-    context = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("dialog", lambda dialog: errors.append(f"dialog opened: {dialog.message}"))
-    page.errors = errors  # type: ignore[attr-defined]
-    return page
-
-
-def close(page: Page) -> None:
-    errors = page.errors  # type: ignore[attr-defined]
-    page.context.close()
-    assert errors == [], errors
 
 
 def sign_in(page: Page, demo: DemoProcess, user: str, target: str = "/dispatch") -> None:
@@ -69,7 +32,7 @@ def sign_in(page: Page, demo: DemoProcess, user: str, target: str = "/dispatch")
 
 
 def open_console(browser: Browser, demo: DemoProcess, user: str) -> Page:
-    page = new_page(browser)
+    page = open_page(browser)
     sign_in(page, demo, user)
     page.wait_for_function(
         "window.lianqin && window.lianqin.connected && window.lianqin.seq !== null",
@@ -123,7 +86,7 @@ def test_a_lead_reassigns_from_the_map_and_the_wall_shows_it(
     xadd_case(producer, "DSP-1", "registered")
     place_unit(producer, "T-NEAR", 30, 0)
 
-    wall = new_page(browser)
+    wall = open_page(browser)
     console = open_console(browser, live_demo, "lead")
     try:
         wall.goto(f"{live_demo.url}/wall?token={live_demo.wall_token}")
@@ -178,12 +141,12 @@ def test_a_lead_reassigns_from_the_map_and_the_wall_shows_it(
         mine = [f for _, f in entries if f[b"case"] == b"DSP-1"]
         assert mine and mine[-1][b"actor"] == b"user:lead" and mine[-1][b"unit"] == b"T-NEAR"
     finally:
-        close(console)
-        close(wall)
+        close_page(console)
+        close_page(wall)
 
 
 def test_a_viewer_cannot_reach_the_console(browser: Browser, live_demo: DemoProcess) -> None:
-    page = new_page(browser)
+    page = open_page(browser)
     try:
         sign_in(page, live_demo, "viewer", target="/wall")
         page.wait_for_url("**/wall")
@@ -191,7 +154,7 @@ def test_a_viewer_cannot_reach_the_console(browser: Browser, live_demo: DemoProc
         assert response is not None and response.status == 403
         assert page.locator("#lq-queue").count() == 0
     finally:
-        close(page)
+        close_page(page)
 
 
 def test_an_operator_reads_and_adds_notes_only(
@@ -221,7 +184,7 @@ def test_an_operator_reads_and_adds_notes_only(
             timeout=10_000,
         )
     finally:
-        close(page)
+        close_page(page)
 
 
 def test_the_keyboard_walks_the_queue_and_picks_the_first_unit(
@@ -254,7 +217,7 @@ def test_the_keyboard_walks_the_queue_and_picks_the_first_unit(
         page.wait_for_function("lq.dispatch.state.open === null")
         page.wait_for_selector(".lq-case-detail .lq-empty")
     finally:
-        close(page)
+        close_page(page)
 
 
 def test_the_console_fits_the_screen_and_the_readme_screenshot(
@@ -298,4 +261,4 @@ def test_the_console_fits_the_screen_and_the_readme_screenshot(
         page.goto(f"{live_demo.url}/dispatch")
         assert "/login" in page.url
     finally:
-        close(page)
+        close_page(page)

@@ -1,0 +1,288 @@
+"""Historical cases for the briefing view and its benchmark: `lianqin simulate --history N`.
+
+Generates N past cases of the demo district straight into the database (not through the
+streams: a year of history would take hours there), vectorised with numpy (shapely's own
+dependency) and written with the databases' bulk paths: ``executemany`` of plain tuples
+on SQLite, ``COPY`` on PostgreSQL. The cases look like the live simulator's: the same
+channels, grid kinds, categories per kind, departments and hourly profile, with weekly
+and seasonal swings, stage times drawn from skewed distributions (some late, some
+reworked, a few cancelled), and the last day still partly open. They carry their stage
+times but no timeline rows (``case_events``). Unit tracks (a ping a minute) are written
+for the last ``ping_hours`` so that the replay has units to move.
+
+Ids are ``H<seed>-<n>``: generating again with the same seed adds nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from dashboard.district import District
+from dashboard.services.kpis import local_midnight
+from dashboard.simulator import (
+    CATEGORY_WEIGHTS,
+    DEPARTMENT_FOR,
+    HOURLY_FACTOR,
+    KIND_WEIGHTS,
+    SOURCE_WEIGHTS,
+    TEMPLATES,
+    URGENT_CATEGORIES,
+)
+from dashboard.sla import SlaPolicy
+
+log = logging.getLogger(__name__)
+CHUNK = 50_000
+CASE_COLUMNS: tuple[str, ...] = (
+    "id", "status", "category", "priority", "source", "title", "description", "address",
+    "grid_code", "lat", "lon", "unit_id", "department_id", "reported_at", "registered_at",
+    "dispatched_at", "on_scene_at", "resolved_at", "closed_at", "cancelled_at", "status_since",
+    "status_ts", "rework_count", "deadline_at", "overdue", "version", "created_at", "updated_at",
+)  # fmt: skip
+PING_COLUMNS: tuple[str, ...] = ("unit_id", "ts", "lat", "lon", "speed", "heading", "status")
+_NAT = np.iinfo(np.int64).min
+
+
+def _weights(mapping: dict[str, float], keys: Sequence[str]) -> np.ndarray:
+    w = np.array([mapping.get(k, 0.0) for k in keys], dtype=float)
+    return w / w.sum()
+
+
+def _timestamps(epoch_us: np.ndarray, dialect: str) -> list[str | None]:
+    """Epoch microseconds → the text each database stores (NaT → NULL)."""
+    missing = epoch_us == _NAT
+    safe = np.where(missing, 0, epoch_us).astype("datetime64[us]")
+    text = np.datetime_as_string(safe, unit="us")
+    # SQLAlchemy's SQLite format: "YYYY-MM-DD HH:MM:SS.ffffff" (naive UTC); PostgreSQL: +00.
+    text = np.char.replace(text, "T", " ")
+    if dialect == "postgresql":
+        text = np.char.add(text, "+00")
+    out: list[str | None] = text.tolist()
+    for i in np.flatnonzero(missing):
+        out[i] = None
+    return out
+
+
+def bulk_insert(
+    session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """INSERT … ON CONFLICT DO NOTHING of many rows through the driver's fastest path."""
+    dialect = session.get_bind().dialect.name
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    names = ", ".join(columns)
+    if dialect == "sqlite":
+        marks = ", ".join("?" for _ in columns)
+        cursor = raw.cursor()
+        cursor.executemany(f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608
+        cursor.close()
+        return
+    with raw.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS _lq_load_{table} "
+            f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP"
+        )
+        cursor.execute(f"TRUNCATE _lq_load_{table}")
+        with cursor.copy(f"COPY _lq_load_{table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM _lq_load_{table} "  # noqa: S608
+            "ON CONFLICT DO NOTHING"
+        )
+
+
+def generate_history(
+    session: Session,
+    district: District,
+    *,
+    n: int,
+    now: datetime,
+    zone: tzinfo,
+    policy: SlaPolicy,
+    days: int = 400,
+    seed: int = 1,
+    ping_hours: int = 24,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """Write ``n`` cases reported over the ``days`` before ``now`` (and unit tracks)."""
+    rng = np.random.default_rng(seed)
+    dialect = session.get_bind().dialect.name
+    grids = list(district.grids)
+    kinds = [g.kind for g in grids]
+    grid_p = np.array([KIND_WEIGHTS.get(k, 1.0) for k in kinds])
+    grid_p /= grid_p.sum()
+    corners = np.array([[(lat, lon) for lat, lon in g.corners] for g in grids])  # (G, 4, 2)
+    categories = sorted({c for table in CATEGORY_WEIGHTS.values() for c in table})
+    sources = list(SOURCE_WEIGHTS)
+    source_p = _weights(SOURCE_WEIGHTS, sources)
+    units = [u.id for u in district.units if u.kind != "volunteer"]
+    today = now.astimezone(zone).date()
+    # Local midnights of the days, as epoch seconds (DST-safe), and how busy each day is:
+    # weekends are quieter, and a seasonal swing of ±15 %.
+    midnights = np.array(
+        [local_midnight(today - timedelta(days=d), zone).timestamp() for d in range(days, -1, -1)]
+    )
+    day_index = np.arange(len(midnights))
+    weekday = np.array([(today - timedelta(days=d)).weekday() for d in range(days, -1, -1)])
+    day_p = (1 + 0.15 * np.sin(2 * math.pi * day_index / 365.0)) * np.where(weekday >= 5, 0.8, 1)
+    day_p /= day_p.sum()
+    hour_p = np.array(HOURLY_FACTOR) / sum(HOURLY_FACTOR)
+    now_s = now.timestamp()
+    written = 0
+    statuses: dict[str, int] = {}
+    for offset in range(0, n, CHUNK):
+        m = min(CHUNK, n - offset)
+        g = rng.choice(len(grids), size=m, p=grid_p)
+        u, v = rng.uniform(0.12, 0.88, m), rng.uniform(0.12, 0.88, m)
+        c = corners[g]
+        w = np.stack([(1 - u) * (1 - v), u * (1 - v), u * v, (1 - u) * v], axis=1)[:, :, None]
+        points = (c * w).sum(axis=1)
+        category = np.empty(m, dtype=object)
+        for kind in set(kinds):
+            mask = np.isin(g, [i for i, k in enumerate(kinds) if k == kind])
+            table = CATEGORY_WEIGHTS.get(kind, CATEGORY_WEIGHTS["residential"])
+            category[mask] = rng.choice(
+                categories, size=int(mask.sum()), p=_weights(table, categories)
+            )
+        source = np.array(sources, dtype=object)[rng.choice(len(sources), size=m, p=source_p)]
+        urgent = np.isin(category, list(URGENT_CATEGORIES))
+        priority = np.where(urgent, np.where(rng.random(m) < 0.25, 1, 2), 3)
+        priority = np.where(rng.random(m) < 0.1, 4, priority)
+        day = rng.choice(len(midnights), size=m, p=day_p)
+        reported = (
+            midnights[day] + rng.choice(24, size=m, p=hour_p) * 3600 + rng.uniform(0, 3600, m)
+        )
+        reported = np.minimum(reported, now_s - rng.uniform(1, 3600, m))
+        dispatch = rng.lognormal(math.log(50), 0.7, m)
+        registered = reported + dispatch * rng.uniform(0.2, 0.6, m)
+        dispatched = reported + dispatch
+        on_scene = dispatched + rng.lognormal(math.log(280), 0.5, m)
+        slow = rng.random(m) < 0.06  # the odd case that drags on
+        resolved = on_scene + rng.lognormal(math.log(1500), 0.6, m) * np.where(slow, 12, 1)
+        closed = resolved + rng.lognormal(math.log(4 * 3600), 0.8, m)
+        rework = rng.random(m) < 0.04
+        cancelled = rng.random(m) < 0.02
+        # What has happened by now: later stages stay empty.
+        reached = {
+            "registered": registered <= now_s,
+            "dispatched": dispatched <= now_s,
+            "on_scene": on_scene <= now_s,
+            "resolved": resolved <= now_s,
+            "closed": closed <= now_s,
+        }
+        status = np.full(m, "reported", dtype=object)
+        for stage in ("registered", "dispatched", "on_scene", "resolved", "closed"):
+            status[reached[stage]] = stage
+        status[cancelled] = "cancelled"
+
+        def us(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+            return np.where(present, (values * 1e6).astype(np.int64), _NAT)
+
+        live = ~cancelled
+        cancel_at = reported + rng.uniform(60, 1800, m)
+        since = np.select(
+            [cancelled, status == "closed", status == "resolved", status == "on_scene",
+             status == "dispatched", status == "registered"],
+            [cancel_at, closed, resolved, on_scene, dispatched, registered],
+            default=reported,
+        )  # fmt: skip
+        cols: dict[str, list[Any]] = {
+            "id": [f"H{seed}-{offset + i:07d}" for i in range(m)],
+            "status": status.tolist(),
+            "category": category.tolist(),
+            "priority": priority.tolist(),
+            "source": source.tolist(),
+            "title": [TEMPLATES.get(cat, (("", ""),))[0][0] for cat in category],
+            "description": [""] * m,
+            "address": [""] * m,
+            "grid_code": [grids[i].code for i in g],
+            "lat": np.round(points[:, 0], 6).tolist(),
+            "lon": np.round(points[:, 1], 6).tolist(),
+            "unit_id": [
+                units[k] if ok else None
+                for k, ok in zip(
+                    rng.integers(0, len(units), m), reached["dispatched"] & live, strict=True
+                )
+            ],
+            "department_id": [DEPARTMENT_FOR.get(cat, "grid_office") for cat in category],
+            "reported_at": _timestamps(us(reported, np.ones(m, bool)), dialect),
+            "registered_at": _timestamps(us(registered, reached["registered"] & live), dialect),
+            "dispatched_at": _timestamps(us(dispatched, reached["dispatched"] & live), dialect),
+            "on_scene_at": _timestamps(us(on_scene, reached["on_scene"] & live), dialect),
+            "resolved_at": _timestamps(us(resolved, reached["resolved"] & live), dialect),
+            "closed_at": _timestamps(us(closed, reached["closed"] & live), dialect),
+            "cancelled_at": _timestamps(us(cancel_at, cancelled), dialect),
+            "status_since": _timestamps(us(since, np.ones(m, bool)), dialect),
+            "status_ts": _timestamps(us(since, np.ones(m, bool)), dialect),
+            "rework_count": np.where(rework & reached["resolved"] & live, 1, 0).tolist(),
+            "deadline_at": [None] * m,
+            "overdue": [False] * m,
+            "version": [1] * m,
+        }
+        stamp = _timestamps(us(np.full(m, now_s), np.ones(m, bool)), dialect)
+        cols["created_at"] = stamp
+        cols["updated_at"] = stamp
+        # Open cases get their stage deadline (the map's and the overdue count's).
+        for i in np.flatnonzero(live & ~reached["resolved"]):
+            since_dt = datetime.fromtimestamp(float(since[i]), UTC)
+            deadline = policy.stage_deadline(
+                status=str(status[i]), status_since=since_dt, category=str(category[i]),
+                priority=int(priority[i]),
+                reported_at=datetime.fromtimestamp(float(reported[i]), UTC), due=None,
+            )  # fmt: skip
+            if deadline is not None:
+                cols["deadline_at"][i] = _timestamps(
+                    np.array([int(deadline.timestamp() * 1e6)]), dialect
+                )[0]
+                cols["overdue"][i] = deadline < now
+        for value in status.tolist():
+            statuses[value] = statuses.get(value, 0) + 1
+        bulk_insert(
+            session, "cases", CASE_COLUMNS, zip(*(cols[k] for k in CASE_COLUMNS), strict=True)
+        )
+        written += m
+        if progress:
+            progress(m)
+    pings = _pings(session, district, rng, now=now, hours=ping_hours, dialect=dialect)
+    return {"cases": written, "pings": pings, **{f"status_{k}": v for k, v in statuses.items()}}
+
+
+def _pings(
+    session: Session,
+    district: District,
+    rng: np.random.Generator,
+    *,
+    now: datetime,
+    hours: int,
+    dialect: str,
+) -> int:
+    """A ping a minute for every unit over the last ``hours``: a walk around its home grid."""
+    if hours <= 0:
+        return 0
+    steps = hours * 60
+    end_s = math.floor(now.timestamp() / 60) * 60
+    ts = end_s - (steps - np.arange(steps)) * 60
+    total = 0
+    for unit in district.units:
+        drift = rng.normal(0, 0.0004, (steps, 2))
+        walk = np.zeros((steps, 2))
+        for i in range(1, steps):  # mean-reverting: units stay near their beat
+            walk[i] = walk[i - 1] * 0.97 + drift[i]
+        lat = np.round(unit.home_lat + walk[:, 0], 6)
+        lon = np.round(unit.home_lon + walk[:, 1], 6)
+        stamps = _timestamps((ts * 1e6).astype(np.int64), dialect)
+        rows = zip(
+            [unit.id] * steps, stamps, lat.tolist(), lon.tolist(),
+            np.round(rng.uniform(0, 3, steps), 2).tolist(), [None] * steps,
+            ["available"] * steps, strict=True,
+        )  # fmt: skip
+        bulk_insert(session, "unit_pings", PING_COLUMNS, rows)
+        total += steps
+    return total

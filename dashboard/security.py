@@ -1,0 +1,280 @@
+"""Security around the app: headers (CSP), login rate limiting, token-use audit, and cutting
+off open sockets at once when a user is disabled or a token revoked.
+
+Everything shared between web instances lives in Redis: the login attempt counters, the
+"token seen" marks, and the revocation channel every web process listens to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import redis
+from flask import Flask, Response
+from sqlalchemy.orm import Session
+
+from dashboard.config import Settings
+from dashboard.streams import Keys
+
+if TYPE_CHECKING:
+    from flask_socketio import SocketIO
+
+    from dashboard.runtime import Runtime
+    from dashboard.services.accounts import Principal
+
+log = logging.getLogger(__name__)
+
+
+# -- Content-Security-Policy ------------------------------------------------------------------
+def _tile_origins(settings: Settings) -> list[str]:
+    """Where the configured map tiles come from ({s} subdomains become a wildcard)."""
+    from dashboard.tiles import tile_source
+
+    try:
+        source = tile_source(settings)
+    except ValueError:
+        return []
+    if source is None:
+        return []
+    origins = []
+    for url in (source.url, source.overlay_url):
+        if not url or url.startswith("/"):
+            continue
+        parts = urlsplit(url.replace("{s}", "x"))
+        host = parts.hostname or ""
+        if "{s}" in url.split("//", 1)[-1].split("/", 1)[0]:
+            host = "*." + host.split(".", 1)[-1]
+        origins.append(f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else ""))
+    return origins
+
+
+def content_security_policy(settings: Settings, script_hashes: Iterable[str]) -> str:
+    """No inline script but Dash's own (by hash), nothing from other origins but map tiles.
+
+    Styles allow inline: Plotly and Leaflet set element styles and add <style> rules at
+    run time; a style cannot run code, and untrusted text is only ever rendered as text.
+    """
+    directives = {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", *script_hashes],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:", *_tile_origins(settings)],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],  # same-origin XHR and the Socket.IO websocket
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+    return "; ".join(f"{name} {' '.join(values)}" for name, values in directives.items())
+
+
+def install_headers(server: Flask, policy: str) -> None:
+    """Every response: the CSP and the usual hardening headers."""
+
+    def add_headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", policy)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    server.after_request(add_headers)
+
+
+# -- login rate limiting ----------------------------------------------------------------------
+def _attempt_key(keys: Keys, ip: str | None, username: str) -> str:
+    digest = hashlib.sha256(username.casefold().encode("utf-8")).hexdigest()[:24]
+    return keys.login_attempts(ip or "-", digest)
+
+
+def login_blocked(client: redis.Redis, keys: Keys, settings: Settings, *, ip: str | None,
+                  username: str) -> int:  # fmt: skip
+    """Seconds until this IP may try this username again (0: it may now)."""
+    key = _attempt_key(keys, ip, username)
+    pipe = client.pipeline(transaction=False)
+    pipe.get(key)
+    pipe.ttl(key)
+    count, ttl = pipe.execute()
+    if int(count or 0) >= settings.login_max_attempts:
+        return max(1, int(ttl))
+    return 0
+
+
+def login_failed(client: redis.Redis, keys: Keys, settings: Settings, *, ip: str | None,
+                 username: str) -> None:  # fmt: skip
+    """Count a failed attempt in a fixed window that starts with the first failure."""
+    key = _attempt_key(keys, ip, username)
+    pipe = client.pipeline(transaction=True)
+    pipe.set(key, 0, ex=settings.login_window_s, nx=True)  # the window starts here (Redis 6.2)
+    pipe.incr(key)  # keeps the TTL
+    pipe.execute()
+
+
+def login_succeeded(client: redis.Redis, keys: Keys, *, ip: str | None, username: str) -> None:
+    client.delete(_attempt_key(keys, ip, username))
+
+
+# -- token use in the audit trail ---------------------------------------------------------------
+def note_token_use(
+    rt: Runtime, session: Session, principal: Principal, *, ip: str | None, path: str
+) -> bool:
+    """Audit a bearer token's use at most once per ``token_audit_interval_s`` per token (a
+    Redis mark shared by every web instance), so the trail does not get a row per request."""
+    from dashboard.services.accounts import audit
+
+    interval = rt.settings.token_audit_interval_s
+    try:
+        first = interval == 0 or bool(
+            rt.redis.set(rt.keys.token_seen(principal.key), "1", nx=True, ex=interval)
+        )
+    except (redis.RedisError, OSError):
+        first = True  # without Redis, audit every use rather than none
+    if first:
+        audit(session, actor=principal.actor, action="token.use", target=path[:100], ip=ip)
+    return first
+
+
+# -- revocation: cut off open sockets at once ---------------------------------------------------
+def principal_room(principal: Principal) -> str:
+    """The Socket.IO room of a principal; a user's carries its session epoch."""
+    if principal.kind == "user":
+        return f"principal:user:{principal.key}:{principal.epoch}"
+    return f"principal:token:{principal.key}"
+
+
+def announce_revocation(client: redis.Redis, keys: Keys) -> None:
+    """Tell every web process to re-check the principals of its open sockets now."""
+    client.publish(keys.revocations, "recheck")
+
+
+def room_still_valid(session: Session, room: str) -> bool:
+    from dashboard.services.accounts import load_token_principal, load_user_principal
+
+    parts = room.split(":")
+    try:
+        if parts[1] == "user" and len(parts) == 4:
+            return (
+                load_user_principal(session, user_id=int(parts[2]), epoch=int(parts[3])) is not None
+            )
+        if parts[1] == "token" and len(parts) == 3:
+            return load_token_principal(session, token_id=int(parts[2])) is not None
+    except (ValueError, IndexError):
+        return False
+    return False
+
+
+class SocketGuard:
+    """One per web process: listens for revocations (Redis pub/sub), re-checks every open
+    socket's principal on each and every ``socket_recheck_s``, disconnects the refused, and
+    reports how many sockets this process holds (for ``lianqin_connected_clients``)."""
+
+    def __init__(self, socketio: SocketIO, rt: Runtime, namespace: str) -> None:
+        import os
+        import socket as socket_lib
+
+        self.socketio = socketio
+        self.rt = rt
+        self.namespace = namespace
+        self.instance = f"{socket_lib.gethostname()}-{os.getpid()}-{id(self):x}"
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self._started = False
+
+    def ensure_started(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        self.socketio.start_background_task(self.run)
+
+    def _rooms(self) -> dict[Any, list[str]]:
+        manager = self.socketio.server.manager
+        for _ in range(5):  # the manager's dicts change under us as sockets come and go
+            try:
+                rooms = manager.rooms.get(self.namespace, {})
+                return {room: list(members) for room, members in list(rooms.items())}
+            except RuntimeError:
+                time.sleep(0.01)
+        return {}
+
+    def check(self) -> int:
+        """Disconnect every socket whose principal is no longer valid; return how many."""
+        rooms = self._rooms()
+        principal_rooms = [r for r in rooms if isinstance(r, str) and r.startswith("principal:")]
+        if not principal_rooms:
+            return 0
+        cut = 0
+        with self.rt.db.read() as session:
+            invalid = [r for r in principal_rooms if not room_still_valid(session, r)]
+        for room in invalid:
+            for sid in rooms[room]:
+                log.info("socket %s cut off: its principal was revoked or disabled", sid)
+                self.socketio.server.disconnect(sid, namespace=self.namespace)
+                cut += 1
+        return cut
+
+    def connected(self) -> int:
+        return len(self._rooms().get(None, []))
+
+    def report_clients(self) -> None:
+        import json
+
+        record = json.dumps({"n": self.connected(), "at": int(time.time() * 1000)})
+        self.rt.redis.hset(self.rt.keys.web_clients, self.instance, record)
+
+    def _idle_exit(self) -> bool:
+        """Stop when no socket is left (the next connection starts the guard again)."""
+        with self._lock:
+            if self.connected() or not self._started:
+                return False
+            self._started = False
+            return True
+
+    def run(self) -> None:
+        backoff = 0.5
+        recheck = self.rt.settings.socket_recheck_s
+        idle_since: float | None = None
+        done = False
+        while not (done or self.stop.is_set()):
+            pubsub = None
+            try:
+                pubsub = self.rt.redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.rt.keys.revocations)
+                next_check = 0.0
+                next_report = 0.0
+                while not (done or self.stop.is_set()):
+                    message = pubsub.get_message(timeout=0.5)
+                    now = time.monotonic()
+                    if message is not None or now >= next_check:
+                        self.check()
+                        next_check = now + recheck
+                    if now >= next_report:
+                        self.report_clients()
+                        next_report = now + min(5.0, recheck)
+                    backoff = 0.5
+                    idle_since = (idle_since or now) if not self.connected() else None
+                    if idle_since is not None and now - idle_since > 5 and self._idle_exit():
+                        done = True
+            except Exception as exc:  # Redis or the database away: never die, retry
+                log.warning("socket guard paused (%s); retrying in %.1f s", exc, backoff)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                if pubsub is not None:
+                    try:
+                        pubsub.close()
+                    except Exception:  # noqa: S110 - closing a broken connection
+                        pass
+        try:
+            self.rt.redis.hdel(self.rt.keys.web_clients, self.instance)
+        except Exception:  # noqa: S110 - Redis away: the record goes stale and is ignored
+            pass

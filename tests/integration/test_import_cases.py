@@ -1,0 +1,156 @@
+"""`lianqin import cases`: the two public 311 samples straight into the real database, checked
+against an independent read of the CSV files (the csv module and the documented mapping,
+not the importer's code), idempotent re-import, our own CSV format, and the CLI."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime
+from pathlib import Path
+
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from dashboard.cli import main
+from dashboard.config import Settings
+from dashboard.geo import GridIndex
+from dashboard.importers import IMPORTERS, ImportResult, LoadSummary, load_cases
+from dashboard.models import Case, CaseEvent
+from dashboard.runtime import Runtime
+
+DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+BOSTON = DATASETS / "boston311-100.csv"
+NYC = DATASETS / "nyc311-sample.csv"
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+# The README's mapping of NYC statuses, written out again here.
+NYC_STAGE = {"Open": "reported", "Pending": "registered", "Assigned": "dispatched"}
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(handle))
+
+
+def expected_boston() -> dict[str, str]:
+    out = {}
+    for row in rows(BOSTON):
+        closed = row["case_status"] == "Closed" and row["closed_dt"].strip()
+        out["BOS-" + row["case_enquiry_id"]] = "closed" if closed else "reported"
+    return out
+
+
+def expected_nyc() -> tuple[dict[str, str], int]:
+    out = {}
+    no_point = 0
+    for row in rows(NYC):
+        if not row["Latitude"] or not row["Longitude"]:
+            no_point += 1
+            continue
+        status = row["Status"]
+        if status == "Closed":
+            out["NYC-" + row["Unique Key"]] = "closed" if row["Closed Date"] else "reported"
+        else:
+            out["NYC-" + row["Unique Key"]] = NYC_STAGE[status]
+    return out, no_point
+
+
+def load(runtime: Runtime, fmt: str, path: Path) -> tuple[ImportResult, LoadSummary]:
+    result = IMPORTERS[fmt](path)
+    with runtime.db.write() as session:
+        summary = load_cases(
+            session, result.cases, source=fmt, categories=runtime.settings.categories,
+            policy=runtime.policy, grids=GridIndex([]), now=NOW,
+        )  # fmt: skip
+    return result, summary
+
+
+def statuses(runtime: Runtime, prefix: str) -> dict[str, str]:
+    with runtime.db.read() as session:
+        rows = session.execute(select(Case.id, Case.status).where(Case.id.like(f"{prefix}%")))
+        return {case_id: status for case_id, status in rows}
+
+
+def test_boston_sample_imports_cleanly(runtime: Runtime) -> None:
+    _, summary = load(runtime, "boston311", BOSTON)
+    expected = expected_boston()
+    assert len(expected) == 100
+    assert summary.loaded == 100 and summary.skipped == []
+    assert statuses(runtime, "BOS-") == expected
+    with runtime.db.read() as session:
+        case = session.get(Case, "BOS-101004120108")
+        assert case is not None
+        # 2022-01-08 12:54:49 in Boston (EST, -05:00) → 17:54:49 UTC; closed the next morning.
+        assert case.reported_at == datetime(2022, 1, 8, 17, 54, 49, tzinfo=UTC)
+        assert case.closed_at == datetime(2022, 1, 9, 11, 43, 6, tzinfo=UTC)
+        assert case.category == "environment"  # Street Cleaning
+        assert case.department_id == "PWDx"
+        events = session.scalar(
+            select(func.count()).select_from(CaseEvent).where(CaseEvent.case_id == case.id)
+        )
+        assert events == 2  # the timeline: reported, closed
+
+
+def test_nyc_sample_imports_cleanly(runtime: Runtime) -> None:
+    result, summary = load(runtime, "nyc311", NYC)
+    expected, no_point = expected_nyc()
+    assert no_point == 6 and len(expected) == 193
+    assert summary.loaded == 193 and summary.skipped == []
+    assert [why for _, why in result.problems] == ["no coordinates"] * 6
+    got = statuses(runtime, "NYC-")
+    assert got == expected
+    # 83 rows are Closed, 2 of them without coordinates (skipped).
+    assert sum(1 for s in got.values() if s == "closed") == 81
+    with runtime.db.read() as session:
+        case = session.get(Case, "NYC-26594139")  # Noise - Commercial, closed 02:40:32 AM EDT
+        assert case is not None
+        assert case.category == "noise" and case.department_id == "NYPD"
+        assert case.closed_at == datetime(2013, 10, 31, 6, 40, 32, tzinfo=UTC)
+        assigned = session.get(Case, "NYC-26589651")  # Assigned at 02:35:17 AM
+        assert assigned is not None and assigned.status == "dispatched"
+        assert assigned.dispatched_at == datetime(2013, 10, 31, 6, 35, 17, tzinfo=UTC)
+
+
+def test_importing_twice_adds_nothing(runtime: Runtime) -> None:
+    load(runtime, "nyc311", NYC)
+    with runtime.db.read() as session:
+        before = (
+            session.scalar(select(func.count()).select_from(Case)),
+            session.scalar(select(func.count()).select_from(CaseEvent)),
+        )
+    _, again = load(runtime, "nyc311", NYC)
+    assert again.loaded == 0 and again.already == 193 and again.entries == 0
+    with runtime.db.read() as session:
+        after = (
+            session.scalar(select(func.count()).select_from(Case)),
+            session.scalar(select(func.count()).select_from(CaseEvent)),
+        )
+    assert after == before
+
+
+def test_our_own_csv_with_a_bad_case(runtime: Runtime, tmp_path: Path) -> None:
+    path = tmp_path / "cases.csv"
+    path.write_text(
+        "id,status,ts,lat,lon,category,source,title\n"
+        "HZ-1,reported,2026-11-20T09:00:00+08:00,29.37,106.26,dispute,grid_app,邻里纠纷\n"
+        "HZ-1,dispatched,2026-11-20T09:01:00+08:00,,,,,\n"
+        "HZ-1,closed,2026-11-20T10:00:00+08:00,,,,,\n"
+        "HZ-2,reported,2026-11-20T09:00:00+08:00,29.37,106.26,no_such_category,,x\n"
+        ",reported,2026-11-20T09:00:00+08:00,29.37,106.26,dispute,,x\n",
+        encoding="utf-8",
+    )
+    result, summary = load(runtime, "lianqin-csv", path)
+    assert summary.loaded == 1
+    assert [case for case, _ in summary.skipped] == ["HZ-2"]
+    assert "unknown_category" in summary.skipped[0][1]
+    assert result.problems == [(6, "no id")]
+    assert statuses(runtime, "HZ-") == {"HZ-1": "closed"}
+
+
+def test_the_cli_command(settings: Settings) -> None:
+    env = {"DATABASE_URL": settings.database_url or "", "LIANQIN_DATA_DIR": str(settings.data_dir)}
+    runner = CliRunner()
+    first = runner.invoke(main, ["import", "cases", str(BOSTON), "--format", "boston311"], env=env)
+    assert first.exit_code == 0, first.output
+    assert "100 cases loaded" in first.output and "0 skipped" in first.output
+    again = runner.invoke(main, ["import", "cases", str(BOSTON), "--format", "boston311"], env=env)
+    assert "0 cases loaded (0 entries), 100 already there" in again.output
