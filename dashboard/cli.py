@@ -127,6 +127,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         raise KeyboardInterrupt  # stop serving, then close Redis (the embedded one) cleanly
 
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)  # even when started with SIGINT ignored (nohup, &)
     with _redis(settings) as url:
         try:
             _run_web(
@@ -759,7 +760,10 @@ def demo(
     def on_term(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
+    # SIGINT too: a shell that starts a program in the background (nohup, `&` in a
+    # script) leaves SIGINT ignored, and Python then never raises KeyboardInterrupt.
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
     with _redis(settings) as redis_url:
         try:
             upgrade(settings)

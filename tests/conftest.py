@@ -28,9 +28,6 @@ from dashboard.redis_server import EmbeddedRedis, redis_client
 from dashboard.runtime import Runtime
 from dashboard.streams import Producer
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-DATASETS = SHARED / "datasets"
-
 
 def backend_label() -> str:
     return (
@@ -148,7 +145,7 @@ def raw_redis(runtime: Runtime) -> redis.Redis:
     return runtime.redis
 
 
-__all__ = ["DATASETS", "make_database"]
+__all__ = ["make_database"]
 
 
 # -- real Chromium (tests/browser, tests/faults) ----------------------------------------------

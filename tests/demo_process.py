@@ -36,10 +36,14 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class DemoProcess:
     """`lianqin --data-dir D demo --port P …`, started and stopped like a user would."""
 
-    def __init__(self, data_dir: Path, *args: str) -> None:
+    def __init__(self, data_dir: Path, *args: str, sigint_ignored: bool = False) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -61,6 +65,8 @@ class DemoProcess:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=env,
+            # As a script's background job starts it (nohup, `&`): SIGINT ignored.
+            preexec_fn=_ignore_sigint if sigint_ignored else None,
         )
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 from dashboard.runtime import Runtime
@@ -46,3 +47,12 @@ def make_token(runtime: Runtime, role: str = "viewer", name: str | None = None) 
             session, name=name or f"test-{role}-{secrets.token_hex(3)}", role=role
         )
     return plaintext
+
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def dataset(name: str) -> Path:
+    """A real public sample (tests/data/: exact copies of ../shared/datasets/, SOURCES.md),
+    kept in the repository so that a checkout tests on its own."""
+    return DATA / name

@@ -76,3 +76,14 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "lianqin.sqlite3").exists()
+
+
+def test_ctrl_c_stops_the_demo_even_when_started_with_sigint_ignored(tmp_path: Path) -> None:
+    """A shell that runs a program in the background leaves SIGINT ignored, and Python then
+    never raises KeyboardInterrupt: the demo sets its own handler, so SIGINT still stops it."""
+    demo = DemoProcess(tmp_path / "data", "--no-simulator", sigint_ignored=True)
+    try:
+        demo.wait_ready()
+    finally:
+        code = demo.stop(signal.SIGINT, timeout=20)
+    assert code == 0, demo.output()[-2000:]

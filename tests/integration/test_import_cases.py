@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from click.testing import CliRunner
+from helpers import dataset
 from sqlalchemy import func, select
 
 from dashboard.cli import main
@@ -18,9 +19,8 @@ from dashboard.importers import IMPORTERS, ImportResult, LoadSummary, load_cases
 from dashboard.models import Case, CaseEvent
 from dashboard.runtime import Runtime
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-BOSTON = DATASETS / "boston311-100.csv"
-NYC = DATASETS / "nyc311-sample.csv"
+BOSTON = dataset("boston311-100.csv")
+NYC = dataset("nyc311-sample.csv")
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 # The README's mapping of NYC statuses, written out again here.
 NYC_STAGE = {"Open": "reported", "Pending": "registered", "Assigned": "dispatched"}

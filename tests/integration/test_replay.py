@@ -10,7 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from click.testing import CliRunner
-from helpers import drain
+from helpers import dataset, drain
 
 from dashboard.cli import main
 from dashboard.runtime import Runtime
@@ -19,7 +19,7 @@ from dashboard.worker import Worker
 
 BOSTON = ZoneInfo("America/New_York")
 # shared/ sits beside the repository (a module-level path: `conftest` is ambiguous here).
-CSV_FILE = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "boston311-100.csv"
+CSV_FILE = dataset("boston311-100.csv")
 
 
 def csv_truth() -> tuple[Counter[str], Counter[str]]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 from datetime import datetime
-from pathlib import Path
 
 import pytest
+from helpers import dataset
 
 from dashboard.config import Settings
 from dashboard.contract import parse_incident
@@ -17,7 +17,7 @@ from dashboard.importers import (
     read_boston311,
 )
 
-DATASET = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "boston311-100.csv"
+DATASET = dataset("boston311-100.csv")
 ROW = {
     "case_enquiry_id": "101004120108",
     "open_dt": "2022-01-08 12:54:49",
