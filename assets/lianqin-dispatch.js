@@ -520,15 +520,26 @@
       countdown();
       return noUpdate();
     },
-    pick: function () {
+    // A suggested unit's button: select it in the assign dropdown. The dropdown's options
+    // were read when the page loaded; a unit that first pinged since is added to them.
+    pick: function (_clicks, options) {
+      var skip = [dc.no_update, dc.no_update];
       var trig = (dc.callback_context && dc.callback_context.triggered) || [];
-      if (!trig.length || !trig[0].value) return noUpdate();
+      if (!trig.length || !trig[0].value) return skip;
       var propId = trig[0].prop_id;
+      var unit;
       try {
-        return JSON.parse(propId.slice(0, propId.lastIndexOf("."))).unit;
+        unit = JSON.parse(propId.slice(0, propId.lastIndexOf("."))).unit;
       } catch (err) {
-        return noUpdate();
+        return skip;
       }
+      var list = options || [];
+      for (var i = 0; i < list.length; i++) {
+        if (list[i].value === unit) return [unit, dc.no_update];
+      }
+      var known = (st.nearest || []).filter(function (u) { return u.id === unit; })[0];
+      var label = known && known.name && known.name !== unit ? unit + " " + known.name : unit;
+      return [unit, list.concat([{ value: unit, label: String(label) }])];
     },
     bulk: function () {
       if (!st.api) return noUpdate();

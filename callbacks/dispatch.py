@@ -287,7 +287,9 @@ def register(app: Dash) -> None:
     app.clientside_callback(
         ClientsideFunction("lq_dispatch", "pick"),
         Output(ids.ASSIGN_UNIT, "value"),
+        Output(ids.ASSIGN_UNIT, "options"),  # a unit that pinged after the page loaded
         Input({"type": ids.NEAREST_PICK, "unit": ALL}, "n_clicks"),
+        State(ids.ASSIGN_UNIT, "options"),
         prevent_initial_call=True,
     )
     app.clientside_callback(

@@ -226,22 +226,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
 
 def read_boston311(path: Path, *, limit: int | None = None) -> ImportResult:
     """Every row of a Boston 311 CSV file mapped, and the rows that could not be, with why."""
-    result = ImportResult()
-    seen: set[str] = set()
-    for line, row in read_rows(path):
-        if limit is not None and len(result.cases) >= limit:
-            break
-        try:
-            case = boston311_case(row)
-        except RowError as exc:
-            result.problems.append((line, str(exc)))
-            continue
-        if case.id in seen:
-            result.problems.append((line, f"duplicate case {case.id}"))
-            continue
-        seen.add(case.id)
-        result.cases.append(case)
-    return result
+    return _read_mapped(path, boston311_case, limit)
 
 
 # -- NYC 311 --------------------------------------------------------------------------------------
