@@ -379,9 +379,8 @@ def dump(path: Path | None, data: dict[str, Any]) -> None:
         path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU time of a process and its live children (gunicorn's master and worker)."""
-    total = 0.0
+def tree_pids(pid: int) -> list[int]:
+    """A process and its live children (gunicorn's master and worker)."""
     pids = [pid]
     with contextlib.suppress(OSError):
         for entry in Path("/proc").iterdir():
@@ -390,23 +389,22 @@ def tree_cpu_seconds(pid: int) -> float:
                     stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
                     if int(stat[1]) == pid:
                         pids.append(int(entry.name))
-    for p in pids:
+    return pids
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its live children."""
+    total = 0.0
+    for p in tree_pids(pid):
         with contextlib.suppress(OSError):
             total += proc_cpu_seconds(p)
     return total
 
 
 def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of a process and its live children."""
     total = 0
-    pids = [pid]
-    with contextlib.suppress(OSError):
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError, IndexError):
-                    stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                    if int(stat[1]) == pid:
-                        pids.append(int(entry.name))
-    for p in pids:
+    for p in tree_pids(pid):
         with contextlib.suppress(OSError):
             total += proc_rss_bytes(p)
     return total

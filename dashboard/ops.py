@@ -67,7 +67,8 @@ def record_latencies(pipe: Any, keys: Keys, entry_ids: Iterable[str], now_ms: in
         except ValueError:
             continue
         delay = max(0, now_ms - added)
-        counts[bucket_of(delay / 1000)] = counts.get(bucket_of(delay / 1000), 0) + 1
+        bucket = bucket_of(delay / 1000)
+        counts[bucket] = counts.get(bucket, 0) + 1
         total_ms += delay
         n += 1
     if not n:
