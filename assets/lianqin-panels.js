@@ -59,11 +59,12 @@
 
   function fmtDuration(s) {
     if (s === null || s === undefined) return "—";
-    s = Math.max(0, Number(s));
-    if (s < 60) return unit(Math.round(s), "unit_s");
+    // Whole seconds first: rounding minutes and seconds apart gave "1分60秒" for 119.6 s.
+    s = Math.max(0, Math.round(Number(s)));
+    if (s < 60) return unit(s, "unit_s");
     if (s < 3600) {
       var m = Math.floor(s / 60);
-      var rest = Math.round(s - m * 60);
+      var rest = s - m * 60;
       return unit(m, "unit_min") + (rest ? (en() ? " " : "") + unit(rest, "unit_s") : "");
     }
     if (s < 2 * 86400) return unit((s / 3600).toFixed(1), "unit_h");

@@ -640,10 +640,13 @@ def dead_purge(
 # -- demo -----------------------------------------------------------------------------------
 DEMO_ROLES = ("viewer", "operator", "lead", "leader", "admin")
 DEMO_WALL_TOKEN = "demo-wall"  # noqa: S105 - the token's name, not a secret
+DEMO_WALL_TOKEN_FILE = "kiosk_token"  # noqa: S105 - a file name
+DEMO_LOCK_FILE = "demo.lock"
 
 
 def _demo_accounts(settings: Settings) -> tuple[list[tuple[str, str, str]], str]:
-    """One user per role (passwords returned only when created) and a fresh kiosk token."""
+    """One user per role (passwords returned only when created) and the wall's kiosk token,
+    the same across restarts (so the printed link keeps working) unless it was revoked."""
     from dashboard.db import make_database
     from dashboard.services import accounts
     from dashboard.streams import now_utc
@@ -659,15 +662,32 @@ def _demo_accounts(settings: Settings) -> tuple[list[tuple[str, str, str]], str]
                         session, username=role, role=role, password=password, actor="demo"
                     )
                     created.append((role, role, password))
-            existing = {t.name: t for t in accounts.list_tokens(session)}
-            if DEMO_WALL_TOKEN in existing and existing[DEMO_WALL_TOKEN].revoked_at is None:
-                accounts.revoke_token(session, name=DEMO_WALL_TOKEN, now=now_utc(), actor="demo")
-            _, token = accounts.create_token(
-                session, name=DEMO_WALL_TOKEN, role="viewer", actor="demo"
-            )
+            # The plaintext is kept in the data dir (mode 600, like the secret key): only a
+            # hash is in the database, and the demo must print the same link after a restart.
+            saved = settings.data_dir / DEMO_WALL_TOKEN_FILE
+            token = saved.read_text(encoding="utf-8").strip() if saved.exists() else ""
+            principal = accounts.token_principal(session, plaintext=token) if token else None
+            if principal is None or principal.role != "viewer" or principal.name != DEMO_WALL_TOKEN:
+                existing = {t.name: t for t in accounts.list_tokens(session)}
+                if DEMO_WALL_TOKEN in existing and existing[DEMO_WALL_TOKEN].revoked_at is None:
+                    accounts.revoke_token(
+                        session, name=DEMO_WALL_TOKEN, now=now_utc(), actor="demo"
+                    )
+                _, token = accounts.create_token(
+                    session, name=DEMO_WALL_TOKEN, role="viewer", actor="demo"
+                )
+                _write_private(saved, token)
     finally:
         database.dispose()
     return created, token
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a secret readable by its owner only (created 600, never briefly world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _accounts_banner(created: list[tuple[str, str, str]]) -> str:
@@ -685,10 +705,38 @@ def _accounts_banner(created: list[tuple[str, str, str]]) -> str:
 def _demo_secret(data_dir: Path) -> str:
     path = data_dir / "secret_key"
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32), encoding="utf-8")
-        path.chmod(0o600)
+        _write_private(path, secrets.token_hex(32))
     return path.read_text(encoding="utf-8").strip()
+
+
+def _demo_lock(data_dir: Path) -> Any:
+    """One demo per data directory: an advisory lock held as long as this process lives
+    (the kernel drops it when the process dies, however it dies). A second demo on the same
+    directory would share its Redis and database and mix both simulators' data."""
+    import fcntl
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / DEMO_LOCK_FILE).open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip()
+        handle.close()
+        raise click.ClickException(
+            f"a Lianqin demo is already running on {data_dir}"
+            + (f" ({holder})" if holder else "")
+            + "; stop it first (Ctrl-C where it runs), or start this one with another "
+            "--data-dir"
+        ) from None
+    return handle
+
+
+def _note_holder(lock: Any, text: str) -> None:
+    lock.seek(0)
+    lock.truncate()
+    lock.write(text)
+    lock.flush()
 
 
 def _child_env(settings: Settings, redis_url: str, secret: str) -> dict[str, str]:
@@ -753,6 +801,9 @@ def demo(
     from dashboard.db import upgrade
 
     settings = _settings(ctx, host=host, port=port)
+    lock = _demo_lock(settings.data_dir)
+    base = f"http://{settings.host}:{settings.port}"
+    _note_holder(lock, f"pid {os.getpid()}, {base}/wall")
     secret = _demo_secret(settings.data_dir)
     settings = settings.model_copy(update={"secret_key": SecretStr(secret)})
     children: list[subprocess.Popen[bytes]] = []
@@ -787,7 +838,6 @@ def demo(
                         env,
                     )
                 )
-            base = f"http://{settings.host}:{settings.port}"
             url = f"{base}/wall?token={wall_token}"
             banner = (
                 f"\nLianqin demo is running: {url}\n"
@@ -800,6 +850,7 @@ def demo(
             click.echo("stopping…")
         finally:
             _terminate(children)
+    lock.close()  # after the embedded Redis stopped: a next demo starts on a quiet directory
 
 
 # -- replay / import ------------------------------------------------------------------------

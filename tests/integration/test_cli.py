@@ -87,3 +87,44 @@ def test_ctrl_c_stops_the_demo_even_when_started_with_sigint_ignored(tmp_path: P
     finally:
         code = demo.stop(signal.SIGINT, timeout=20)
     assert code == 0, demo.output()[-2000:]
+
+
+def test_a_second_demo_on_the_same_data_dir_says_where_the_first_runs_and_stops(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    first = DemoProcess(data, "--no-simulator")
+    try:
+        first.wait_ready()
+        second = DemoProcess(data, "--no-simulator")
+        code = second.proc.wait(timeout=60)
+        out = second.output()
+        second.stop()
+        assert code != 0
+        assert "already running" in out and f"pid {first.proc.pid}" in out, out
+        assert f"127.0.0.1:{first.port}" in out  # where the first one is
+        assert "Traceback" not in out
+        assert requests.get(f"{first.url}/healthz", timeout=5).ok  # the first is untouched
+    finally:
+        assert first.stop() == 0
+
+
+def test_the_printed_kiosk_link_survives_a_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = DemoProcess(data, "--no-simulator")
+    try:
+        first.wait_ready()
+        token = first.wall_token
+    finally:
+        assert first.stop() == 0
+    second = DemoProcess(data, "--no-simulator")
+    try:
+        second.wait_ready()
+        assert second.wall_token == token  # the same link is printed again …
+        response = requests.get(
+            f"{second.url}/api/v1/cases", headers={"Authorization": f"Bearer {token}"}, timeout=5
+        )
+        assert response.status_code == 200  # … and it still opens the wall
+        assert (data / "kiosk_token").stat().st_mode & 0o077 == 0  # readable by its owner only
+    finally:
+        assert second.stop() == 0

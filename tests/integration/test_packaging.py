@@ -26,3 +26,13 @@ def test_the_wheel_holds_assets_migrations_and_the_console_script(tmp_path: Path
     assert {"layouts/wall.py", "callbacks/router.py", "dashboard/cli.py"} <= names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "lianqin = dashboard.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_the_ci_sees_installed_debian_packages() -> None:
+    """.ci/run installs only what is missing; with everything installed it asks for nothing,
+    every time (an `fc-list | grep -q` under pipefail failed at random on SIGPIPE)."""
+    for _ in range(20):
+        out = subprocess.run(
+            ["bash", str(ROOT / ".ci" / "apt-needs")], capture_output=True, text=True, check=True
+        )
+        assert out.stdout == "", out.stdout
