@@ -115,9 +115,13 @@ def parse_change(fields: Mapping[bytes | str, bytes | str]) -> str:
     return case_id
 
 
-def outbox_entry(stored: Any) -> dict[str, str]:
-    """The `lq:changes` entry an outbox row holds, checked as the worker will check it;
-    ``ContractError`` when the row cannot be published as it is."""
+def outbox_entry(stored_json: str | None) -> dict[str, str]:
+    """The `lq:changes` entry an outbox row holds (its fields' JSON text), checked as the
+    worker will check it; ``ContractError`` when the row cannot be published as it is."""
+    try:
+        stored = json.loads(stored_json) if stored_json is not None else None
+    except ValueError:
+        raise ContractError("bad_value", "the outbox row's fields are not valid JSON") from None
     if not isinstance(stored, dict):
         raise ContractError("bad_value", "the outbox row's fields are not a JSON object")
     out: dict[str, str] = {}
@@ -213,12 +217,12 @@ class ChangeLog:
             .order_by(ChangeOutbox.created_at, ChangeOutbox.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
-        ).tuples()
+        )
         done: dict[str, str] = {}
         refused: dict[str, str] = {}
         for change_id, text in rows:
             try:
-                fields = outbox_entry(json.loads(text) if text is not None else None)
+                fields = outbox_entry(text)
                 done[change_id] = self.xadd(change_id, fields)
             except Exception as exc:
                 if is_transient_redis(exc):
