@@ -334,15 +334,20 @@ def redact(message: str) -> str:
 
 class RedactingFilter(logging.Filter):
     """Masks passwords in URLs, tokens and ``password=``/``token=`` values in every record,
-    and cuts a record longer than ``LOG_LINE_MAX`` characters (masking first: a secret
-    that straddles the cut is masked whole)."""
+    its traceback included, and cuts each longer than ``LOG_LINE_MAX`` characters (masking
+    first: a secret that straddles the cut is masked whole)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         clean = clip(redact(message))
         if clean != message:
             record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:  # formatters use exc_text when it is set
+            record.exc_text = clip(redact(_TRACEBACKS.formatException(record.exc_info)))
         return True
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 class JsonFormatter(logging.Formatter):
@@ -357,7 +362,7 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         if record.exc_info:
-            out["exc"] = clip(redact(self.formatException(record.exc_info)))
+            out["exc"] = record.exc_text or clip(redact(self.formatException(record.exc_info)))
         return json.dumps(out, ensure_ascii=False)
 
 

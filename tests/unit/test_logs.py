@@ -9,6 +9,7 @@ patterns the first one alone would not finish within the suite's timeout."""
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
 
@@ -61,3 +62,15 @@ def test_the_log_filter_cuts_a_huge_record_after_masking_it() -> None:
     assert len(line) < LOG_LINE_MAX + 100 and "more characters" in line
     assert "hunter2" not in line
     assert clip("short") == "short"
+
+
+def test_a_traceback_is_masked_and_cut_too() -> None:
+    try:
+        raise ValueError("password=hunter2 " + "x" * (2 * MB))
+    except ValueError:
+        record = logging.LogRecord(
+            "lianqin", logging.ERROR, __file__, 1, "failed", None, sys.exc_info()
+        )
+    assert RedactingFilter().filter(record)
+    line = logging.Formatter().format(record)
+    assert "hunter2" not in line and len(line) < LOG_LINE_MAX + 200
