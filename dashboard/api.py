@@ -17,8 +17,10 @@ from dashboard.services import kpis as kpi_service
 from dashboard.services import units as unit_service
 
 api = Blueprint("api", __name__)
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_MS_RE = re.compile(r"\d{10,16}")
+# ASCII digits only: ``\d`` and ``int()`` also take other scripts' digits ("٢٠٢٦").
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+_MS_RE = re.compile(r"[0-9]{10,16}", re.ASCII)
+_LIMIT_RE = re.compile(r"[0-9]{1,4}", re.ASCII)
 
 
 class BadRequest(Exception):
@@ -72,7 +74,7 @@ def _statuses(rt: Runtime) -> list[str] | None:
 
 def _limit() -> int:
     raw = request.args.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+    if not _LIMIT_RE.fullmatch(raw) or not 1 <= int(raw) <= 1000:
         raise BadRequest("limit", f"limit must be an integer 1..1000, got {raw[:20]!r}")
     return int(raw)
 

@@ -17,24 +17,33 @@ Both paths XADD through one Lua script that remembers each change id it wrote (f
 a worker race on it or a row's "published" mark was lost. Consumers should still
 treat the entry's ``change`` field as its idempotency key, and order changes of one
 case by ``version``: an entry published late by the relay can follow a newer one.
+
+A row the relay cannot publish as it is (its JSON is not an object of contract fields
+with text values, its text cannot be encoded as UTF-8, the worker's own parser would
+refuse the entry, or Redis refuses it) is never retried: it is moved to the dead-letter
+stream ``lq:dead`` (``stream`` lq:changes, ``code`` and ``reason``, the row's fields as
+``f:<name>``), counted as ``dead:changes:<code>``, and its row is marked published with
+``stream_id`` ``dead:<dead-letter id>``. Nothing in one row can stall the relay.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import select, update
+from sqlalchemy import Text, cast, select, update
 from sqlalchemy.orm import Session
 
-from dashboard.contract import ContractError, decode_fields, parse_ident
+from dashboard.contract import ContractError, decode_fields, parse_ident, show
 from dashboard.db import Database
 from dashboard.models import ChangeOutbox
-from dashboard.streams import Keys
+from dashboard.streams import Keys, dead_letter_fields, is_transient_redis
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +58,7 @@ FIELDS = frozenset(
     }
 )  # fmt: skip
 SENT_TTL_S = 7 * 86_400
+_VERSION_RE = re.compile(r"[0-9]{1,18}", re.ASCII)
 
 _PUBLISH_LUA = """
 local done = redis.call('GET', KEYS[2])
@@ -100,18 +110,41 @@ def parse_change(fields: Mapping[bytes | str, bytes | str]) -> str:
         if not values.get("actor"):
             raise ContractError("missing_field", "a change entry names its actor", "actor")
     version = values.get("version")
-    if version is not None and not version.isdigit():
+    if version is not None and not _VERSION_RE.fullmatch(version):
         raise ContractError("bad_version", "version must be a positive integer", "version")
     return case_id
+
+
+def outbox_entry(stored_json: str | None) -> dict[str, str]:
+    """The `lq:changes` entry an outbox row holds (its fields' JSON text), checked as the
+    worker will check it; ``ContractError`` when the row cannot be published as it is."""
+    try:
+        stored = json.loads(stored_json) if stored_json is not None else None
+    except ValueError:
+        raise ContractError("bad_value", "the outbox row's fields are not valid JSON") from None
+    if not isinstance(stored, dict):
+        raise ContractError("bad_value", "the outbox row's fields are not a JSON object")
+    out: dict[str, str] = {}
+    for name, value in stored.items():
+        if name not in FIELDS:
+            raise ContractError("unknown_field", f"not a lq:changes field: {show(name)}", name)
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ContractError("bad_value", f"{name} is not text", name)
+        out[name] = str(value)
+    parse_change(out)  # type: ignore[arg-type]  # strict UTF-8, sizes, case id, action, version
+    return out
 
 
 class ChangeLog:
     """Publishes outbox rows to `lq:changes`, each change id at most once."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, maxlen: int) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: Keys, maxlen: int, *, dead_maxlen: int = 100_000
+    ) -> None:
         self.client = client
         self.keys = keys
         self.maxlen = maxlen
+        self.dead_maxlen = dead_maxlen
         self._script = client.register_script(_PUBLISH_LUA)
 
     def sent_key(self, change_id: str) -> str:
@@ -135,11 +168,14 @@ class ChangeLog:
         by a worker's relay after the grace period.
         """
         done: dict[str, str] = {}
-        try:
-            for change_id, fields in changes:
+        for change_id, fields in changes:
+            try:
                 done[change_id] = self.xadd(change_id, fields)
-        except (redis.RedisError, OSError) as exc:
-            log.warning("lq:changes not written now (%s); a worker will publish it", exc)
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                log.warning("lq:changes not written now (%s); a worker will publish it", exc)
+                break
+            except Exception as exc:  # this change's own fault: the relay will dead-letter it
+                log.warning("change %s not written (%s); left to the relay", change_id, exc)
         if done:
             try:
                 with db.write() as session:
@@ -165,24 +201,84 @@ class ChangeLog:
 
     def relay(self, session: Session, *, now: datetime, grace_s: float, limit: int = 500) -> int:
         """The slow path (workers): publish outbox rows left unpublished past the grace
-        period, oldest first, inside the caller's transaction."""
-        rows = list(
-            session.scalars(
-                select(ChangeOutbox)
-                .where(
-                    ChangeOutbox.published_at.is_(None),
-                    ChangeOutbox.created_at <= now - timedelta(seconds=grace_s),
-                )
-                .order_by(ChangeOutbox.created_at, ChangeOutbox.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+        period, oldest first, inside the caller's transaction; return how many were
+        published. A row that cannot be published is dead-lettered (module docstring).
+
+        Raises only when Redis is unreachable or refuses every write (the rows wait).
+        """
+        # The fields as text, decoded here row by row: one row's broken JSON must not
+        # fail the query that reads all of them.
+        rows = session.execute(
+            select(ChangeOutbox.id, cast(ChangeOutbox.fields, Text))
+            .where(
+                ChangeOutbox.published_at.is_(None),
+                ChangeOutbox.created_at <= now - timedelta(seconds=grace_s),
             )
+            .order_by(ChangeOutbox.created_at, ChangeOutbox.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        done = {row.id: self.xadd(row.id, row.fields) for row in rows}
+        done: dict[str, str] = {}
+        refused: dict[str, str] = {}
+        for change_id, text in rows:
+            try:
+                fields = outbox_entry(text)
+                done[change_id] = self.xadd(change_id, fields)
+            except Exception as exc:
+                if is_transient_redis(exc):
+                    raise  # Redis is out: nothing more can be published now
+                refused[change_id] = self._dead_letter(change_id, text, exc)
         _mark(session, done, now)
+        _mark(session, refused, now)
         if done:
             log.warning("published %d change(s) the web process had not", len(done))
         return len(done)
+
+    def _dead_letter(self, change_id: str, text: str | None, exc: Exception) -> str:
+        """Move an unpublishable row to lq:dead; return its mark (``dead:<id>``)."""
+        if isinstance(exc, ContractError):
+            code, reason, field = exc.code, exc.reason, exc.field
+        else:
+            error = ContractError(
+                "internal_error", f"cannot publish this change: {exc.__class__.__name__}: {exc}"
+            )
+            code, reason, field = error.code, error.reason, error.field
+        try:
+            stored = json.loads(text) if text is not None else None
+        except ValueError:
+            stored = None
+        raw: dict[bytes, bytes] = {}
+        if isinstance(stored, dict):
+            raw = {_bytes(k): _bytes(v) for k, v in stored.items()}
+        elif text is not None:
+            raw = {b"outbox": _bytes(text)}
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(
+            self.keys.dead,
+            dead_letter_fields(  # type: ignore[arg-type]
+                stream=self.keys.changes,
+                entry_id=change_id,
+                code=code,
+                reason=reason,
+                field=field,
+                raw=raw,
+                consumer="outbox-relay",
+            ),
+            maxlen=self.dead_maxlen,
+            approximate=True,
+        )
+        pipe.hincrby(self.keys.metrics, f"dead:changes:{code}", 1)
+        dead_id, _ = pipe.execute()
+        mark = "dead:" + (dead_id.decode() if isinstance(dead_id, bytes) else str(dead_id))
+        log.warning("change %s cannot be published (%s: %s): moved to %s", change_id, code,
+                    reason, mark)  # fmt: skip
+        return mark
+
+
+def _bytes(value: Any) -> bytes:
+    """A stored value byte for byte as far as possible (lone surrogates kept, as CESU)."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text.encode("utf-8", "surrogatepass")
 
 
 def _mark(session: Session, done: Mapping[str, str], now: datetime) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from dashboard.geo import CRS_VALUES, to_wgs84
+from dashboard.times import EARLIEST, LATEST, NO_DEADLINE
 
 CONTRACT_VERSION = 1
 
@@ -50,24 +51,47 @@ PING_FIELDS = frozenset(
 )
 TEXT_LIMITS = {"title": 200, "description": 4000, "address": 300}
 
-ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-_DECIMAL_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?")
-_INT_RE = re.compile(r"\d{1,16}")
+# ASCII only, everywhere: Python's ``\d``, ``int()`` and ``float()`` also accept other
+# scripts' digits (``٢٩.٣٧``), which the contract's "plain decimals" do not allow.
+ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}", re.ASCII)
+_DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?", re.ASCII)
+_INT_RE = re.compile(r"[0-9]{1,16}", re.ASCII)
 # C0 controls except tab, newline and carriage return; also DEL. PostgreSQL cannot
 # store NUL in text at all, and the others only ever come from broken producers.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_MIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_RAW_BYTES = 64 * 1024
+# A dead letter's reason and field, and every log line about an entry, stay this short
+# whatever the entry holds (a field name may be megabytes long).
+REASON_MAX = 300
+FIELD_MAX = 64
+
+
+def printable(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters and made encodable (lone surrogates escaped)."""
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def show(name: str) -> str:
+    """A field name (or any producer text) as it may appear in a reason: short, quoted."""
+    return repr(name[:FIELD_MAX]) + ("…" if len(name) > FIELD_MAX else "")
 
 
 class ContractError(ValueError):
-    """An entry that breaks the contract; `code` is stable, `reason` is for people."""
+    """An entry that breaks the contract; `code` is stable, `reason` is for people.
+
+    The reason and the field are bounded and always encodable, whatever the entry held:
+    they go into dead letters and log lines.
+    """
 
     def __init__(self, code: str, reason: str, field: str | None = None) -> None:
+        reason = printable(reason, REASON_MAX)
         super().__init__(reason)
         self.code = code
         self.reason = reason
-        self.field = field
+        self.field = None if field is None else printable(field, FIELD_MAX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,27 +141,37 @@ class PingMessage:
     status: str | None = None
 
 
+def _utf8(value: bytes | str, what: str, name: str | None) -> str:
+    """Strict UTF-8: bytes must decode, and text (from an in-process producer) must encode
+    (a lone surrogate such as ``"\\ud800"`` cannot: no database or Redis would take it)."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ContractError("invalid_utf8", f"{what} is not valid UTF-8", name) from None
+    if not isinstance(value, str):
+        raise ContractError("bad_value", f"{what} is not text", name)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ContractError(
+                "invalid_utf8", f"{what} holds text that cannot be encoded as UTF-8", name
+            ) from None
+    return value
+
+
 def decode_fields(fields: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
     """Decode a raw entry as strict UTF-8; an empty value counts as an absent field."""
     out: dict[str, str] = {}
     for key, value in fields.items():
-        try:
-            name = key.decode("utf-8") if isinstance(key, bytes) else key
-        except UnicodeDecodeError:
-            raise ContractError("invalid_utf8", "a field name is not valid UTF-8") from None
-        if isinstance(value, bytes):
-            if len(value) > _MAX_RAW_BYTES:
-                raise ContractError(
-                    "too_long", f"{name} is {len(value)} bytes, far over any limit", name
-                )
-            try:
-                text = value.decode("utf-8")
-            except UnicodeDecodeError:
-                raise ContractError("invalid_utf8", f"{name} is not valid UTF-8", name) from None
-        else:
-            text = value
-            if len(text) > _MAX_RAW_BYTES:
-                raise ContractError("too_long", f"{name} is far over any limit", name)
+        name = _utf8(key, "a field name", None)
+        if isinstance(value, bytes | str) and len(value) > _MAX_RAW_BYTES:
+            unit = "bytes" if isinstance(value, bytes) else "characters"
+            raise ContractError(
+                "too_long", f"{show(name)} is {len(value)} {unit}, far over any limit", name
+            )
+        text = _utf8(value, show(name), name)
         if text != "":
             out[name] = text
     return out
@@ -148,7 +182,7 @@ def _check_fields(values: Mapping[str, str], allowed: frozenset[str]) -> None:
     if unknown:
         raise ContractError(
             "unknown_field",
-            f"unknown field {unknown[0]!r} (contract v{CONTRACT_VERSION} fields: "
+            f"unknown field {show(unknown[0])} (contract v{CONTRACT_VERSION} fields: "
             f"{', '.join(sorted(allowed))})",
             unknown[0],
         )
@@ -170,41 +204,59 @@ def parse_ident(value: str, name: str) -> str:
     return value
 
 
+def _time_error(name: str, value: str, why: str) -> ContractError:
+    return ContractError("bad_time", f"{name} {why}, got {value[:60]!r}", name)
+
+
 def parse_time(
-    value: str, name: str, *, now: datetime | None = None, skew_s: int | None
+    value: str,
+    name: str,
+    *,
+    now: datetime | None = None,
+    skew_s: int | None,
+    no_deadline: bool = False,
 ) -> datetime:
     """ISO 8601 with a UTC offset, or integer epoch milliseconds; returned in UTC.
 
-    With ``skew_s`` set, a time more than that many seconds after ``now`` is refused
-    (a producer with a broken clock); nothing before 2000 is accepted either.
+    Every time accepted lies in the window every layer can show (``dashboard.times``):
+    from 2000-01-01 to before 2200-01-01 UTC. With ``skew_s`` set, a time more than that
+    many seconds after ``now`` is refused too (a producer with a broken clock). With
+    ``no_deadline`` (``due``), a time in year 9999 — ``9999-12-31T23:59:59Z``, the usual
+    "no deadline" — is accepted and returned as ``NO_DEADLINE``.
     """
     if _INT_RE.fullmatch(value):
         try:
-            parsed = datetime.fromtimestamp(int(value) / 1000, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            raise ContractError(
-                "bad_time", f"{name} epoch milliseconds out of range", name
-            ) from None
+            parsed = _EPOCH + timedelta(milliseconds=int(value))
+        except OverflowError:
+            raise _time_error(name, value, "epoch milliseconds out of range") from None
     else:
         text = value.strip()
+        if not text.isascii():
+            raise _time_error(name, value, "must be ISO 8601 in ASCII digits")
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
-            raise ContractError(
-                "bad_time",
-                f"{name} must be ISO 8601 with a UTC offset or epoch milliseconds, "
-                f"got {value[:60]!r}",
-                name,
+            raise _time_error(
+                name, value, "must be ISO 8601 with a UTC offset or epoch milliseconds"
             ) from None
         if parsed.tzinfo is None or parsed.utcoffset() is None:
-            raise ContractError(
-                "bad_time", f"{name} needs a UTC offset (e.g. +08:00), got {value[:60]!r}", name
-            )
+            raise _time_error(name, value, "needs a UTC offset (e.g. +08:00)")
+    if no_deadline and parsed.year == 9999:
+        return NO_DEADLINE
+    try:
         parsed = parsed.astimezone(UTC)
-    if parsed < _MIN_TS:
-        raise ContractError("bad_time", f"{name} is before 2000-01-01: {value[:60]!r}", name)
+    except OverflowError:  # year 1 or 9999 with an offset: outside what datetime holds
+        raise _time_error(name, value, "is out of range") from None
+    if parsed < EARLIEST:
+        raise _time_error(name, value, "is before 2000-01-01")
+    if parsed >= LATEST:
+        raise _time_error(
+            name,
+            value,
+            "is after 2200-01-01" + (" (a year-9999 due means no deadline)" if no_deadline else ""),
+        )
     if skew_s is not None:
         ref = now or datetime.now(UTC)
         if parsed > ref + timedelta(seconds=skew_s):
@@ -308,7 +360,9 @@ def parse_incident(
             )
         priority = int(raw)
     ident = {n: parse_ident(values[n], n) for n in ("grid", "unit", "department") if n in values}
-    due = parse_time(values["due"], "due", skew_s=None) if "due" in values else None
+    due = None
+    if "due" in values:
+        due = parse_time(values["due"], "due", skew_s=None, no_deadline=True)
     return IncidentMessage(
         id=case_id,
         status=status,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,12 +61,25 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def json_text(value: Any) -> str:
+    """JSON columns' serializer: text kept as it is (not ``\\u`` escapes), and refused when it
+    cannot be encoded as UTF-8 — a lone surrogate would otherwise be stored as ``\\ud800``
+    and break whatever reads it back (Redis, Socket.IO). Plain text columns get the same
+    guarantee from the drivers, which encode strictly."""
+    text = json.dumps(value, ensure_ascii=False)
+    text.encode("utf-8")  # UnicodeEncodeError: the statement fails, nothing is committed
+    return text
+
+
 def make_engine(url: str, *, echo: bool = False, sqlite_busy_s: float = 30.0) -> Engine:
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, echo=echo, connect_args={"timeout": sqlite_busy_s, "check_same_thread": False}
+            url,
+            echo=echo,
+            json_serializer=json_text,
+            connect_args={"timeout": sqlite_busy_s, "check_same_thread": False},
         )
         busy_ms = int(sqlite_busy_s * 1000)
         event.listen(engine, "connect", lambda conn, rec: _sqlite_pragmas(conn, rec, busy_ms))
@@ -73,7 +87,17 @@ def make_engine(url: str, *, echo: bool = False, sqlite_busy_s: float = 30.0) ->
         return engine
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # Sessions in UTC: psycopg returns timestamptz in the session's zone, and a time near
+    # the end of year 9999 cannot be loaded in a zone east of UTC (dashboard/times.py).
+    return create_engine(
+        url,
+        echo=echo,
+        json_serializer=json_text,
+        connect_args={"options": "-c timezone=UTC"},
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+    )
 
 
 def make_database(settings: Settings) -> Database:

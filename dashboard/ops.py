@@ -302,11 +302,28 @@ def metrics() -> Response | tuple[Response, int]:
 
 
 # -- logs ---------------------------------------------------------------------------------------
+# Linear time by construction, whatever a line holds (a field name of megabytes): every
+# pattern starts with a literal or at the start of a word (the look-behind fails at once
+# inside a word, where ``\w+`` used to rescan the rest of the word from every position),
+# and every repetition is bounded or stops at a character that also ends the next match.
+# No log line is longer than LOG_LINE_MAX characters either.
 _SECRETS = (
-    (re.compile(r"(\w+://[^:/@\s]*:)[^@\s]+@"), r"\1***@"),  # passwords in URLs
+    # user:password@ in URLs; the password stops at "/" (it would be percent-encoded)
+    (
+        re.compile(r"(?<![\w+.-])([A-Za-z][\w+.-]{0,31}://[^:/@\s]{0,256}:)[^@\s/]{1,256}@"),
+        r"\1***@",
+    ),
     (re.compile(r"lq_[A-Za-z0-9_-]{8,}"), "lq_***"),  # API and kiosk tokens
     (re.compile(r"((?:token|password|secret)=)[^&\s]+", re.I), r"\1***"),
 )
+LOG_LINE_MAX = 16_000
+
+
+def clip(message: str, limit: int = LOG_LINE_MAX) -> str:
+    """A log line cut to ``limit`` characters, saying how much was cut."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit]}… ({len(message) - limit} more characters)"
 
 
 def redact(message: str) -> str:
@@ -316,14 +333,21 @@ def redact(message: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Masks passwords in URLs, tokens and ``password=``/``token=`` values in every record."""
+    """Masks passwords in URLs, tokens and ``password=``/``token=`` values in every record,
+    its traceback included, and cuts each longer than ``LOG_LINE_MAX`` characters (masking
+    first: a secret that straddles the cut is masked whole)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        clean = redact(message)
+        clean = clip(redact(message))
         if clean != message:
             record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:  # formatters use exc_text when it is set
+            record.exc_text = clip(redact(_TRACEBACKS.formatException(record.exc_info)))
         return True
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 class JsonFormatter(logging.Formatter):
@@ -338,7 +362,7 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         if record.exc_info:
-            out["exc"] = redact(self.formatException(record.exc_info))
+            out["exc"] = record.exc_text or clip(redact(self.formatException(record.exc_info)))
         return json.dumps(out, ensure_ascii=False)
 
 

@@ -232,13 +232,8 @@ def body(cases: list[dict[str, Any]], units: list[dict[str, Any]]) -> str:
     return json.dumps({"cases": cases, "units": units}, ensure_ascii=False, separators=(",", ":"))
 
 
-def body_encoded(cases: list[dict[str, Any]], units_json: list[str]) -> str:
-    """``body`` with the units already encoded one by one (compact, ``ensure_ascii=False``):
-    the same JSON text, without encoding each unit twice on the worker's hot path."""
-    return (
-        '{"cases":'
-        + json.dumps(cases, ensure_ascii=False, separators=(",", ":"))
-        + ',"units":['
-        + ",".join(units_json)
-        + "]}"
-    )
+def body_encoded(cases_json: list[str], units_json: list[str]) -> str:
+    """``body`` with the cases and units already encoded one by one (compact,
+    ``ensure_ascii=False``): the same JSON text. The worker encodes them inside its database
+    transaction, so that a value that cannot be encoded fails before the commit."""
+    return '{"cases":[' + ",".join(cases_json) + '],"units":[' + ",".join(units_json) + "]}"

@@ -2,7 +2,8 @@
 
 Each active stage has a deadline counted from the moment the case entered it,
 except `on_scene`, whose deadline is the case's resolution deadline (an explicit
-`due` wins, else report time + the category's resolution time). Defaults are
+`due` wins, else report time + the category's resolution time; a `due` of
+``NO_DEADLINE`` — the contract's year-9999 "no deadline" — leaves none). Defaults are
 the seeds': dispatched within 1 minute of registration, on scene within 5
 minutes of dispatch.
 
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from dashboard.times import NO_DEADLINE
 
 DEFAULT_RESOLVE_S: dict[str, int] = {
     "public_security": 2 * 3600,
@@ -80,9 +83,10 @@ class SlaPolicy:
 
     def resolution_deadline(
         self, *, category: str, priority: int, reported_at: datetime, due: datetime | None
-    ) -> datetime:
+    ) -> datetime | None:
+        """``due`` when given (None for "no deadline"), else report time + resolution time."""
         if due is not None:
-            return due
+            return None if due >= NO_DEADLINE else due
         _, resolve = self.limits(category, priority)
         return reported_at + timedelta(seconds=resolve)
 

@@ -177,6 +177,29 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+# Redis answers these while it cannot take writes for a while (full, loading, a replica,
+# a script running, failing over): wait and retry, do not blame the entry at hand.
+_TRANSIENT_REPLIES = (
+    "NOGROUP", "OOM", "LOADING", "BUSY", "READONLY", "MISCONF", "MASTERDOWN", "NOREPLICAS",
+    "TRYAGAIN", "CLUSTERDOWN", "NOTREADY",
+)  # fmt: skip
+
+
+def is_transient_redis(exc: BaseException) -> bool:
+    """Redis is unreachable or refuses writes for now (as opposed to refusing one entry)."""
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | OSError):
+        return True
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith(_TRANSIENT_REPLIES)
+
+
+def _raw(value: Any) -> bytes:
+    """A field name or value for a dead letter: bytes as they are; text as UTF-8, with a lone
+    surrogate kept as its (invalid) bytes rather than failing the whole dead letter."""
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8", "surrogatepass")
+
+
 def dead_letter_fields(
     *,
     stream: str,
@@ -198,7 +221,7 @@ def dead_letter_fields(
         "at": now_utc().isoformat(timespec="milliseconds"),
     }
     for name, value in raw.items():
-        out[b"f:" + (name if isinstance(name, bytes) else str(name).encode())] = value
+        out[b"f:" + _raw(name)] = _raw(value)
     return out
 
 

@@ -9,9 +9,14 @@ reasons, count them, and XACK the batch → publish the delta to the browsers.
 Nothing is acknowledged before its database commit. A database or Redis outage
 leaves the batch pending; the worker backs off, then re-reads its own pending
 entries before new ones. Entries pending on a consumer that died are claimed
-with XAUTOCLAIM after ``claim_idle_ms``. A batch that fails for any other
-reason is retried entry by entry, so one poison entry is dead-lettered instead
-of stopping the worker.
+with XAUTOCLAIM after ``claim_idle_ms``.
+
+No entry can stop the worker or stall a stream (``handle``): an entry the contract
+refuses is dead-lettered with its reason code; a batch that fails for any other
+reason — while it is parsed, applied, encoded, pushed or acknowledged — is handled
+again entry by entry, and an entry that still fails alone is dead-lettered with code
+``internal_error`` naming the exception. Only an outage (the database or Redis
+unreachable, Redis refusing writes) leaves entries pending, to be retried.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from dashboard.services import kpis as kpi_service
 from dashboard.services.cases import case_to_live, sweep_overdue
 from dashboard.services.ingest import apply_incidents, apply_pings
 from dashboard.services.units import encode_record, unit_live_record
-from dashboard.streams import dead_letter_fields, ensure_groups
+from dashboard.streams import dead_letter_fields, ensure_groups, is_transient_redis
 
 log = logging.getLogger(__name__)
 Entry = tuple[str, dict[bytes, bytes]]
@@ -67,10 +72,42 @@ class BatchResult:
     cursor: str | None = None
 
 
+# SQLSTATE classes an OperationalError can carry that mean "this statement", not "the
+# database": 54, program limit exceeded (e.g. an index row too large for its B-tree).
+_STATEMENT_SQLSTATES = ("54",)
+
+
 def _is_transient_db(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | InterfaceError):
+    """The database is unreachable, locked or restarting: retry later, blame no entry.
+
+    A value the database refuses (DataError, IntegrityError, a program limit) is not
+    transient: retrying it forever would stall the stream, so its batch is split.
+    """
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    if isinstance(exc, InterfaceError):
+        return True
+    if isinstance(exc, OperationalError):
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        return not (isinstance(sqlstate, str) and sqlstate[:2] in _STATEMENT_SQLSTATES)
+    return False
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """Retry the batch later (acknowledge nothing) rather than blame one of its entries."""
+    return isinstance(exc, TransientError) or is_transient_redis(exc)
+
+
+def _describe(exc: BaseException) -> str:
+    """The exception's class and the first line of its message (a DBAPIError's driver
+    error, not its SQL and parameters), for a reason or a log line."""
+    inner = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    first = str(inner).split("\n", 1)[0]
+    return f"{inner.__class__.__name__}: {first[:200]}" if first else inner.__class__.__name__
+
+
+def internal_error(exc: BaseException) -> ContractError:
+    return ContractError("internal_error", f"the worker failed on this entry: {_describe(exc)}")
 
 
 def default_consumer_name() -> str:
@@ -150,6 +187,13 @@ class Worker:
                     continue
                 log.exception("unexpected Redis error")
                 stop.wait(backoff)
+            except Exception:
+                # No entry gets here (``handle`` dead-letters what fails); this is the last
+                # line against a bug in a periodic job: log it, back off, never exit.
+                log.exception("worker cycle failed; retrying in %.1f s", backoff)
+                self._retry_pending = True
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
         log.info("worker %s stopped", self.consumer)
 
     def housekeeping(self) -> None:
@@ -241,7 +285,12 @@ class Worker:
     def relay_changes(self) -> int:
         """Publish dashboard changes still in the outbox after the grace period (the web
         process died or Redis was down between its commit and its XADD: dashboard/changes.py)."""
-        changes = ChangeLog(self.rt.redis, self.keys, self.settings.changes_maxlen)
+        changes = ChangeLog(
+            self.rt.redis,
+            self.keys,
+            self.settings.changes_maxlen,
+            dead_maxlen=self.settings.dead_maxlen,
+        )
         grace_s = self.settings.outbox_grace_s
         try:
             with self.rt.db.read() as session:  # the usual answer, without a write lock
@@ -249,8 +298,15 @@ class Worker:
                     return 0
             with self.rt.db.write() as session:
                 return changes.relay(session, now=self.rt.now(), grace_s=grace_s)
-        except DBAPIError as exc:
-            raise TransientError(f"database: {exc.__class__.__name__}") from exc
+        except Exception as exc:
+            if isinstance(exc, DBAPIError) and _is_transient_db(exc):
+                raise TransientError(f"database: {exc.__class__.__name__}") from exc
+            if is_transient_redis(exc):
+                raise
+            # Rows it cannot publish are dead-lettered by the relay itself; anything else
+            # must not keep this worker from ingesting: the relay runs again next tick.
+            log.error("outbox relay failed: %s", _describe(exc), exc_info=True)
+            return 0
 
     def sweep(self) -> None:
         """Flag newly overdue cases and push them (a clock, not a message, drives this)."""
@@ -313,6 +369,32 @@ class Worker:
     def handle(
         self, batches: dict[str, list[Entry]], *, split_on_error: bool = True
     ) -> BatchResult:
+        """Validate, apply, push and acknowledge a batch: every entry ends applied or
+        dead-lettered, whatever it holds.
+
+        If anything fails that is not an outage, the batch is handled again entry by
+        entry (earlier entries' effects are idempotent), and an entry that fails alone is
+        dead-lettered with code ``internal_error``. Raises only for an outage (database
+        or Redis), having acknowledged nothing of what it could not finish.
+        """
+        try:
+            return self._handle(batches)
+        except Exception as exc:
+            if _is_outage(exc):
+                raise
+            n = sum(1 for entries in batches.values() for _, fields in entries if fields)
+            if split_on_error and n > 1:
+                log.warning(
+                    "a batch of %d entries failed (%s); handling them one by one",
+                    n,
+                    _describe(exc),
+                    exc_info=exc,
+                )
+                return self._one_by_one(batches)
+            log.error("an entry failed (%s); dead-lettering it", _describe(exc), exc_info=exc)
+            return self._dead_letter_failed(batches, exc)
+
+    def _handle(self, batches: dict[str, list[Entry]]) -> BatchResult:
         now = self.rt.now()
         incidents: list[tuple[str, IncidentMessage]] = []
         pings: list[PingMessage] = []
@@ -338,23 +420,12 @@ class Worker:
                         changes.append((entry_id, self._parse_change(fields)))
                 except ContractError as exc:
                     dead.append((stream, entry_id, fields, exc))
+                except Exception as exc:  # the parser failed: this entry, not the batch
+                    log.error("parsing %s failed: %s", entry_id, _describe(exc), exc_info=exc)
+                    dead.append((stream, entry_id, fields, internal_error(exc)))
         if empty:
             log.error("%d entries were trimmed before being read: raise the stream MAXLEN", empty)
-        try:
-            cases_live, units_live, rejected = self._apply(incidents, pings, changes, now)
-        except TransientError:
-            raise
-        except Exception:
-            if split_on_error and len(raw_by_id) > 1:
-                log.exception("batch failed; retrying its entries one by one")
-                return self._one_by_one(batches)
-            log.exception("entry failed to apply; dead-lettering it")
-            failed = ContractError(
-                "internal_error", "the worker failed to apply this entry (see its log)"
-            )
-            known = {(s, e) for s, e, _, _ in dead}
-            dead += [(s, e, f, failed) for (s, e), f in raw_by_id.items() if (s, e) not in known]
-            return self._finish(batches, [], [], dead)
+        cases_live, units_live, rejected = self._apply(incidents, pings, changes, now)
         for entry_id, error in rejected:
             stream = self.keys.incidents
             dead.append((stream, entry_id, raw_by_id[(stream, entry_id)], error))
@@ -369,13 +440,38 @@ class Worker:
                 total.dead.extend(res.dead)
         return total
 
+    def _dead_letter_failed(self, batches: dict[str, list[Entry]], exc: Exception) -> BatchResult:
+        """Dead-letter the entries of a batch that failed alone, and acknowledge them."""
+        error = internal_error(exc)
+        dead = [(s, eid, f, error) for s, entries in batches.items() for eid, f in entries if f]
+        try:
+            return self._finish(batches, [], [], dead)
+        except Exception as again:
+            if _is_outage(again):
+                raise
+            # Even the copy of its fields failed: a dead letter without them (the entry
+            # itself stays in its stream until the stream's MAXLEN trims it).
+            log.error("dead letter refused (%s); writing one without the fields", _describe(again))
+            bare = ContractError(
+                "internal_error",
+                f"{error.reason}; its fields could not be copied ({_describe(again)}): "
+                "read them from the source stream by the entry id",
+            )
+            return self._finish(batches, [], [], [(s, eid, {}, bare) for s, eid, _, _ in dead])
+
     def _apply(
         self,
         incidents: Sequence[tuple[str, IncidentMessage]],
         pings: Sequence[PingMessage],
         changes: Sequence[tuple[str, str]],
         now: datetime,
-    ) -> tuple[list[dict[str, Any]], list[str], list[tuple[str, ContractError]]]:
+    ) -> tuple[list[str], list[str], list[tuple[str, ContractError]]]:
+        """Apply in one transaction; return the encoded live records of the cases and of the
+        units that moved, and the entries the lifecycle refused.
+
+        Everything that depends on the entries' content — the database's checks, the live
+        records and their JSON — happens before the commit, so that it fails with nothing
+        applied; after the commit only Redis is written (the units' positions)."""
         if not (incidents or pings or changes):
             return [], [], []
         try:
@@ -393,15 +489,17 @@ class Worker:
                     ids = sorted({case_id for _, case_id in changes} - set(touched))
                     for case in session.scalars(select(Case).where(Case.id.in_(ids))):
                         touched[case.id] = case
-                cases_live = [case_to_live(c, now=now) for c in touched.values()]
+                cases_live = [encode_record(case_to_live(c, now=now)) for c in touched.values()]
                 pout = apply_pings(session, pings, now=now)
+                # Each unit's live record is encoded once: for the Redis hash and the delta.
+                records = {
+                    u: unit_live_record(p, pout.info.get(u, {})) for u, p in pout.latest.items()
+                }
+                encoded = {u: encode_record(r) for u, r in records.items()}
         except DBAPIError as exc:
             if _is_transient_db(exc):
                 raise TransientError(f"database: {exc.__class__.__name__}: {exc.orig}") from exc
             raise
-        # Each unit's live record is encoded once: for the Redis hash and for the delta.
-        records = {u: unit_live_record(p, pout.info.get(u, {})) for u, p in pout.latest.items()}
-        encoded = {u: encode_record(r) for u, r in records.items()}
         moved = set(self.rt.latest.put(pout.latest, records, encoded))
         units_live = [encoded[u] for u in pout.latest if u in moved]
         return cases_live, units_live, inc.rejected
@@ -409,8 +507,8 @@ class Worker:
     def _finish(
         self,
         batches: dict[str, list[Entry]],
-        cases_live: list[dict[str, Any]],
-        units_live: list[str],  # encoded live records (services.units.encode_record)
+        cases_live: list[str],  # encoded live records (services.units.encode_record)
+        units_live: list[str],
         dead: list[tuple[str, str, dict[bytes, bytes], ContractError]],
     ) -> BatchResult:
         """One MULTI: delta, dead letters, metrics, acknowledgements; then publish."""
@@ -472,9 +570,9 @@ class Worker:
             return
         try:
             self.publisher.delta(seq, cursor, payload)
-        except (redis.RedisError, OSError) as exc:
+        except Exception as exc:  # committed and acknowledged: never undo that for a push
             # The delta is in the log: browsers will see the gap and catch up.
-            log.warning("delta %d not published: %s", seq, exc)
+            log.warning("delta %d not published: %s", seq, _describe(exc))
 
     @staticmethod
     def _parse_change(fields: dict[bytes, bytes]) -> str:

@@ -25,6 +25,7 @@ from dashboard.i18n import CATEGORY_LABELS, SOURCE_LABELS, STATUS_LABELS, UNIT_K
 from dashboard.services.geo import MapView
 from dashboard.theme import OVERDUE_COLOR, STATUS_COLORS
 from dashboard.tiles import TileSource
+from dashboard.times import in_zone
 from layouts import ids
 from layouts.wall import create_legend, create_map, live_config
 
@@ -469,7 +470,7 @@ def fmt_duration(seconds: float, lang: str) -> str:
 def _local(value: str | None, tz: str, *, seconds: bool = True) -> str:
     if not value:
         return "–"
-    moment = datetime.fromisoformat(value).astimezone(ZoneInfo(tz))
+    moment = in_zone(datetime.fromisoformat(value), ZoneInfo(tz))  # never overflows
     return moment.strftime("%m-%d %H:%M:%S" if seconds else "%m-%d %H:%M")
 
 

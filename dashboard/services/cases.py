@@ -10,13 +10,7 @@ from sqlalchemy.orm import Session
 
 from dashboard.lifecycle import STAGE_COLUMNS, TERMINAL
 from dashboard.models import Case, CaseEvent
-
-
-def iso(value: datetime | None, zone: tzinfo | None = None) -> str | None:
-    """ISO 8601 with an offset, in ``zone`` (the configured time zone) when given."""
-    if value is None:
-        return None
-    return value.astimezone(zone or UTC).isoformat(timespec="milliseconds")
+from dashboard.times import iso as iso  # every read path renders times with it: it never raises
 
 
 def ms(value: datetime | None) -> int | None:

@@ -18,6 +18,9 @@ from dashboard.streams import Keys
 
 # Moves a unit only when the ping is newer than what the hash holds, atomically, so
 # that two workers applying pings of one unit out of order never move it backwards.
+# GEOADD refuses latitudes beyond ±85.05° (Web Mercator), which the contract allows:
+# such a unit is in the hash but leaves the GEO set (no "nearest" search reaches it)
+# instead of failing the whole batch's script.
 _LATEST_LUA = """
 local moved = {}
 for i = 1, #ARGV, 5 do
@@ -30,7 +33,8 @@ for i = 1, #ARGV, 5 do
     if ok and decoded['ts'] then cur_ts = tonumber(decoded['ts']) end
   end
   if ts > cur_ts then
-    redis.call('GEOADD', KEYS[1], ARGV[i + 2], ARGV[i + 3], id)
+    local added = redis.pcall('GEOADD', KEYS[1], ARGV[i + 2], ARGV[i + 3], id)
+    if type(added) == 'table' and added['err'] then redis.call('ZREM', KEYS[1], id) end
     redis.call('HSET', KEYS[2], id, ARGV[i + 4])
     moved[#moved + 1] = id
   end

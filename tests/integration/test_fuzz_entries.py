@@ -4,22 +4,31 @@ reason; the running worker never stops; valid entries around bad ones are all ap
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 from helpers import drain, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from dashboard.contract import FIELD_MAX, REASON_MAX, ContractError, parse_ping
 from dashboard.deadletters import iterate
-from dashboard.models import Case, CaseEvent
+from dashboard.deadletters import parse as parse_dead
+from dashboard.lifecycle import TERMINAL
+from dashboard.models import Case, CaseEvent, Unit, UnitPing
+from dashboard.realtime import snapshot
 from dashboard.runtime import Runtime
+from dashboard.services.cases import start_of_day
 from dashboard.streams import Producer
+from dashboard.times import NO_DEADLINE
 from dashboard.worker import Worker
 
 MB = 1024 * 1024
@@ -73,7 +82,22 @@ CORPUS: list[tuple[str, dict[str, Any], str]] = [
     ("1 MB value", valid("HZ-C25", description="d" * MB), "too_long"),
     ("NUL in text", valid("HZ-C26", title="a\x00b"), "control_character"),
     ("bad crs", valid("HZ-C27", crs="mars"), "bad_crs"),
+    # Issue 11: poison pills that used to stop every worker, or that were wrongly accepted.
+    ("ts year 1 at +23:59", valid("HZ-C28", ts="0001-01-01T00:00:00+23:59"), "bad_time"),
+    ("ts year 9999 at -23:59", valid("HZ-C29", ts="9999-12-31T23:59:59-23:59"), "bad_time"),
+    ("due year 1 at +23:59", valid("HZ-C30", due="0001-01-01T00:00:00+23:59"), "bad_time"),
+    ("due after the window", valid("HZ-C31", due="2500-01-01T00:00:00Z"), "bad_time"),
+    ("Arabic-Indic digits", valid("HZ-C32", lat="٢٩.٣٧"), "bad_number"),
+    ("epoch in other digits", valid("HZ-C33", ts="١٧٦٣٨٦٠٤٤٥٠٠٠"), "bad_time"),
+    ("1 MB field name", {**valid("HZ-C34"), "n" * MB: "1"}, "unknown_field"),
+    (
+        "surrogate bytes",
+        valid("HZ-C35", title="\ud800".encode("utf-8", "surrogatepass")),
+        "invalid_utf8",
+    ),
 ]
+# Valid although extreme: a year-9999 due is "no deadline"; a unit near the pole.
+NO_DEADLINE_DUES = ["9999-12-31T23:59:59Z", "9999-12-31T23:59:59-23:59", "253402300799000"]
 PING_CORPUS: list[tuple[str, dict[str, Any], str]] = [
     ("ping missing unit", {"lat": 29.3, "lon": 106.2, "ts": now_ms(-1000)}, "missing_field"),
     (
@@ -95,6 +119,16 @@ PING_CORPUS: list[tuple[str, dict[str, Any], str]] = [
         "ping unknown status",
         {"unit": "P-1", "lat": 29.3, "lon": 106.2, "ts": now_ms(-1000), "status": "sleeping"},
         "unknown_status",
+    ),
+    (
+        "ping ts year 9999 at -23:59",
+        {"unit": "P-1", "lat": 29.3, "lon": 106.2, "ts": "9999-12-31T23:59:59-23:59"},
+        "bad_time",
+    ),
+    (
+        "ping speed in other digits",
+        {"unit": "P-1", "lat": 29.3, "lon": 106.2, "ts": now_ms(-1000), "speed": "٣"},
+        "bad_number",
     ),
 ]
 
@@ -123,7 +157,7 @@ def dead_by_entry(runtime: Runtime) -> dict[str, Any]:
 
 
 def test_corpus_every_bad_entry_is_dead_lettered_with_its_reason_and_the_rest_applied(
-    runtime: Runtime, running: tuple[Worker, threading.Thread]
+    runtime: Runtime, running: tuple[Worker, threading.Thread], api_client: FlaskClient
 ) -> None:
     _, thread = running
     expected: dict[str, tuple[str, str]] = {}
@@ -146,6 +180,9 @@ def test_corpus_every_bad_entry_is_dead_lettered_with_its_reason_and_the_rest_ap
         runtime.keys.incidents, raw(valid("HZ-SHUT", status="on_scene", ts=now_ms(-1000)))
     ).decode()
     expected[bad_move] = ("impossible transition", "impossible_transition")
+    for i, due in enumerate(NO_DEADLINE_DUES):
+        r.xadd(runtime.keys.incidents, raw(valid(f"HZ-NODL-{i}", status="on_scene", due=due)))
+    r.xadd(runtime.keys.pings, raw({"unit": "P-POLE", "lat": 89.9, "lon": 0, "ts": now_ms(-1000)}))
 
     wait_for(lambda: _pending(runtime) == 0 and _lag(runtime) == 0, timeout=60,
              message="every entry handled")  # fmt: skip
@@ -159,14 +196,46 @@ def test_corpus_every_bad_entry_is_dead_lettered_with_its_reason_and_the_rest_ap
         if dead[e].code != code or not dead[e].meta["reason"]
     }
     assert not wrong, wrong
+    # Whatever the entry held, its dead letter's reason and field stay short.
+    assert all(len(d.meta["reason"]) <= REASON_MAX for d in dead.values())
+    assert all(len(d.meta["field"]) <= FIELD_MAX for d in dead.values())
     assert thread.is_alive()
     with runtime.db.read() as session:
         ids = set(session.scalars(select(Case.id)))
         order = session.get(Case, "HZ-ORDER")
         dup = session.get(Case, "HZ-OK-0")
-    assert set(good) | {"HZ-ORDER", "HZ-SHUT"} == ids
+        no_deadline = [session.get(Case, f"HZ-NODL-{i}") for i in range(len(NO_DEADLINE_DUES))]
+        pole = session.get(Unit, "P-POLE")
+    nodl = {f"HZ-NODL-{i}" for i in range(len(NO_DEADLINE_DUES))}
+    assert set(good) | {"HZ-ORDER", "HZ-SHUT"} | nodl == ids
     assert order is not None and order.status == "dispatched"  # the late one never moves it back
     assert dup is not None and dup.priority == 1
+    for case in no_deadline:  # on scene with no deadline: never overdue
+        assert case is not None and case.due_at == NO_DEADLINE and case.deadline_at is None
+    assert pole is not None and pole.last_lat == 89.9
+    assert runtime.latest.get("P-POLE") is not None  # live, though off the GEO index
+    assert_every_case_reads(runtime, api_client, ids)
+
+
+def assert_every_case_reads(runtime: Runtime, api_client: FlaskClient, ids: set[str]) -> None:
+    """Everything applied is readable: each case, the list, the wall's snapshot."""
+    for case_id in ids:
+        response = api_client.get(f"/api/v1/cases/{case_id}")
+        assert response.status_code == 200, (case_id, response.get_data(as_text=True)[:300])
+    listed = api_client.get("/api/v1/cases?limit=1000")
+    assert listed.status_code == 200 and ids <= {c["id"] for c in listed.json}
+    shown = snapshot(runtime)
+    json.dumps(shown, ensure_ascii=False).encode("utf-8")
+    today = start_of_day(runtime.now(), runtime.settings.zone)
+    with runtime.db.read() as session:  # the wall shows today's cases and older open ones
+        wall = {
+            case_id
+            for case_id, status, reported in session.execute(
+                select(Case.id, Case.status, Case.reported_at).where(Case.id.in_(list(ids)))
+            )
+            if reported >= today or status not in TERMINAL
+        }
+    assert wall <= {c["id"] for c in shown["cases"]}
 
 
 def _lag(runtime: Runtime) -> int:
@@ -185,9 +254,29 @@ def _pending(runtime: Runtime) -> int:
 # -- property-based fuzzing ------------------------------------------------------------------------
 FIELD_NAMES = ["id", "status", "ts", "lat", "lon", "category", "priority", "source", "title",
                "description", "address", "grid", "unit", "department", "due", "crs"]  # fmt: skip
+PING_NAMES = ["unit", "lat", "lon", "ts", "crs", "speed", "heading", "accuracy", "status"]
+
+
+@st.composite
+def extreme_time(draw: st.DrawFn) -> str:
+    """ISO 8601 in years 1-9999 with any offset up to ±23:59, or epoch ms of any size."""
+    if draw(st.booleans()):
+        return str(draw(st.integers(min_value=0, max_value=10**17)))
+    naive = draw(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23)))
+    naive = draw(st.sampled_from([naive, datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59)]))
+    minutes = draw(st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1))
+    sign = "+" if minutes >= 0 else "-"
+    return f"{naive.isoformat()}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+huge = st.integers(min_value=64 * 1024 - 2, max_value=2 * MB).map(lambda n: "x" * n)
 garbage = st.one_of(
     st.binary(max_size=40),
     st.text(max_size=40),
+    st.text(st.characters(categories=["Nd"]), min_size=1, max_size=8),  # other scripts' digits
+    st.text(st.characters(categories=["Cs"]), min_size=1, max_size=3),  # lone surrogates
+    extreme_time(),
+    huge,
     st.sampled_from(
         [
             "nan",
@@ -196,70 +285,123 @@ garbage = st.one_of(
             "1e999",
             "91",
             "-181",
+            "89.9",
             "0",
             "",
             " ",
             "1_0",
             "29,3",
+            "٢٩.٣٧",
             "2026-13-45T00:00:00+08:00",
             "9999999999999999999",
+            "9999-12-31T23:59:59Z",
+            "0001-01-01T00:00:00+23:59",
             "reported",
             "closed",
             "<img src=x onerror=alert(1)>",
             "\x00",
             "\ud7ff",
+            "\ud800",
             "dispute",
         ]
     ),
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
 )
+odd_name = st.one_of(
+    st.sampled_from(["lng", "x", "题", "ID", "status ", "", "\ud800"]),
+    st.text(max_size=10),
+    st.integers(min_value=1000, max_value=MB).map(lambda n: "k" * n),  # huge field names
+)
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
 
 
 @st.composite
-def entry(draw: st.DrawFn) -> tuple[dict[bytes, bytes], bool]:
-    """A mostly-valid incident with a few fields broken, dropped or added; or a clean one."""
-    case_id = f"HZ-F{secrets.token_hex(5)}"
-    fields = {k: str(v) for k, v in valid(case_id).items()}
+def entry(draw: st.DrawFn) -> tuple[str, dict[bytes, bytes], bool]:
+    """(stream, fields, clean): a mostly-valid incident or ping with a few fields broken,
+    dropped or added — extreme times, surrogates, other digits, huge names and values."""
+    is_ping = draw(st.integers(0, 3)) == 0
+    if is_ping:
+        fields: dict[str, Any] = {"unit": f"P-F{secrets.token_hex(4)}", "lat": "29.37",
+                                  "lon": "106.26", "ts": str(now_ms(-1000))}  # fmt: skip
+        names = PING_NAMES
+    else:
+        fields = {k: str(v) for k, v in valid(f"HZ-F{secrets.token_hex(5)}").items()}
+        names = FIELD_NAMES
     clean = draw(st.booleans())
     if not clean:
         for _ in range(draw(st.integers(1, 3))):
-            action = draw(st.sampled_from(["break", "drop", "add"]))
-            name = draw(st.sampled_from(FIELD_NAMES))
+            action = draw(st.sampled_from(["break", "break", "drop", "add"]))
+            name = draw(st.sampled_from(names))
             if action == "drop":
                 fields.pop(name, None)
             elif action == "add":
-                fields[draw(st.sampled_from(["lng", "x", "题", "ID", "status "]))] = "1"
+                fields[draw(odd_name)] = draw(garbage)
             else:
-                fields[name] = draw(garbage)  # type: ignore[assignment]
-    out = {
-        k.encode(): v if isinstance(v, bytes) else v.encode("utf-8", "surrogatepass")
-        for k, v in fields.items()
-    }
-    return out, clean
+                fields[name] = draw(garbage)
+    out = {_bytes(k): _bytes(v) for k, v in fields.items()}
+    return ("pings" if is_ping else "incidents"), out, clean
+
+
+def _applied_pings(runtime: Runtime, sent: dict[str, dict[bytes, bytes]]) -> set[str]:
+    """The ping entries whose (unit, ts) is in a unit's track."""
+    found = set()
+    with runtime.db.read() as session:
+        for entry_id, fields in sent.items():
+            try:
+                ping = parse_ping(fields, skew_s=None)  # type: ignore[arg-type]
+            except ContractError:
+                continue
+            row = session.scalar(
+                select(UnitPing.id).where(UnitPing.unit_id == ping.unit, UnitPing.ts == ping.ts)
+            )
+            if row is not None:
+                found.add(entry_id)
+    return found
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(batch=st.lists(entry(), min_size=1, max_size=15))
 def test_fuzz_every_entry_is_applied_or_dead_lettered_and_the_worker_goes_on(
-    runtime: Runtime, batch: list[tuple[dict[bytes, bytes], bool]]
+    runtime: Runtime, api_client: FlaskClient, batch: list[tuple[str, dict[bytes, bytes], bool]]
 ) -> None:
     # The function-scoped runtime is shared by the examples (a health check, suppressed).
     worker = Worker(runtime, None, consumer="fuzzer")
     worker.prepare()
     r = runtime.redis
-    sent = {r.xadd(runtime.keys.incidents, fields).decode(): clean for fields, clean in batch}
+    sent: dict[tuple[str, str], tuple[dict[bytes, bytes], bool]] = {}
+    tail = r.xrevrange(runtime.keys.dead, count=1)
+    since = "(" + tail[0][0].decode() if tail else "-"  # this example's dead letters only
+    for short, fields, clean in batch:
+        stream = runtime.keys.incidents if short == "incidents" else runtime.keys.pings
+        entry_id = r.xadd(stream, fields).decode()  # type: ignore[arg-type]
+        sent[(stream, entry_id)] = (fields, clean)
     drain(worker)
-    dead = {e: d for e, d in dead_by_entry(runtime).items() if e in sent}
+    letters = [parse_dead(*item) for item in r.xrange(runtime.keys.dead, min=since)]
+    dead = {(d.stream, d.meta["entry"]): d for d in letters if (d.stream, d.meta["entry"]) in sent}
+    incidents = [e for s, e in sent if s == runtime.keys.incidents]
     with runtime.db.read() as session:
-        applied = set(
-            session.scalars(select(CaseEvent.entry_id).where(CaseEvent.entry_id.in_(list(sent))))
-        )
-    for entry_id, clean in sent.items():
-        assert (entry_id in applied) != (entry_id in dead), entry_id  # exactly one of the two
+        events = select(CaseEvent.entry_id).where(CaseEvent.entry_id.in_(incidents))
+        applied = {(runtime.keys.incidents, e) for e in session.scalars(events)}
+    pings = {e: f for (s, e), (f, _) in sent.items() if s == runtime.keys.pings}
+    applied |= {(runtime.keys.pings, e) for e in _applied_pings(runtime, pings)}
+    for key, (_, clean) in sent.items():
+        assert (key in applied) != (key in dead), key  # exactly one of the two
         if clean:
-            assert entry_id in applied
+            assert key in applied
         else:
-            letter = dead.get(entry_id)
+            letter = dead.get(key)
             assert letter is None or (letter.code and letter.meta["reason"])
+            assert letter is None or len(letter.meta["reason"]) <= REASON_MAX
     assert _pending(runtime) == 0
+    # The same worker object goes on with the next batch.
+    after = r.xadd(runtime.keys.incidents, raw(valid(f"HZ-N{secrets.token_hex(5)}"))).decode()
+    assert worker.step() == 1
+    with runtime.db.read() as session:
+        assert session.scalar(select(CaseEvent.id).where(CaseEvent.entry_id == after))
+        events = select(CaseEvent.case_id).where(CaseEvent.entry_id.in_([*incidents, after]))
+        ids = set(session.scalars(events))  # the cases this example created or changed
+    assert_every_case_reads(runtime, api_client, ids)

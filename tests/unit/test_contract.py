@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
+from dashboard.changes import parse_change
 from dashboard.config import Settings
 from dashboard.contract import (
+    FIELD_MAX,
+    ID_RE,
     INCIDENT_FIELDS,
     PING_FIELDS,
+    REASON_MAX,
     STATUSES,
     ContractError,
     parse_incident,
     parse_ping,
 )
 from dashboard.geo import wgs84_to_gcj02
+from dashboard.times import EARLIEST, LATEST, NO_DEADLINE
 
 CATS = Settings().categories
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -322,3 +332,260 @@ def test_ping_crs_converted_and_unknown_fields_rejected() -> None:
     with pytest.raises(ContractError) as info:
         parse_ping(ping(battery="80"), now=NOW)
     assert info.value.code == "unknown_field"
+
+
+# -- times every layer can show (issue 11: poison pills) ------------------------------------
+EXTREMES = [
+    "0001-01-01T00:00:00+23:59",
+    "0001-01-01T00:00:00-23:59",
+    "9999-12-31T23:59:59-23:59",
+    "9999-12-31T23:59:59+23:59",
+    "0001-01-01T00:00:00Z",
+]
+
+
+@pytest.mark.parametrize("value", EXTREMES)
+def test_ts_at_the_ends_of_the_datetime_range_is_a_contract_error_not_a_crash(value: str) -> None:
+    rejects(incident(ts=value), "bad_time", "ts")
+    with pytest.raises(ContractError) as info:
+        parse_ping(ping(ts=value), now=NOW)
+    assert info.value.code == "bad_time" and info.value.field == "ts"
+    with pytest.raises(ContractError):  # replay and import parse without the clock check
+        parse_incident(incident(ts=value), categories=CATS, now=NOW, skew_s=None)
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+23:59", "0001-01-01T00:00:00Z"])
+def test_due_at_the_start_of_the_datetime_range_is_refused(value: str) -> None:
+    rejects(incident(due=value), "bad_time", "due")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "9999-12-31T23:59:59Z",
+        "9999-12-31T23:59:59-23:59",
+        "9999-12-31T23:59:59+23:59",
+        "9999-01-01T00:00:00+08:00",
+        "253402300799000",  # 9999-12-31T23:59:59Z in epoch milliseconds
+    ],
+)
+def test_a_due_in_year_9999_means_no_deadline(value: str) -> None:
+    assert parse(incident(due=value)).due == NO_DEADLINE == LATEST
+
+
+@pytest.mark.parametrize(
+    "value", ["2200-01-01T00:00:00Z", "2199-12-31T23:00:00-01:00", "2500-06-01T00:00:00+08:00",
+              "9998-12-31T23:59:59Z", "7258118400000"]  # the last: 2200-01-01 in epoch ms
+)  # fmt: skip
+def test_a_due_past_the_window_is_refused_naming_the_rule(value: str) -> None:
+    error = rejects(incident(due=value), "bad_time", "due")
+    assert "2200" in error.reason and "9999" in error.reason
+
+
+def test_the_window_ends_are_exact() -> None:
+    last = parse(incident(due="2199-12-31T23:59:59.999999Z")).due
+    assert last is not None and last < LATEST
+    assert parse(incident(due="2000-01-01T08:00:00+08:00")).due == EARLIEST
+    rejects(incident(due="2000-01-01T07:59:59+08:00"), "bad_time", "due")
+    # Without the clock check (replay, import), ts still stays inside the window.
+    late = incident(ts="2300-01-01T00:00:00Z")
+    with pytest.raises(ContractError) as info:
+        parse_incident(late, categories=CATS, now=NOW, skew_s=None)
+    assert info.value.code == "bad_time"
+
+
+# -- ASCII digits only ------------------------------------------------------------------------
+@pytest.mark.parametrize("lat", ["٢٩.٣٧", "２９.３７", "29.3٧", "۲۹", "२९.३७", "𝟐𝟗.𝟑𝟕", "29.37e١"])
+def test_numbers_in_other_scripts_digits_are_not_plain_decimals(lat: str) -> None:
+    rejects(incident(lat=lat), "bad_number", "lat")
+    with pytest.raises(ContractError) as info:
+        parse_ping(ping(speed=lat), now=NOW)
+    assert info.value.code == "bad_number"
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "١٧٦٣٨٦٠٤٤٥٠٠٠",
+        "１７６３８６０４４５０００",
+        "2026-11-23T09:14:05+٠٨:00",
+        "２０２６-11-23T09:14:05+08:00",
+    ],
+)
+def test_times_in_other_scripts_digits_are_refused(ts: str) -> None:
+    rejects(incident(ts=ts), "bad_time", "ts")
+
+
+@pytest.mark.parametrize("priority", ["٢", "２", "²"])
+def test_priority_in_other_scripts_digits_is_refused(priority: str) -> None:
+    rejects(incident(priority=priority), "bad_priority", "priority")
+
+
+@pytest.mark.parametrize("version", ["٣", "３", "²", "1²"])
+def test_change_version_in_other_scripts_digits_is_refused(version: str) -> None:
+    with pytest.raises(ContractError) as info:
+        parse_change({"case": "HZ-1", "version": version})
+    assert info.value.code == "bad_version"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    digits=st.text(st.characters(categories=["Nd"]), min_size=1, max_size=12).filter(
+        lambda s: not s.isascii()
+    ),
+    shape=st.sampled_from(["{}", "{}.5", "1.{}", "-{}", "{}e2", "1e{}"]),
+)
+def test_no_unicode_digit_is_ever_a_number_or_a_time(digits: str, shape: str) -> None:
+    value = shape.format(digits)
+    rejects(incident(lat=value), "bad_number", "lat")
+    rejects(incident(ts=value), "bad_time", "ts")
+    rejects(incident(due=value), "bad_time", "due")
+
+
+# -- text that cannot be encoded, huge names ------------------------------------------------------
+@pytest.mark.parametrize("where", ["value", "name"])
+def test_text_with_a_lone_surrogate_is_refused(where: str) -> None:
+    fields: dict[bytes | str, bytes | str] = {k.decode(): v.decode() for k, v in incident().items()}
+    if where == "value":
+        fields["title"] = "ok \ud800 no"
+    else:
+        fields["\udcff"] = "1"
+    with pytest.raises(ContractError) as info:
+        parse_incident(fields, categories=CATS, now=NOW)
+    assert info.value.code == "invalid_utf8"
+    info.value.reason.encode("utf-8")  # the reason itself can be written anywhere
+    with pytest.raises(ContractError) as info:
+        parse_change({"case": "HZ-1", "note": "\ud83d"})
+    assert info.value.code == "invalid_utf8"
+
+
+def test_a_huge_field_name_gives_a_short_reason_and_field() -> None:
+    name = "n" * 1_000_000
+    error = rejects({**incident(), name.encode(): b"1"}, "unknown_field")
+    assert len(error.reason) <= REASON_MAX and error.field is not None
+    assert len(error.field) <= FIELD_MAX
+    error = rejects({**incident(), name.encode(): b"x" * 70_000}, "too_long")
+    assert len(error.reason) <= REASON_MAX
+
+
+# -- property: the parsers raise only ContractError, and what they accept can be shown -----------
+ZONES = [ZoneInfo(z) for z in ("Asia/Shanghai", "Pacific/Kiritimati", "Etc/GMT+12", "UTC")]
+
+
+@st.composite
+def extreme_time(draw: st.DrawFn) -> str:
+    """ISO 8601 anywhere in years 1-9999 with any offset (±23:59), or any epoch ms."""
+    kind = draw(st.sampled_from(["iso", "iso", "epoch", "near"]))
+    if kind == "epoch":
+        return str(draw(st.integers(min_value=0, max_value=10**16 - 1)))
+    if kind == "near":  # close to the window's ends and to "now"
+        base = draw(st.sampled_from([EARLIEST, LATEST, NOW, datetime(9999, 1, 1, tzinfo=UTC)]))
+        moment = base + draw(
+            st.timedeltas(min_value=timedelta(days=-2), max_value=timedelta(days=2))
+        )
+        return moment.isoformat()
+    naive = draw(
+        st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59))
+    )
+    minutes = draw(st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1))
+    sign = "+" if minutes >= 0 else "-"
+    return f"{naive.isoformat()}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+hostile_text = st.one_of(
+    st.text(max_size=30),
+    st.text(st.characters(categories=["Cs", "Nd", "Cc", "Zs", "Co"]), max_size=20),
+    st.integers(min_value=0, max_value=200_000).map(lambda n: "x" * n),
+    st.sampled_from(["nan", "-inf", "1e999", "٢٩.٣٧", "\ud800", "9999-12-31T23:59:59Z", ""]),
+    extreme_time(),
+)
+hostile_name = st.one_of(
+    st.sampled_from(sorted(INCIDENT_FIELDS | PING_FIELDS)),
+    st.text(max_size=20),
+    st.integers(min_value=1, max_value=500_000).map(lambda n: "k" * n),
+)
+
+
+def _raw(value: str) -> bytes | str:
+    # Most entries come from Redis as bytes; in-process producers give str (maybe unencodable).
+    return (
+        value if not value.isascii() and len(value) % 2 else value.encode("utf-8", "surrogatepass")
+    )
+
+
+@st.composite
+def hostile_incident(draw: st.DrawFn) -> dict[bytes | str, bytes | str]:
+    fields: dict[bytes | str, bytes | str] = dict(incident())  # type: ignore[arg-type]
+    for _ in range(draw(st.integers(0, 4))):
+        name = draw(hostile_name)
+        fields[_raw(name)] = _raw(draw(hostile_text))
+    for name in draw(st.lists(st.sampled_from(["ts", "due"]), max_size=2)):
+        fields[name.encode()] = draw(extreme_time()).encode()
+    return fields
+
+
+def assert_renderable(message: object) -> None:
+    """Every time in the window (or "no deadline"), shown in any zone; text encodable; finite."""
+    for name in message.__slots__:  # type: ignore[attr-defined]
+        value = getattr(message, name)
+        if isinstance(value, datetime):
+            assert EARLIEST <= value <= LATEST, (name, value)
+            for zone in ZONES:
+                value.astimezone(zone).isoformat()
+            assert -8.64e15 < value.timestamp() * 1000 < 8.64e15  # a JavaScript Date
+        elif isinstance(value, float):
+            assert math.isfinite(value)
+        elif isinstance(value, str):
+            value.encode("utf-8")
+        elif isinstance(value, dict):
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fields=hostile_incident())
+def test_fuzz_parse_incident_raises_only_contract_errors_and_accepts_only_renderable(
+    fields: dict[bytes | str, bytes | str],
+) -> None:
+    try:
+        msg = parse_incident(fields, categories=CATS, now=NOW)
+    except ContractError as error:
+        event(f"refused: {error.code}")
+        assert error.code and len(error.reason) <= REASON_MAX
+        error.reason.encode("utf-8")
+        return
+    event("accepted")
+    assert_renderable(msg)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    extra=st.dictionaries(hostile_name, hostile_text, max_size=3),
+    ts=extreme_time(),
+    skew=st.sampled_from([900, None]),
+)
+def test_fuzz_parse_ping_raises_only_contract_errors_and_accepts_only_renderable(
+    extra: dict[str, str], ts: str, skew: int | None
+) -> None:
+    fields: dict[bytes | str, bytes | str] = {**ping(ts=ts)}
+    fields.update({_raw(k): _raw(v) for k, v in extra.items()})
+    try:
+        msg = parse_ping(fields, now=NOW, skew_s=skew)
+    except ContractError as error:
+        event(f"refused: {error.code}")
+        assert error.code and len(error.reason) <= REASON_MAX
+        return
+    event("accepted")
+    assert_renderable(msg)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fields=st.dictionaries(hostile_name.map(_raw), hostile_text.map(_raw), max_size=5))
+def test_fuzz_parse_change_raises_only_contract_errors(
+    fields: dict[bytes | str, bytes | str],
+) -> None:
+    try:
+        case_id = parse_change(fields)
+    except ContractError as error:
+        assert error.code and len(error.reason) <= REASON_MAX
+        return
+    assert ID_RE.fullmatch(case_id)
