@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from flask import (
     Blueprint,
@@ -187,7 +187,8 @@ def _deny(status: int, reason: str) -> Response:
         response.status_code = status
         return response
     if status == 401:
-        return redirect(f"/login?next={_without_token(path)}")  # type: ignore[return-value]
+        target = quote(_without_token(path), safe="/?=&,;:@+")  # no raw CR/LF in Location
+        return redirect(f"/login?next={target}")  # type: ignore[return-value]
     return Response(
         render_template_string(_FORBIDDEN, reason=reason, lang=_lang()),
         status=status,
@@ -463,10 +464,17 @@ def _lang() -> str:
 
 
 def safe_next(target: str | None) -> str:
-    """Only local paths: never redirect a signed-in user to another site."""
-    if not target:
+    """Only local paths: never redirect a signed-in user to another site. A backslash
+    counts as a slash to browsers (``/\\evil.example``) and a control character could
+    split the Location header: both are refused."""
+    if not target or len(target) > 2000:
         return "/"
-    parts = urlsplit(target)
+    if "\\" in target or any(ch < " " or ch == "\x7f" for ch in target):
+        return "/"
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # e.g. "/[" reads as a broken IPv6 host
+        return "/"
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"
     return target
