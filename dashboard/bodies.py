@@ -4,8 +4,8 @@
   API and Dash's callbacks alike. The largest body a real page sends is a Dash callback
   of the dispatch console at a few kB (measured: README "Security settings"), so 1 MiB
   leaves two orders of magnitude of headroom. A declared ``Content-Length`` above it is
-  refused with 413 before a byte is read, before authentication; a chunked body is cut
-  off at the limit while it is read.
+  refused with 413 before a byte is read, before authentication; a chunked body is read
+  up to the limit and refused whole (werkzeug alone would silently truncate it).
 * **Depth.** Python's ``json`` recurses: 100,000 nested ``[`` raise ``RecursionError``,
   which no ``except ValueError`` catches. Every JSON body is decoded here, and anything
   nested deeper than ``MAX_DEPTH`` is refused (no page or API body goes past ~8 levels).
@@ -13,9 +13,9 @@
   be encoded as UTF-8, so it breaks the response, the database driver and every later
   reader of the row. It can also carry U+0000, which PostgreSQL cannot store in text.
   Neither is ever legitimate here: both are refused with 422, naming the field, before
-  any handler sees the body. (Forms and query strings cannot carry either: werkzeug
-  decodes them with replacement characters, and the fields that reach the database
-  check their characters themselves.)
+  any handler sees the body. (Forms and query strings cannot carry a surrogate: werkzeug
+  decodes them with replacement characters. They can carry a NUL: the fields of theirs
+  that reach the database — usernames, ids, filter values — check their characters.)
 """
 
 from __future__ import annotations
