@@ -299,7 +299,7 @@ def guard() -> Response | None:
         g.lq_auth = "bearer"
     else:
         kiosk = request.args.get("token")
-        if kiosk is not None and request.method == "GET" and page_permission(path) is not None:
+        if kiosk and request.method == "GET" and page_permission(path) is not None:
             answered = _kiosk(kiosk)
             if answered is not None:
                 return answered
