@@ -16,6 +16,7 @@ from dash.development.base_component import Component
 from flask import current_app
 from flask_wtf.csrf import generate_csrf
 
+from callbacks.inputs import BulkRequest, CaseRequest, CaseState, ConsoleContext, checked
 from dashboard.auth import client_ip, current_principal
 from dashboard.i18n import t
 from dashboard.runtime import Runtime
@@ -123,11 +124,15 @@ def register(app: Dash) -> None:
         State(ids.CASE_STATE, "data"),
         prevent_initial_call=True,
     )
-    def open_case(request: Any, context: Any, shown: Any) -> tuple[Any, ...]:
+    @checked
+    def open_case(
+        request: CaseRequest | None, context: ConsoleContext, shown: CaseState | None
+    ) -> tuple[Any, ...]:
         """Show a case: its fields, timeline and the nearest units (read when opened)."""
-        lang, tz = context["lang"], context["tz"]
+        lang = context["lang"]
         case_id = (request or {}).get("id") or ""
         rt = _rt()
+        tz = rt.settings.tz
         with rt.db.read() as session:
             data = dispatch.console_case(
                 session,
@@ -179,11 +184,14 @@ def register(app: Dash) -> None:
         State(ids.DISPATCH_LANG, "data"),
         prevent_initial_call=True,
     )
-    def act(*args: Any) -> tuple[Any, ...]:
+    @checked
+    def act(
+        _assign: int | None, _priority: int | None, _note: int | None, _cancel: int | None,
+        _reopen: int | None, shown: CaseState | None, unit: str | None, department: str | None,
+        assign_note: str | None, priority: int | None, note: str | None, reason: str | None,
+        reopen_note: str | None, context: ConsoleContext,
+    ) -> tuple[Any, ...]:  # fmt: skip
         """Apply the clicked action to the open case, then refresh it."""
-        shown, unit, department, assign_note, priority, note, reason, reopen_note, context = args[
-            len(BUTTONS) :
-        ]
         action = BUTTONS.get(str(ctx.triggered_id))
         lang = context["lang"]
         if action is None or not isinstance(shown, dict) or not shown.get("id"):
@@ -241,9 +249,11 @@ def register(app: Dash) -> None:
         State(ids.DISPATCH_LANG, "data"),
         prevent_initial_call=True,
     )
+    @checked
     def act_on_selected(
-        request: Any, unit: Any, department: Any, note: Any, context: Any
-    ) -> tuple[Any, ...]:
+        request: BulkRequest | None, unit: str | None, department: str | None,
+        note: str | None, context: ConsoleContext,
+    ) -> tuple[Any, ...]:  # fmt: skip
         """Assign every ticked case together (all or nothing)."""
         lang = context["lang"]
         if not isinstance(request, dict) or not request.get("cases"):

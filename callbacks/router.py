@@ -10,6 +10,7 @@ from dash.exceptions import PreventUpdate
 from flask import current_app
 
 from callbacks.dispatch import render_page as render_dispatch
+from callbacks.inputs import checked
 from callbacks.trends import render_page as render_trends
 from callbacks.trends import render_print as render_trends_print
 from dashboard.runtime import Runtime
@@ -32,6 +33,7 @@ def register(app: Dash) -> None:
     @app.callback(
         Output(ids.PAGE, "children"), Input(ids.URL, "pathname"), Input(ids.URL, "search")
     )
+    @checked
     def route(pathname: str | None, search: str | None) -> Component:
         """Render the page that the URL names."""
         rt: Runtime = current_app.extensions["lianqin"]

@@ -18,6 +18,7 @@ from dash.development.base_component import Component
 from dash.exceptions import PreventUpdate
 from flask import current_app
 
+from callbacks.inputs import checked
 from dashboard.auth import current_principal
 from dashboard.contract import SOURCES
 from dashboard.i18n import CATEGORY_LABELS, SOURCE_LABELS, t
@@ -160,7 +161,14 @@ def render_print(*, lang: str, search: str | None) -> Component:
 
 # -- callbacks ------------------------------------------------------------------------------------
 def _day(value: str | None) -> date | None:
-    return date.fromisoformat(value[:10]) if value else None
+    return trends.parse_day(value)
+
+
+def _values(value: list[str] | str | None) -> tuple[str, ...]:
+    """A multi-select's value (a list, or one string when a single value was set)."""
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def register(app: Dash) -> None:
@@ -182,23 +190,24 @@ def register(app: Dash) -> None:
         State(ids.URL, "search"),
         prevent_initial_call=True,
     )
+    @checked
     def controls_to_url(
-        period: str, start: str | None, end: str | None, granularity: str | None,
-        categories: list[str] | None, sources: list[str] | None, grid_kind: str | None,
-        grids: list[str] | None, zone: str | None, department: str | None,
-        replay_day: str | None, shift: str | None, search: str | None,
+        period: str | None, start: str | None, end: str | None, granularity: str | None,
+        categories: list[str] | str | None, sources: list[str] | str | None,
+        grid_kind: str | None, grids: list[str] | str | None, zone: str | None,
+        department: str | None, replay_day: str | None, shift: str | None, search: str | None,
     ) -> tuple[str, str]:  # fmt: skip
         """Write the controls into the URL's query (the page state)."""
         if ctx.triggered_id == ids.TRENDS_RANGE and start and end:
             period = "custom"  # picking dates means a custom range
         state = PageState(
-            period=period or "this_week",
+            period=period if period in trends.PERIOD_KINDS else "this_week",
             start=_day(start),
             end=_day(end),
-            granularity=None if granularity in (None, "auto") else granularity,
+            granularity=granularity if granularity in trends.GRANULARITIES else None,
             filters=Filters(
-                categories=tuple(categories or ()), sources=tuple(sources or ()),
-                grid_kind=grid_kind or None, grids=tuple(grids or ()), zone=zone or None,
+                categories=_values(categories), sources=_values(sources),
+                grid_kind=grid_kind or None, grids=_values(grids), zone=zone or None,
                 department=department or None,
             ),
             replay_day=_day(replay_day),
@@ -228,6 +237,7 @@ def register(app: Dash) -> None:
         Input(ids.TRENDS_INIT, "data"),
         State(ids.URL, "pathname"),
     )
+    @checked
     def refresh(search: str | None, _init: str | None, pathname: str | None) -> tuple[Any, ...]:
         """Compute the page's data for the URL's state and draw it."""
         if pathname != "/trends" or not _allowed("view_trends"):
@@ -259,6 +269,7 @@ def register(app: Dash) -> None:
         Input(ids.TRENDS_INIT, "data"),
         State(ids.URL, "pathname"),
     )
+    @checked
     def load_replay(search: str | None, _init: str | None, pathname: str | None) -> Any:
         """The chosen shift's stored history, for the replay on the map."""
         if pathname != "/trends" or not _allowed("view_trends"):
@@ -278,23 +289,28 @@ def register(app: Dash) -> None:
 
     @app.callback(
         Output(ids.TRENDS_DOWNLOAD, "data"),
+        Output(ids.TRENDS_ERROR, "children", allow_duplicate=True),
         Input(ids.TRENDS_CSV_SERIES, "n_clicks"),
         Input(ids.TRENDS_CSV_DEPARTMENTS, "n_clicks"),
         Input(ids.TRENDS_EXCEL, "n_clicks"),
         State(ids.URL, "search"),
         prevent_initial_call=True,
     )
+    @checked
     def export(_a: int | None, _b: int | None, _c: int | None, search: str | None) -> Any:
-        """The page's tables as CSV or an Excel workbook."""
+        """The page's tables as CSV or an Excel workbook (or why not, on the page)."""
         if not _allowed("export"):
             raise PreventUpdate
-        data, _ = _page_data(_state(search))
+        try:
+            data, _ = _page_data(_state(search))
+        except TrendError as exc:  # e.g. ten years by hour: the page says which to choose
+            return no_update, str(exc)
         tables = trends.export_tables(data)
         stamp = f"{data['period'][0][:10]}_{data['granularity']}"
         if ctx.triggered_id == ids.TRENDS_EXCEL:
-            return dcc.send_bytes(trends.to_xlsx(tables), f"lianqin-trends-{stamp}.xlsx")
+            return dcc.send_bytes(trends.to_xlsx(tables), f"lianqin-trends-{stamp}.xlsx"), ""
         name = "series" if ctx.triggered_id == ids.TRENDS_CSV_SERIES else "departments"
-        return dcc.send_string(trends.to_csv(tables[name]), f"lianqin-{name}-{stamp}.csv")
+        return dcc.send_string(trends.to_csv(tables[name]), f"lianqin-{name}-{stamp}.csv"), ""
 
     # The replay runs in the browser: assets/lianqin-trends.js.
     app.clientside_callback(

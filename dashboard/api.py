@@ -17,10 +17,14 @@ from dashboard.services import kpis as kpi_service
 from dashboard.services import units as unit_service
 
 api = Blueprint("api", __name__)
-# ASCII digits only: ``\d`` and ``int()`` also take other scripts' digits ("٢٠٢٦").
+# ASCII digits only: str.isdigit() and \d also take "²" and "٢", which int() then refuses.
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _MS_RE = re.compile(r"[0-9]{10,16}", re.ASCII)
 _LIMIT_RE = re.compile(r"[0-9]{1,4}", re.ASCII)
+# The years a query's times may name, as written: with any offset, every layer (the
+# database drivers, rendering in the local zone) can represent them; year 1 or 9999 with
+# an offset cannot.
+YEARS = range(1970, 3000)
 
 
 class BadRequest(Exception):
@@ -51,14 +55,19 @@ def parse_since(value: str, rt: Runtime) -> datetime:
     zone = rt.settings.zone
     try:
         if _MS_RE.fullmatch(value):
-            return datetime.fromtimestamp(int(value) / 1000, tz=zone)
-        if _DATE_RE.fullmatch(value):
-            return datetime.combine(datetime.fromisoformat(value).date(), time(0), tzinfo=zone)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            parsed = datetime.fromtimestamp(int(value) / 1000, tz=zone)
+        elif _DATE_RE.fullmatch(value):
+            parsed = datetime.combine(datetime.fromisoformat(value).date(), time(0), tzinfo=zone)
+        elif value.isascii():
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        else:
+            raise ValueError("not ASCII")
     except (ValueError, OverflowError, OSError):
         raise BadRequest(
             "since", f"since must be an ISO 8601 date or datetime, got {value[:40]!r}"
         ) from None
+    if parsed.year not in YEARS:
+        raise BadRequest("since", f"since must be in the years 1970-2999, got {value[:40]!r}")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
@@ -128,11 +137,13 @@ def _bound(name: str, value: str, rt: Runtime, *, end: bool) -> datetime:
             day = datetime.fromisoformat(value).date()
         except ValueError:
             raise BadRequest(name, f"{name} must be an ISO 8601 date or datetime") from None
+        if day.year not in YEARS:
+            raise BadRequest(name, f"{name} must be in the years 1970-2999, got {value!r}")
         return kpi_service.day_period(day, rt.settings.zone).end
     try:
         return parse_since(value, rt)
-    except BadRequest:
-        raise BadRequest(name, f"{name} must be an ISO 8601 date or datetime") from None
+    except BadRequest as exc:
+        raise BadRequest(name, exc.reason.replace("since", name, 1)) from None
 
 
 @api.get("/api/v1/kpis")

@@ -5,8 +5,10 @@
 rules, shared with the console). The guard (dashboard/auth.py) has already required a
 principal (401) and, for browser sessions, a CSRF token; the role is checked per
 action here (403). Answers: 200 with the case after the change, 401, 403, 404, 409 on a
-stale version or a closed case, 422 with a reason per field, 503 while the database or
-Redis is unreachable — never a 500 for anything a client sends.
+stale version or a closed case, 413 for a body over 1 MiB, 422 with a reason per field
+(a body that is not a JSON object, nests too deep, or holds text that cannot be stored —
+a lone surrogate or a NUL — is refused before anything is written), 503 while the
+database or Redis is unreachable — never a 500 for anything a client sends.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from dashboard.auth import client_ip, current_principal
+from dashboard.bodies import BodyRefused
 from dashboard.runtime import Runtime
 from dashboard.services import dispatch
 
@@ -35,20 +39,39 @@ def _error(status: int, body: dict[str, Any]) -> tuple[Response, int]:
     return jsonify(body), status
 
 
+def _body() -> Any:
+    """The request's JSON, or a 422 that says what is wrong with it (dashboard/bodies.py
+    refuses too-deep nesting and text that cannot be stored, naming the field)."""
+    try:
+        return request.get_json()
+    except BodyRefused as exc:
+        if exc.field is None:  # not JSON at all, or nested too deep
+            raise dispatch.DispatchError(
+                422, f"the body must be JSON: {exc.description}", {"body": "not JSON"},
+                code="bad_input",
+            ) from None  # fmt: skip
+        field = exc.field
+        raise dispatch.DispatchError(
+            422, f"invalid body: {field}: {exc.description}", {field: exc.description or ""},
+            code="bad_input",
+        ) from None  # fmt: skip
+    except RequestEntityTooLarge:
+        raise  # 413, in the API's error shape
+    except HTTPException as exc:
+        detail = f" ({exc.description[:100]})" if exc.description else ""
+        raise dispatch.DispatchError(
+            422, f"the body must be JSON (Content-Type: application/json){detail}",
+            {"body": "not JSON"}, code="bad_input",
+        ) from None  # fmt: skip
+
+
 @api_write.post(f"/api/v1/cases/<case_id>/<any({_ACTIONS}):action>")
 def case_action(case_id: str, action: str) -> Response | tuple[Response, int]:
     """Apply one action to one case; the body carries the case's ``version``."""
     principal = current_principal()
     try:
         dispatch.check_permission(principal, action)  # 403 before anything about the input
-        body = request.get_json(silent=True)
-        if body is None:
-            raise dispatch.DispatchError(
-                422,
-                "the body must be JSON (Content-Type: application/json)",
-                {"body": "not JSON"},
-                code="bad_input",
-            )
+        body = _body()
         outcome = dispatch.perform(
             _runtime(),
             principal=principal,

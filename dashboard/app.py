@@ -32,20 +32,27 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     settings = settings or load_settings()
     runtime = Runtime.open(settings, redis_url=redis_url)
 
+    from dashboard.bodies import JSONProvider, LianqinRequest
+
     server = Flask("lianqin")
+    server.json = JSONProvider(server)  # every JSON body checked (dashboard/bodies.py)
+    server.request_class = LianqinRequest
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         n = settings.trusted_proxies
         server.wsgi_app = ProxyFix(server.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    from dashboard.bodies import MAX_BODY, install_body_limits
+
     server.config.update(
         SECRET_KEY=secret or secrets.token_hex(32),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=MAX_BODY,  # every body: forms, the API, Dash callbacks
+        MAX_FORM_MEMORY_SIZE=MAX_BODY,
     )
-    server.json.ensure_ascii = False  # type: ignore[attr-defined]
-    server.json.sort_keys = False  # type: ignore[attr-defined]  # keep the contract's order
+    install_body_limits(server)  # before the guard: too big is refused before anything
     server.extensions["lianqin"] = runtime
 
     from dashboard.api import api  # imported here: no import cycles, no work at import time
@@ -94,6 +101,9 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     dash_app.layout = create_root_layout()
     register_all(dash_app)
     server.extensions["dash"] = dash_app
+    from dashboard.bodies import install_callback_checks
+
+    install_callback_checks(server, dash_app.callback_map)
     from dashboard.security import content_security_policy, install_headers
 
     # After every callback is registered: the hashes cover Dash's own inline scripts.

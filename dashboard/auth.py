@@ -1,26 +1,41 @@
 """Authentication and authorization for the web app.
 
-Three ways in, one principal: a session cookie from the login page (Flask-Login),
-a bearer token on an API request (``Authorization: Bearer …``, no session), and a
-kiosk token on a page URL (``/wall?token=…``, which opens a long session for that
-screen). Every request but the public ones (login, health, static files) needs a
-principal; each page and API family needs a permission of its role. Principals are
-re-read from the database on every request, so disabling a user or revoking a
-token cuts it off at once.
+Three ways in, one principal, and exactly one per request:
+
+* a **bearer token** (``Authorization: Bearer …``): API clients. When the header is there
+  it is the request's only credential: an invalid or revoked token is 401 even if the
+  browser also sends a valid session cookie, and a valid one acts as the token, the
+  session ignored (not read, not changed). A bearer request needs no CSRF token: a
+  browser never attaches the header to a request by itself, so no other site can make
+  it send one. Any other ``Authorization`` scheme is 401.
+* a **session cookie** from the login page (Flask-Login): the cookie carries a random
+  secret whose hash is a row of ``web_sessions`` (dashboard/services/accounts.py); the
+  row is checked on every request and socket connection, so logging out, a password
+  change, a disable or a token's revocation ends the session on every web instance at
+  once, copied cookies included. State-changing requests must carry the session's CSRF
+  token.
+* a **kiosk link** on the wall (``/wall?token=…``) with a token of role ``viewer``: it
+  opens a 30-day session for that screen. Other roles get a 403 page (audited); a
+  browser signed in as someone else is asked first (a page that POSTs, with CSRF, to
+  ``/kiosk``), never switched silently.
+
+Every request but the public ones (login, health, static files) needs a principal; each
+page and API family needs a permission of its role. Principals are re-read from the
+database on every request, so disabling a user or revoking a token cuts it off at once.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from flask import (
     Blueprint,
     Flask,
     Response,
     current_app,
+    g,
     jsonify,
     redirect,
     render_template_string,
@@ -29,9 +44,16 @@ from flask import (
 )
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+from werkzeug.datastructures import MultiDict
 
 from dashboard.runtime import Runtime
-from dashboard.security import login_blocked, login_failed, login_succeeded, note_token_use
+from dashboard.security import (
+    announce_revocation,
+    login_blocked,
+    login_failed,
+    login_succeeded,
+    note_token_use,
+)
 from dashboard.services import accounts
 from dashboard.services.accounts import Principal
 
@@ -48,15 +70,20 @@ PAGE_PERMISSIONS: dict[str, str] = {
     "/dispatch": "view_dispatch",
     "/trends": "view_trends",
 }
+WALL_PATHS = frozenset({"/", "/wall"})  # where a kiosk link (?token=) may be opened
+KIOSK_ROLES = frozenset({"viewer"})
 CSRF_COOKIE = "_csrf_token"  # the name Dash's renderer reads to send X-CSRFToken
+SESSION_KEY = "lq_sid"  # the session's secret in the signed cookie (its hash: web_sessions.id)
 KIOSK_SESSION_DAYS = 30
+SESSION_LIFETIME = timedelta(days=KIOSK_SESSION_DAYS)
 
 
 class SessionPrincipal(UserMixin):
     """Flask-Login's view of a principal; the id carries what invalidates it."""
 
-    def __init__(self, principal: Principal) -> None:
+    def __init__(self, principal: Principal, session_id: str | None = None) -> None:
         self.principal = principal
+        self.session_id = session_id  # the web_sessions row (None: a bearer token)
 
     def get_id(self) -> str:
         p = self.principal
@@ -77,6 +104,15 @@ def current_principal() -> Principal | None:
     return principal
 
 
+def current_session_id() -> str | None:
+    """The ``web_sessions`` id the request is signed in with (None: a bearer or nobody)."""
+    user = current_user
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    sid: str | None = getattr(user, "session_id", None)
+    return sid
+
+
 def page_permission(path: str) -> str | None:
     """The permission a page path needs (None: not a page we know)."""
     if path in PAGE_PERMISSIONS:
@@ -91,34 +127,37 @@ def client_ip() -> str | None:
     return request.remote_addr
 
 
-def _bearer() -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() == "bearer ":
+def authorization() -> str | None:
+    """The Authorization header's value, or None when it is absent or blank."""
+    header = request.headers.get("Authorization", "").strip()
+    return header or None
+
+
+def bearer_token() -> str | None:
+    """The token of an ``Authorization: Bearer …`` header (None: absent or another scheme)."""
+    header = authorization()
+    if header is not None and header[:7].lower() == "bearer ":
         return header[7:].strip()
     return None
 
 
 def _load(user_id: str) -> SessionPrincipal | None:
+    """Flask-Login's loader for the session cookie: only a live ``web_sessions`` row counts."""
+    secret = session.get(SESSION_KEY)
+    if not isinstance(secret, str):
+        return None  # a cookie from before server-side sessions, or a forged one
     rt = runtime()
-    try:
-        kind, _, rest = user_id.partition(":")
-        with rt.db.read() as db_session:
-            if kind == "u":
-                key, _, epoch = rest.partition(":")
-                principal = accounts.load_user_principal(
-                    db_session, user_id=int(key), epoch=int(epoch)
-                )
-            elif kind == "t":
-                principal = accounts.load_token_principal(db_session, token_id=int(rest))
-            else:
-                return None
-    except ValueError:
+    with rt.db.read() as db_session:
+        principal = accounts.session_principal(db_session, secret=secret, now=rt.now())
+    if principal is None:
         return None
-    return SessionPrincipal(principal) if principal else None
+    loaded = SessionPrincipal(principal, accounts.session_id(secret))
+    return loaded if loaded.get_id() == user_id else None
 
 
-def _from_bearer(req: Any) -> SessionPrincipal | None:
-    token = _bearer()
+def bearer_principal() -> Principal | None:
+    """The principal of the request's bearer token (touched and audited), or None."""
+    token = bearer_token()
     if token is None:
         return None
     rt = runtime()
@@ -127,11 +166,18 @@ def _from_bearer(req: Any) -> SessionPrincipal | None:
         if principal is not None:
             accounts.touch_token(db_session, token_id=principal.key, now=rt.now())
             note_token_use(rt, db_session, principal, ip=client_ip(), path=request.path)
-    return SessionPrincipal(principal) if principal else None
+    return principal
 
 
 def _wants_json(path: str) -> bool:
     return path.startswith(("/api/", "/_dash-", "/metrics"))
+
+
+def _without_token(path: str) -> str:
+    """The request's path and query without ``token`` (a kiosk link's secret)."""
+    query = MultiDict(request.args)
+    query.poplist("token")
+    return path + (f"?{urlencode(list(query.items(multi=True)))}" if query else "")
 
 
 def _deny(status: int, reason: str) -> Response:
@@ -141,7 +187,7 @@ def _deny(status: int, reason: str) -> Response:
         response.status_code = status
         return response
     if status == 401:
-        target = request.full_path if request.query_string else request.path
+        target = quote(_without_token(path), safe="/?=&,;:@+")  # no raw CR/LF in Location
         return redirect(f"/login?next={target}")  # type: ignore[return-value]
     return Response(
         render_template_string(_FORBIDDEN, reason=reason, lang=_lang()),
@@ -150,43 +196,121 @@ def _deny(status: int, reason: str) -> Response:
     )
 
 
-def _kiosk_login(token: str) -> Response | None:
-    """``/wall?token=…``: sign the screen in for a long session, or refuse."""
+def _start_session(principal: Principal, *, permanent: bool) -> None:
+    """Sign this browser in as ``principal`` with a new server-side session (no fixation:
+    whatever the cookie held before is dropped)."""
+    rt = runtime()
+    with rt.db.write() as db_session:
+        secret, _ = accounts.open_session(
+            db_session, principal, now=rt.now(), lifetime=SESSION_LIFETIME, ip=client_ip()
+        )
+    session.clear()
+    login_user(SessionPrincipal(principal, accounts.session_id(secret)))
+    session[SESSION_KEY] = secret
+    session.permanent = permanent
+
+
+def _end_session() -> None:
+    """Delete this browser's session row and tell every web process to cut its sockets."""
+    secret = session.get(SESSION_KEY)
+    if isinstance(secret, str):
+        rt = runtime()
+        with rt.db.write() as db_session:
+            accounts.end_session(db_session, secret=secret)
+        try:
+            announce_revocation(rt.redis, rt.keys)
+        except Exception as exc:  # the row is gone; sockets are re-checked periodically too
+            log.warning("logout not announced to open sockets: %s", exc.__class__.__name__)
+    logout_user()
+    session.clear()
+
+
+def _kiosk(token: str) -> Response | None:
+    """``/wall?token=…``: sign the screen in, ask first, or refuse (None: carry on)."""
     rt = runtime()
     with rt.db.write() as db_session:
         principal = accounts.token_principal(db_session, plaintext=token)
         if principal is not None:
             accounts.touch_token(db_session, token_id=principal.key, now=rt.now())
-            accounts.audit(
-                db_session,
-                actor=principal.actor,
-                action="token.kiosk",
-                target=request.path,
-                ip=client_ip(),
-            )
     if principal is None:
         return _deny(401, "the token is invalid or revoked")
-    login_user(SessionPrincipal(principal))
-    session.permanent = True
+    if request.path not in WALL_PATHS:
+        return _refuse_kiosk(principal, "path")
+    if principal.role not in KIOSK_ROLES:
+        return _refuse_kiosk(principal, "role")
+    current = current_principal()
+    if current is not None and (current.kind, current.key) == (principal.kind, principal.key):
+        return None  # this screen already holds this token's session
+    if current is not None:
+        return _kiosk_confirmation(current, principal, _lang())
+    _open_kiosk(principal, replaced=None)
     return None
 
 
+def _refuse_kiosk(principal: Principal, why: str) -> Response:
+    """A 403 page for a kiosk link that may not open (audited as ``token.kiosk_refused``)."""
+    rt = runtime()
+    with rt.db.write() as db_session:
+        accounts.audit(
+            db_session, actor=principal.actor, action="token.kiosk_refused",
+            target=request.path[:100], ip=client_ip(), detail={"why": why, "role": principal.role},
+        )  # fmt: skip
+    text = _TEXT[_lang()]
+    reason = text["kiosk_path"] if why == "path" else text["kiosk_role"].format(role=principal.role)
+    return _deny(403, reason)
+
+
+def _open_kiosk(principal: Principal, *, replaced: Principal | None) -> None:
+    rt = runtime()
+    with rt.db.write() as db_session:
+        accounts.audit(
+            db_session, actor=principal.actor, action="token.kiosk", target=request.path[:100],
+            ip=client_ip(), detail={"replaced": replaced.actor} if replaced else None,
+        )  # fmt: skip
+    if replaced is not None:
+        _end_session()
+    _start_session(principal, permanent=True)
+
+
+def _kiosk_confirmation(current: Principal, kiosk: Principal, lang: str) -> Response:
+    page = render_template_string(
+        _KIOSK_CONFIRM, t=_TEXT[lang], lang=lang, csrf=generate_csrf(),
+        current=current.name, current_role=current.role, screen=kiosk.name,
+        token=request.args.get("token", ""), next=_without_token(request.path),
+        stay=_without_token(request.path),
+    )  # fmt: skip
+    response = Response(page, status=200, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"  # the page holds the link's token
+    return response
+
+
 def guard() -> Response | None:
-    """Before every request: who is asking, and may they?"""
+    """Before every request: who is asking (by exactly one credential), and may they?"""
     path = request.path
     if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
         return None
-    kiosk = request.args.get("token")
-    if kiosk and request.method == "GET" and page_permission(path) is not None:
-        denied = _kiosk_login(kiosk)
-        if denied is not None:
-            return denied
-    principal = current_principal()
-    if principal is None:
-        return _deny(401, "authentication required")
-    if request.method not in ("GET", "HEAD", "OPTIONS") and _bearer() is None:
-        csrf: CSRFProtect = current_app.extensions["csrf"]
-        csrf.protect()
+    if authorization() is not None:
+        if bearer_token() is None:
+            return _deny(401, "only Authorization: Bearer <token> is accepted")
+        principal = bearer_principal()
+        if principal is None:
+            return _deny(401, "the token is invalid or revoked")
+        g._login_user = SessionPrincipal(principal)  # the session cookie, if any, is ignored
+        g.lq_auth = "bearer"
+    else:
+        kiosk = request.args.get("token")
+        if kiosk and request.method == "GET" and page_permission(path) is not None:
+            answered = _kiosk(kiosk)
+            if answered is not None:
+                return answered
+        found = current_principal()
+        if found is None:
+            return _deny(401, "authentication required")
+        principal = found
+        g.lq_auth = "session"
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            csrf: CSRFProtect = current_app.extensions["csrf"]
+            csrf.protect()
     permission = page_permission(path)
     if permission is None and path.startswith("/api/"):
         permission = "read_api"
@@ -197,10 +321,7 @@ def guard() -> Response | None:
 
 def set_csrf_cookie(response: Response) -> Response:
     """Give browser sessions the CSRF token Dash sends back as X-CSRFToken."""
-    path = request.path
-    if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
-        return response
-    if current_principal() is not None and _bearer() is None and request.method == "GET":
+    if g.get("lq_auth") == "session" and request.method == "GET":
         settings = runtime().settings
         response.set_cookie(
             CSRF_COOKIE,
@@ -218,7 +339,7 @@ def init_auth(server: Flask, rt: Runtime) -> None:
         WTF_CSRF_CHECK_DEFAULT=False,  # the guard decides (bearer-token clients are exempt)
         WTF_CSRF_TIME_LIMIT=None,  # a wall runs for weeks; the token lives with the session
         WTF_CSRF_HEADERS=["X-CSRFToken", "X-CSRF-Token"],
-        PERMANENT_SESSION_LIFETIME=timedelta(days=KIOSK_SESSION_DAYS),
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
         SESSION_COOKIE_SECURE=rt.settings.cookie_secure,
         REMEMBER_COOKIE_SECURE=rt.settings.cookie_secure,
         REMEMBER_COOKIE_HTTPONLY=True,
@@ -226,8 +347,7 @@ def init_auth(server: Flask, rt: Runtime) -> None:
     csrf = CSRFProtect(server)
     server.extensions["csrf"] = csrf
     manager = LoginManager(server)
-    manager.user_loader(_load)
-    manager.request_loader(_from_bearer)
+    manager.user_loader(_load)  # no request_loader: bearer tokens are the guard's
     server.before_request(guard)
     server.after_request(set_csrf_cookie)
     server.register_blueprint(pages)
@@ -253,6 +373,14 @@ _TEXT = {
         "back": "返回",
         "other": "English",
         "other_lang": "en",
+        "kiosk_role": "大屏链接（?token=）只接受 viewer 角色的令牌；此令牌的角色是 {role}。"
+        "API 客户端请使用 Authorization: Bearer 请求头。",
+        "kiosk_path": "大屏链接（?token=）只能打开大屏（/wall）。",
+        "kiosk_title": "切换为大屏令牌？",
+        "kiosk_signed_in": "此浏览器当前以 {name}（{role}）身份登录。",
+        "kiosk_question": "是否将此浏览器切换为大屏令牌 {screen}？切换后 {name} 将退出登录。",
+        "kiosk_switch": "切换为大屏",
+        "kiosk_stay": "保持当前登录",
     },
     "en": {
         "title": "Lianqin Command Center",
@@ -266,6 +394,15 @@ _TEXT = {
         "back": "Back",
         "other": "中文",
         "other_lang": "zh-CN",
+        "kiosk_role": "Wall links (?token=) take viewer tokens only; this token's role is "
+        "{role}. API clients send it as an Authorization: Bearer header.",
+        "kiosk_path": "Wall links (?token=) open the wall (/wall) only.",
+        "kiosk_title": "Switch to the wall screen token?",
+        "kiosk_signed_in": "This browser is signed in as {name} ({role}).",
+        "kiosk_question": "Switch this browser to the wall screen token {screen}? {name} will "
+        "be signed out.",
+        "kiosk_switch": "Switch to the wall screen",
+        "kiosk_stay": "Stay signed in",
     },
 }
 
@@ -300,6 +437,25 @@ _FORBIDDEN = """<!doctype html>
 </main></body></html>"""
 
 
+_KIOSK_CONFIRM = """<!doctype html>
+<html lang="{{ lang }}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ t.title }} · {{ t.kiosk_title }}</title>
+<link rel="stylesheet" href="/assets/login.css"></head>
+<body class="lq-login-page"><main class="lq-login lq-kiosk-confirm">
+<h1>{{ t.title }}</h1><h2>{{ t.kiosk_title }}</h2>
+<p>{{ t.kiosk_signed_in.format(name=current, role=current_role) }}</p>
+<p>{{ t.kiosk_question.format(screen=screen, name=current) }}</p>
+<form method="post" action="/kiosk?lang={{ lang }}">
+<input type="hidden" name="csrf_token" value="{{ csrf }}">
+<input type="hidden" name="token" value="{{ token }}">
+<input type="hidden" name="next" value="{{ next }}">
+<button type="submit" id="lq-kiosk-switch">{{ t.kiosk_switch }}</button>
+</form>
+<a class="lq-login-lang" id="lq-kiosk-stay" href="{{ stay }}">{{ t.kiosk_stay }}</a>
+</main></body></html>"""
+
+
 def _lang() -> str:
     requested = request.args.get("lang")
     if requested in _TEXT:
@@ -308,10 +464,17 @@ def _lang() -> str:
 
 
 def safe_next(target: str | None) -> str:
-    """Only local paths: never redirect a signed-in user to another site."""
-    if not target:
+    """Only local paths: never redirect a signed-in user to another site. A backslash
+    counts as a slash to browsers (``/\\evil.example``) and a control character could
+    split the Location header: both are refused."""
+    if not target or len(target) > 2000:
         return "/"
-    parts = urlsplit(target)
+    if "\\" in target or any(ch < " " or ch == "\x7f" for ch in target):
+        return "/"
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # e.g. "/[" reads as a broken IPv6 host
+        return "/"
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"
     return target
@@ -338,12 +501,12 @@ def login_submit() -> Response | tuple[str, int]:
     ip = client_ip()
     target = safe_next(request.form.get("next"))
     # Checked before the password: a blocked guesser learns nothing, even the right one.
-    wait_s = login_blocked(rt.redis, rt.keys, rt.settings, ip=ip, username=username)
+    wait_s, scope = login_blocked(rt.redis, rt.keys, rt.settings, ip=ip, username=username)
     if wait_s:
         with rt.db.write() as db_session:
             accounts.audit(
-                db_session, actor=f"user:{username}", action="login.limited", ip=ip,
-                detail={"retry_after_s": wait_s},
+                db_session, actor=f"user:{accounts.printable_name(username)}",
+                action="login.limited", ip=ip, detail={"retry_after_s": wait_s, "scope": scope},
             )  # fmt: skip
         page = render_template_string(
             _LOGIN, t=_TEXT[lang], lang=lang, csrf=generate_csrf(), next=target, failed=False,
@@ -363,18 +526,37 @@ def login_submit() -> Response | tuple[str, int]:
         )  # fmt: skip
         return page, 401
     login_succeeded(rt.redis, rt.keys, ip=ip, username=username)
-    session.clear()  # no fixation: a fresh session for the signed-in user
-    login_user(SessionPrincipal(principal))
+    if current_session_id() is not None:
+        _end_session()  # signing in over another session ends that one
+    _start_session(principal, permanent=False)
     return redirect(target)  # type: ignore[return-value]
 
 
 @pages.post("/logout")
 def logout() -> Response:
+    """End this browser's session here and on every web instance (its sockets included)."""
     principal = current_principal()
     if principal is not None:
         rt = runtime()
         with rt.db.write() as db_session:
             accounts.audit(db_session, actor=principal.actor, action="logout", ip=client_ip())
-    logout_user()
-    session.clear()
+    if g.get("lq_auth") == "session":
+        _end_session()
     return redirect("/login")  # type: ignore[return-value]
+
+
+@pages.post("/kiosk")
+def kiosk_switch() -> Response:
+    """The confirmation page's answer: switch this signed-in browser to a wall token."""
+    target = safe_next(request.form.get("next"))
+    if urlsplit(target).path not in WALL_PATHS:
+        target = "/wall"
+    rt = runtime()
+    with rt.db.read() as db_session:
+        principal = accounts.token_principal(db_session, plaintext=request.form.get("token", ""))
+    if principal is None:
+        return _deny(401, "the token is invalid or revoked")
+    if principal.role not in KIOSK_ROLES:
+        return _refuse_kiosk(principal, "role")
+    _open_kiosk(principal, replaced=current_principal())
+    return redirect(target)  # type: ignore[return-value]

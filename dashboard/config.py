@@ -58,8 +58,11 @@ class Settings(BaseSettings):
     ready_max_pending: int = Field(default=10_000, ge=0)
     metrics_token: SecretStr | None = None
     metrics_public: bool = False
-    # Login attempts per (source IP, username) in a sliding window, shared through Redis.
+    # Failed sign-ins allowed per (source IP, username) and per source IP across usernames
+    # (password spraying), each in a fixed window that starts with the first failure;
+    # counted in Redis, so every web instance agrees (dashboard/security.py).
     login_max_attempts: int = Field(default=5, ge=1, le=1000)
+    login_ip_max_attempts: int = Field(default=20, ge=1, le=100_000)
     login_window_s: int = Field(default=300, ge=10, le=86_400)
     # A bearer token's use is written to the audit trail at most once per this interval.
     token_audit_interval_s: int = Field(default=300, ge=0, le=86_400)

@@ -298,3 +298,24 @@ class AuditEvent(Base):
     target: Mapped[str | None] = mapped_column(String(100))
     ip: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class WebSession(Base):
+    """A browser session (a signed-in user or a kiosk wall screen), checked on every request
+    and socket connection: deleting the row signs that browser out on every web instance.
+
+    The cookie carries a random secret; only its SHA-256 is the key here (as for tokens), so
+    the table does not hold anything that could be replayed as a cookie."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (
+        Index("ix_web_sessions_principal", "kind", "principal_key"),
+        Index("ix_web_sessions_expires_at", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "user" | "token" (a kiosk screen)
+    principal_key: Mapped[int] = mapped_column(BigInteger)  # users.id or api_tokens.id
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    ip: Mapped[str | None] = mapped_column(String(64))

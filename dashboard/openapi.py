@@ -32,7 +32,9 @@ def _errors(*codes: int) -> dict[str, Any]:
         403: "the role may not do this",
         404: "not found",
         409: "a stale version or a closed case",
-        422: "an invalid body, with a reason per field",
+        413: "a body over 1 MiB",
+        422: "an invalid body (not a JSON object, nested too deep, text that cannot be "
+        "stored), with a reason per field; nothing is written",
         503: "the database or Redis is unavailable; retry",
     }
     return {str(code): _json(_ERROR, text[code]) for code in codes}
@@ -98,7 +100,7 @@ def _action(action: str) -> dict[str, Any]:
             "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
             "responses": {
                 "200": _json({"type": "object", "required": ["case", "change"]}, "done"),
-                **_errors(401, 403, 404, 409, 422, 503),
+                **_errors(401, 403, 404, 409, 413, 422, 503),
             },
         }
     }
@@ -114,12 +116,13 @@ def spec() -> dict[str, Any]:
         "properties": {"id": {"type": "string"}, "status": status},
     }
     # An ISO date, an ISO datetime (local time zone without an offset) or epoch ms; an
-    # empty value counts as absent (the default applies).
+    # empty value counts as absent (the default applies). Years 1970-2999 as written.
+    years = r"^(19[7-9][0-9]|2[0-9]{3})-"
     date_or_time = {
         "anyOf": [
-            {"type": "string", "format": "date"},
-            {"type": "string", "format": "date-time"},
-            {"type": "string", "pattern": r"^(\d{10,13})?$"},
+            {"type": "string", "format": "date", "pattern": years},
+            {"type": "string", "format": "date-time", "pattern": years},
+            {"type": "string", "pattern": r"^([0-9]{10,13})?$"},
         ]
     }
     one = "(" + "|".join(STATUSES) + ")"
@@ -173,7 +176,11 @@ def spec() -> dict[str, Any]:
                     _query("crs", {"type": "string", "enum": ["wgs84", "gcj02"]}, "display datum"),
                 ],
             ),
-            "/api/v1/geo/zones": _get("Patrol zones (GeoJSON)", geo),
+            "/api/v1/geo/zones": _get(
+                "Patrol zones (GeoJSON)",
+                geo,
+                [_query("crs", {"type": "string", "enum": ["wgs84", "gcj02"]}, "display datum")],
+            ),
             "/api/v1/geo/facilities": _get(
                 "Stations, cameras, sensors (GeoJSON)",
                 geo,
@@ -182,7 +189,8 @@ def spec() -> dict[str, Any]:
                         "kind",
                         {"type": "string", "enum": ["camera", "sensor", "station"]},
                         "one kind",
-                    )
+                    ),
+                    _query("crs", {"type": "string", "enum": ["wgs84", "gcj02"]}, "display datum"),
                 ],
             ),
             **{f"/api/v1/cases/{{id}}/{action}": _action(action) for action in ACTIONS},
@@ -193,7 +201,16 @@ def spec() -> dict[str, Any]:
                 "Error": {
                     "type": "object",
                     "required": ["error"],
-                    "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
+                    "properties": {
+                        "error": {"type": "string", "description": "the reason, for people"},
+                        "field": {"type": "string", "description": "the parameter at fault"},
+                        "code": {"type": "string", "description": "write API: e.g. bad_input"},
+                        "fields": {
+                            "type": "object",
+                            "additionalProperties": {"type": "string"},
+                            "description": "write API: a reason per body field",
+                        },
+                    },
                 }
             },
         },

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -267,18 +267,25 @@ def _runtime() -> Runtime:
 
 
 def metrics_allowed(rt: Runtime) -> bool:
-    """The metrics token (bearer), a signed-in admin, or ``metrics_public``."""
-    from dashboard.auth import current_principal
+    """The metrics token (bearer), an admin's API token or signed-in session, or
+    ``metrics_public``. As everywhere, one credential per request: with an Authorization
+    header, the session cookie is not looked at."""
+    from dashboard.auth import authorization, bearer_principal, bearer_token, current_principal
 
     settings = rt.settings
     if settings.metrics_public:
         return True
-    header = request.headers.get("Authorization", "")
-    if settings.metrics_token is not None and header[:7].lower() == "bearer ":
-        expected = settings.metrics_token.get_secret_value().encode()
-        if hmac.compare_digest(header[7:].strip().encode(), expected):
+    if authorization() is not None:
+        token = bearer_token()
+        if token is None:
+            return False
+        if settings.metrics_token is not None and hmac.compare_digest(
+            token.encode(), settings.metrics_token.get_secret_value().encode()
+        ):
             return True
-    principal = current_principal()
+        principal = bearer_principal()
+    else:
+        principal = current_principal()
     return principal is not None and principal.can("manage")
 
 

@@ -188,17 +188,19 @@ def handle_sync(runtime: Runtime, data: Any) -> dict[str, Any]:
 def register_socket_handlers(socketio: SocketIO, runtime: Runtime) -> SocketGuard:
     """Bind the `/live` namespace's events to the runtime; returns the process's socket guard
     (started with the first connection: it cuts off revoked principals' sockets)."""
-    from dashboard.security import SocketGuard, principal_room
+    from dashboard.security import SocketGuard, principal_room, session_room
 
     guard = SocketGuard(socketio, runtime, NAMESPACE)
 
     @socketio.on("connect", namespace=NAMESPACE)
     def on_connect(auth: Any = None) -> bool:
         """Only a signed-in session or a valid token may listen (refused otherwise)."""
-        principal = _socket_principal(runtime, auth)
+        principal, session_id = _socket_principal(runtime, auth)
         if principal is None or not principal.can("view_wall"):
             raise ConnectionRefusedError("authentication required")
         join_room(principal_room(principal))  # re-checked on every revocation
+        if session_id is not None:
+            join_room(session_room(session_id))  # cut off when this session ends
         guard.ensure_started()
         return True
 
@@ -213,19 +215,20 @@ def register_socket_handlers(socketio: SocketIO, runtime: Runtime) -> SocketGuar
     return guard
 
 
-def _socket_principal(runtime: Runtime, auth: Any) -> Principal | None:
-    """The session's principal, or the token in the connection's ``auth`` payload."""
-    from dashboard.auth import current_principal
+def _socket_principal(runtime: Runtime, auth: Any) -> tuple[Principal | None, str | None]:
+    """(principal, session id) by exactly one credential: the token in the connection's
+    ``auth`` payload when there is one (invalid: refused, whatever the cookie), else the
+    browser's session."""
+    from dashboard.auth import current_principal, current_session_id
     from dashboard.services.accounts import token_principal
 
-    principal = current_principal()
-    if principal is not None:
-        return principal
     token = auth.get("token") if isinstance(auth, dict) else None
-    if not isinstance(token, str):
-        return None
-    with runtime.db.read() as session:
-        return token_principal(session, plaintext=token)
+    if token is not None:
+        if not isinstance(token, str):
+            return None, None
+        with runtime.db.read() as session:
+            return token_principal(session, plaintext=token), None
+    return current_principal(), current_session_id()
 
 
 def body(cases: list[dict[str, Any]], units: list[dict[str, Any]]) -> str:

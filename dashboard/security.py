@@ -1,5 +1,5 @@
 """Security around the app: headers (CSP), login rate limiting, token-use audit, and cutting
-off open sockets at once when a user is disabled or a token revoked.
+off open sockets at once when a session ends, a user is disabled or a token revoked.
 
 Everything shared between web instances lives in Redis: the login attempt counters, the
 "token seen" marks, and the revocation channel every web process listens to.
@@ -91,35 +91,49 @@ def install_headers(server: Flask, policy: str) -> None:
 
 
 # -- login rate limiting ----------------------------------------------------------------------
+# Two budgets, both in Redis so that every web instance counts the same attempts:
+# per (source IP, username) — a guesser at one account — and per source IP across all
+# usernames — a sprayer trying a few passwords on every account. Each is a fixed window
+# that starts with the first failure and expires ``login_window_s`` later (one SET NX EX
+# and one INCR): simple and exact to reason about; at a window's edge a guesser may get up
+# to twice the budget in a short burst, never more than the budget per window on average.
 def _attempt_key(keys: Keys, ip: str | None, username: str) -> str:
-    digest = hashlib.sha256(username.casefold().encode("utf-8")).hexdigest()[:24]
+    digest = hashlib.sha256(username.casefold().encode("utf-8", "replace")).hexdigest()[:24]
     return keys.login_attempts(ip or "-", digest)
 
 
 def login_blocked(client: redis.Redis, keys: Keys, settings: Settings, *, ip: str | None,
-                  username: str) -> int:  # fmt: skip
-    """Seconds until this IP may try this username again (0: it may now)."""
-    key = _attempt_key(keys, ip, username)
+                  username: str) -> tuple[int, str]:  # fmt: skip
+    """(seconds until this IP may try this username again, which budget is spent: "ip" or
+    "user"); (0, "") when it may try now."""
+    pair = _attempt_key(keys, ip, username)
+    whole = keys.login_ip_attempts(ip or "-")
     pipe = client.pipeline(transaction=False)
-    pipe.get(key)
-    pipe.ttl(key)
-    count, ttl = pipe.execute()
+    pipe.get(whole)
+    pipe.ttl(whole)
+    pipe.get(pair)
+    pipe.ttl(pair)
+    ip_count, ip_ttl, count, ttl = pipe.execute()
+    if int(ip_count or 0) >= settings.login_ip_max_attempts:
+        return max(1, int(ip_ttl)), "ip"
     if int(count or 0) >= settings.login_max_attempts:
-        return max(1, int(ttl))
-    return 0
+        return max(1, int(ttl)), "user"
+    return 0, ""
 
 
 def login_failed(client: redis.Redis, keys: Keys, settings: Settings, *, ip: str | None,
                  username: str) -> None:  # fmt: skip
-    """Count a failed attempt in a fixed window that starts with the first failure."""
-    key = _attempt_key(keys, ip, username)
+    """Count a failed attempt against both budgets."""
     pipe = client.pipeline(transaction=True)
-    pipe.set(key, 0, ex=settings.login_window_s, nx=True)  # the window starts here (Redis 6.2)
-    pipe.incr(key)  # keeps the TTL
+    for key in (_attempt_key(keys, ip, username), keys.login_ip_attempts(ip or "-")):
+        pipe.set(key, 0, ex=settings.login_window_s, nx=True)  # the window starts here
+        pipe.incr(key)  # keeps the TTL
     pipe.execute()
 
 
 def login_succeeded(client: redis.Redis, keys: Keys, *, ip: str | None, username: str) -> None:
+    """Clear the pair's counter. The IP's is kept: one good password among many guesses
+    must not buy a sprayer a fresh budget."""
     client.delete(_attempt_key(keys, ip, username))
 
 
@@ -154,6 +168,11 @@ def principal_room(principal: Principal) -> str:
 def announce_revocation(client: redis.Redis, keys: Keys) -> None:
     """Tell every web process to re-check the principals of its open sockets now."""
     client.publish(keys.revocations, "recheck")
+
+
+def session_room(session_id: str) -> str:
+    """The Socket.IO room of one browser session (logout cuts its sockets, not the user's)."""
+    return f"session:{session_id}"
 
 
 def room_still_valid(session: Session, room: str) -> bool:
@@ -208,13 +227,27 @@ class SocketGuard:
 
     def check(self) -> int:
         """Disconnect every socket whose principal is no longer valid; return how many."""
+        from dashboard.services.accounts import live_sessions
+
         rooms = self._rooms()
-        principal_rooms = [r for r in rooms if isinstance(r, str) and r.startswith("principal:")]
-        if not principal_rooms:
+        watched = [
+            r for r in rooms if isinstance(r, str) and r.startswith(("principal:", "session:"))
+        ]
+        if not watched:
             return 0
         cut = 0
+        sessions = [r.split(":", 1)[1] for r in watched if r.startswith("session:")]
         with self.rt.db.read() as session:
-            invalid = [r for r in principal_rooms if not room_still_valid(session, r)]
+            alive = live_sessions(session, ids=sessions, now=self.rt.now())
+            invalid = [
+                r
+                for r in watched
+                if (
+                    r.split(":", 1)[1] not in alive
+                    if r.startswith("session:")
+                    else not room_still_valid(session, r)
+                )
+            ]
         for room in invalid:
             for sid in rooms[room]:
                 log.info("socket %s cut off: its principal was revoked or disabled", sid)

@@ -74,11 +74,16 @@ class Keys:
 
     @property
     def revocations(self) -> str:
-        """Pub/sub channel: a user was disabled or a token revoked (dashboard/security.py)."""
+        """Pub/sub channel: a session ended, a user was disabled or a token revoked
+        (dashboard/security.py)."""
         return self._k("revocations")
 
     def login_attempts(self, ip: str, username: str) -> str:
         return self._k(f"login:{ip}:{username}")
+
+    def login_ip_attempts(self, ip: str) -> str:
+        """Failed sign-ins from one source IP, whatever the username."""
+        return self._k(f"login-ip:{ip}")
 
     def token_seen(self, token_id: int) -> str:
         return self._k(f"token:seen:{token_id}")

@@ -56,3 +56,47 @@ def dataset(name: str) -> Path:
     """A real public sample (tests/data/: exact copies of ../shared/datasets/, SOURCES.md),
     kept in the repository so that a checkout tests on its own."""
     return DATA / name
+
+
+def seed_case(runtime: Runtime, case_id: str, status: str = "registered") -> None:
+    """One real case, through the stream and the worker as a producer would add it."""
+    from dashboard.streams import Producer
+
+    Producer(runtime.redis, runtime.settings).incident(
+        id=case_id, status=status, ts=int(time.time() * 1000) - 60_000,
+        lat=29.37, lon=106.26, category="dispute",
+    )  # fmt: skip
+    worker = Worker(runtime, None, consumer=f"seed-{secrets.token_hex(3)}")
+    worker.prepare()
+    drain(worker)
+
+
+def callback_body(
+    dependency: dict[str, Any],
+    values: dict[str, Any] | None = None,
+    changed: list[str] | None = None,
+) -> dict[str, Any]:
+    """The body Dash's renderer POSTs to /_dash-update-component for one callback (an entry
+    of /_dash-dependencies), with ``values`` by ``"id.property"`` (absent: null)."""
+    values = values or {}
+    output = dependency["output"]
+    parts = [
+        dict(zip(("id", "property"), part.split(".", 1), strict=True))
+        for part in output.strip(".").split("...")
+    ]
+
+    def filled(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {"id": i["id"], "property": i["property"],
+             "value": values.get(f"{i['id']}.{i['property']}")}
+            for i in items
+        ]  # fmt: skip
+
+    first = dependency["inputs"][0]
+    return {
+        "output": output,
+        "outputs": parts if output.startswith("..") else parts[0],
+        "inputs": filled(dependency["inputs"]),
+        "state": filled(dependency["state"]),
+        "changedPropIds": changed or [f"{first['id']}.{first['property']}"],
+    }

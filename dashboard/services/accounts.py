@@ -12,22 +12,27 @@ Roles (DESIGN.md's users):
 
 Passwords are hashed with scrypt (werkzeug); tokens are random 256-bit strings of
 which only a SHA-256 is stored, so a database leak reveals neither.
+
+Browser sessions are rows (``web_sessions``, keyed by the SHA-256 of the secret in the
+cookie), checked on every request: logging out deletes the row, a password change, a
+disable or a token's revocation deletes every row of that principal, and the cookie
+stops working on every web instance at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from dashboard.models import ApiToken, AuditEvent, User
+from dashboard.models import ApiToken, AuditEvent, User, WebSession
 
 ROLES: tuple[str, ...] = ("viewer", "operator", "lead", "leader", "admin")
 
@@ -93,6 +98,19 @@ def _check_name(name: str, field: str) -> None:
         raise AccountError(f"{field} must be 1-64 characters of A-Z a-z 0-9 . _ -", field)
 
 
+def valid_name(name: str) -> bool:
+    return 1 <= len(name) <= 64 and set(name) <= _USERNAME_CHARS
+
+
+def printable_name(name: str) -> str:
+    """A typed username as the audit trail may store it: a valid name as it is, anything
+    else escaped to ASCII (a NUL, a control character or a lone surrogate could not be
+    stored, or would forge a line in a log)."""
+    if valid_name(name):
+        return name
+    return name[:64].encode("unicode_escape").decode("ascii")[:64]
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -143,6 +161,7 @@ def set_password(session: Session, *, username: str, password: str, actor: str =
     _check_password(password)
     user.password_hash = generate_password_hash(password, method="scrypt")
     user.session_epoch += 1  # signs out every existing session
+    end_sessions_of(session, kind="user", key=user.id)
     audit(session, actor=actor, action="user.password", target=username)
     return user
 
@@ -151,6 +170,7 @@ def set_disabled(session: Session, *, username: str, disabled: bool, actor: str 
     user = _require_user(session, username)
     user.disabled = disabled
     user.session_epoch += 1
+    end_sessions_of(session, kind="user", key=user.id)
     audit(
         session, actor=actor, action="user.disable" if disabled else "user.enable", target=username
     )
@@ -168,7 +188,8 @@ def authenticate(
     session: Session, *, username: str, password: str, ip: str | None, now: datetime
 ) -> Principal | None:
     """Check a username and password; record the attempt in the audit trail."""
-    user = get_user(session, username=username)
+    # A name no account can have is not looked up (it may hold what the database refuses).
+    user = get_user(session, username=username) if valid_name(username) else None
     # Always run one hash check so that unknown names take as long as wrong passwords.
     ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
     if user is None or not ok or user.disabled:
@@ -181,7 +202,7 @@ def authenticate(
         )
         audit(
             session,
-            actor=f"user:{username[:64]}",
+            actor=f"user:{printable_name(username)}",
             action="login.failed",
             ip=ip,
             detail={"why": why},
@@ -243,13 +264,14 @@ def revoke_token(session: Session, *, name: str, now: datetime, actor: str = "sy
     if token is None or token.revoked_at is not None:
         raise AccountError(f"no active token named {name!r}", "name")
     token.revoked_at = now
+    end_sessions_of(session, kind="token", key=token.id)
     audit(session, actor=actor, action="token.revoke", target=name)
     return token
 
 
 def token_principal(session: Session, *, plaintext: str) -> Principal | None:
     """The principal of a presented token, or None if unknown or revoked."""
-    if not plaintext or len(plaintext) > 200:
+    if not plaintext or len(plaintext) > 200 or not plaintext.isascii():
         return None
     token = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(plaintext)))
     if token is None or token.revoked_at is not None:
@@ -268,6 +290,79 @@ def touch_token(session: Session, *, token_id: int, now: datetime) -> None:
     token = session.get(ApiToken, token_id)
     if token is not None:
         token.last_used_at = now
+
+
+# -- browser sessions ---------------------------------------------------------------------------
+def open_session(
+    session: Session, principal: Principal, *, now: datetime, lifetime: timedelta,
+    ip: str | None = None,
+) -> tuple[str, str]:  # fmt: skip
+    """A new server-side session for ``principal``: (the cookie's secret, the row's id).
+
+    Expired rows are swept here, at sign-in, so the table holds live sessions only."""
+    session.execute(delete(WebSession).where(WebSession.expires_at < now))
+    secret = secrets.token_urlsafe(32)
+    row = WebSession(
+        id=hash_token(secret), kind=principal.kind, principal_key=principal.key,
+        created_at=now, expires_at=now + lifetime, ip=ip,
+    )  # fmt: skip
+    session.add(row)
+    return secret, row.id
+
+
+def session_id(secret: str) -> str:
+    """The row id of a cookie's session secret."""
+    return hash_token(secret)
+
+
+def session_principal(session: Session, *, secret: str, now: datetime) -> Principal | None:
+    """The principal of a live session (the row exists, has not expired, and its user or
+    token is still valid), or None."""
+    if not secret or len(secret) > 200 or not secret.isascii():
+        return None
+    row = session.get(WebSession, hash_token(secret))
+    if row is None or row.expires_at <= now:
+        return None
+    if row.kind == "user":
+        user = session.get(User, row.principal_key)
+        if user is None or user.disabled:
+            return None
+        return user_principal(user)
+    if row.kind == "token":
+        return load_token_principal(session, token_id=row.principal_key)
+    return None
+
+
+def end_session(session: Session, *, secret: str) -> None:
+    session.execute(delete(WebSession).where(WebSession.id == hash_token(secret)))
+
+
+def end_sessions_of(session: Session, *, kind: str, key: int) -> int:
+    """Delete every session of one user or token; returns how many there were."""
+    result = session.execute(
+        delete(WebSession).where(WebSession.kind == kind, WebSession.principal_key == key)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def live_sessions(session: Session, *, ids: Iterable[str], now: datetime) -> set[str]:
+    """Which of these session ids still exist and have not expired."""
+    wanted = list(ids)
+    if not wanted:
+        return set()
+    return set(
+        session.scalars(
+            select(WebSession.id).where(WebSession.id.in_(wanted), WebSession.expires_at > now)
+        )
+    )
+
+
+def sessions_of(session: Session, *, kind: str, key: int) -> list[WebSession]:
+    return list(
+        session.scalars(
+            select(WebSession).where(WebSession.kind == kind, WebSession.principal_key == key)
+        )
+    )
 
 
 # -- audit ----------------------------------------------------------------------------------

@@ -140,6 +140,8 @@ def _text(value: Any, name: str, limit: int, errors: dict[str, str]) -> str | No
         errors[name] = f"at most {limit} characters (got {len(text)})"
     elif any(ch in _CONTROL for ch in text):
         errors[name] = "contains a control character"
+    elif any("\ud800" <= ch <= "\udfff" for ch in text):
+        errors[name] = "contains text that cannot be encoded (a lone UTF-16 surrogate)"
     return text or None
 
 

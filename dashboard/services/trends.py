@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, text
 from sqlalchemy.orm import Session
 
+from dashboard.contract import ID_RE
 from dashboard.lifecycle import OPEN_STATUSES
 from dashboard.models import Case, Department, Grid, Zone
 from dashboard.services.kpis import (
@@ -72,6 +73,12 @@ COMPARED: tuple[tuple[str, bool], ...] = (
 # Dispatch / arrival time histogram bins (upper edges, seconds); the last is open-ended.
 HIST_EDGES_S: tuple[int, ...] = (30, 60, 120, 180, 300, 600, 900, 1800, 3600)
 MAX_BUCKETS = 2000  # hour granularity over three months is 2,200: ask for days instead
+# The days a period may cover: the bucket keys assume times after 1970 (SQLite truncates
+# toward zero), and year 1 or 9999 cannot be shifted by a zone's offset at all.
+EARLIEST_DAY = date(1971, 1, 1)
+LATEST_DAY = date(2999, 12, 31)
+MAX_FILTER_VALUES = 500  # values per list filter in a URL (the district has ~100 grids)
+_BUCKET_SECONDS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 28 * 86400}
 _EPSILON_S = 0.001  # SQLite's julianday() carries ~0.1 ms of rounding: 09:00:00 is hour 9
 _EPOCH = datetime(1970, 1, 1)
 _NOT_TERMINAL = (*OPEN_STATUSES, "resolved")
@@ -147,6 +154,8 @@ def resolve_period(
     elif kind == "custom":
         if start is None or end is None:
             raise TrendError("a custom period needs a start and an end date")
+        if not (EARLIEST_DAY <= start <= LATEST_DAY and EARLIEST_DAY <= end <= LATEST_DAY):
+            raise TrendError(f"a period between {EARLIEST_DAY} and {LATEST_DAY}")
         if end < start:
             raise TrendError("the period ends before it starts")
         if (end - start).days > 3660:
@@ -380,7 +389,20 @@ def grouped_percentiles(
 
 
 # -- the series -------------------------------------------------------------------------------
+def check_bucket_count(period: Period, granularity: str) -> None:
+    """Refuse a request for more than MAX_BUCKETS buckets (ten years by hour is 87,600)
+    before building any: the page and the exports say which granularity to choose."""
+    span_s = (period.end - period.start).total_seconds()
+    estimate = math.floor(span_s / _BUCKET_SECONDS.get(granularity, 3600))
+    if estimate > MAX_BUCKETS:
+        raise TrendError(
+            f"about {estimate} {granularity} buckets (at most {MAX_BUCKETS}): "
+            "choose a coarser granularity"
+        )
+
+
 def _keys(req: TrendRequest) -> tuple[list[datetime], list[int]]:
+    check_bucket_count(req.period, req.granularity)
     starts = bucket_starts(req.period, req.granularity, req.zone)
     if len(starts) > MAX_BUCKETS:
         raise TrendError(f"{len(starts)} {req.granularity} buckets: choose a coarser granularity")
@@ -652,25 +674,37 @@ def trends_page(
 
 
 # -- the URL ------------------------------------------------------------------------------------
+def _code(value: str) -> bool:
+    """A filter value as the database may hold it: an id (no control character, no lone
+    surrogate, nothing a driver refuses), not thousands of characters."""
+    return ID_RE.fullmatch(value) is not None
+
+
 def _list(values: Mapping[str, Sequence[str]], name: str) -> tuple[str, ...]:
     out: list[str] = []
     for raw in values.get(name, []):
-        out += [v for v in raw.split(",") if v]
-    return tuple(dict.fromkeys(out))
+        out += [v for v in raw.split(",") if v and _code(v)]
+    return tuple(dict.fromkeys(out))[:MAX_FILTER_VALUES]
 
 
 def _one(values: Mapping[str, Sequence[str]], name: str) -> str | None:
     got = values.get(name)
-    return got[0] if got and got[0] else None
+    return got[0] if got and got[0] and _code(got[0]) else None
 
 
 def _day(value: str | None) -> date | None:
-    if not value:
+    """An ISO date (ASCII digits: ``date.fromisoformat`` takes others too), or None."""
+    if not value or not value.isascii():
         return None
     try:
         return date.fromisoformat(value)
     except ValueError:
         return None
+
+
+def parse_day(value: str | None) -> date | None:
+    """A date picker's value (``2026-11-05`` or ``2026-11-05T00:00:00``), or None."""
+    return _day(value[:10]) if isinstance(value, str) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -711,9 +745,14 @@ def parse_state(values: Mapping[str, Sequence[str]]) -> PageState:
             zone=_one(values, "zone"),
             department=_one(values, "department"),
         ),
-        replay_day=_day(_one(values, "replay")),
+        replay_day=_replay_day(_one(values, "replay")),
         replay_shift=shift if shift in SHIFTS else "all",
     )
+
+
+def _replay_day(value: str | None) -> date | None:
+    day = _day(value)
+    return day if day is not None and EARLIEST_DAY <= day <= LATEST_DAY else None
 
 
 def state_query(state: PageState) -> dict[str, str]:
@@ -894,6 +933,19 @@ def export_tables(data: Mapping[str, Any]) -> dict[str, list[list[Any]]]:
     return tables
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    """A cell a spreadsheet will not run (OWASP's CSV injection rule): text starting with
+    ``=``, ``+``, ``-``, ``@``, a tab or a carriage return — a producer's grid id ``-7-1``,
+    a department named ``=HYPERLINK(…)`` — gets a leading ``'``. Numbers are left as they
+    are: a negative number is a number, not a formula; only text is escaped."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def to_csv(table: Sequence[Sequence[Any]]) -> str:
     """One table as CSV (UTF-8 with a BOM so that Excel opens Chinese text correctly)."""
     import csv
@@ -902,12 +954,14 @@ def to_csv(table: Sequence[Sequence[Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     for row in table:
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow(["" if v is None else safe_cell(v) for v in row])
     return "\ufeff" + out.getvalue()
 
 
 def to_xlsx(tables: Mapping[str, Sequence[Sequence[Any]]]) -> bytes:
-    """Every table as a sheet of one Excel workbook."""
+    """Every table as a sheet of one Excel workbook (text escaped as in the CSV, and
+    stored as text: openpyxl would otherwise write a string starting with ``=`` as a
+    formula)."""
     import io
 
     from openpyxl import Workbook
@@ -918,7 +972,11 @@ def to_xlsx(tables: Mapping[str, Sequence[Sequence[Any]]]) -> bytes:
     for name, table in tables.items():
         sheet = book.create_sheet(title=name[:31])
         for row in table:
-            sheet.append(list(row))
+            sheet.append([safe_cell(v) for v in row])
+        for cells in sheet.iter_rows():
+            for cell in cells:
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"
         sheet.freeze_panes = "A2"
     buffer = io.BytesIO()
     book.save(buffer)

@@ -193,3 +193,39 @@ def test_the_briefing_view_passes_the_csp(browser: Browser, demo: DemoProcess) -
         assert_clean(page)
     finally:
         close_page(page)
+
+
+def test_a_kiosk_link_asks_a_signed_in_lead_before_switching_the_browser(
+    browser: Browser, demo: DemoProcess
+) -> None:
+    """Issue 11, point 8: a wall link opened in a browser signed in as someone else shows a
+    confirmation page (zh-CN by default) instead of silently replacing the session; staying
+    keeps the session, switching (a POST with the CSRF token) turns it into the wall's."""
+    page = watched(browser)
+    try:
+        page.goto(f"{demo.url}/login?next=/dispatch")
+        page.fill("input[name=username]", "lead")
+        page.fill("input[name=password]", demo.password("lead"))
+        page.click("button[type=submit]")
+        page.wait_for_url("**/dispatch")
+
+        page.goto(f"{demo.url}/wall?token={demo.wall_token}")
+        page.wait_for_selector(".lq-kiosk-confirm")
+        text = page.inner_text(".lq-kiosk-confirm")
+        assert "lead" in text and "切换为大屏令牌" in text
+        page.click("#lq-kiosk-stay")  # keep the lead's session
+        page.wait_for_url("**/wall")
+        assert page.context.request.get(f"{demo.url}/dispatch").status == 200
+
+        page.goto(f"{demo.url}/wall?token={demo.wall_token}&lang=en")
+        page.wait_for_selector(".lq-kiosk-confirm")
+        assert "This browser is signed in as lead (lead)" in page.inner_text(".lq-kiosk-confirm")
+        page.click("#lq-kiosk-switch")
+        page.wait_for_function(
+            "() => window.lianqin && window.lianqin.seq !== null", timeout=30_000
+        )
+        assert "token=" not in page.url and "lang=en" in page.url
+        assert page.context.request.get(f"{demo.url}/dispatch").status == 403  # a viewer now
+        assert_clean(page)
+    finally:
+        close_page(page)

@@ -13,13 +13,13 @@ import pytest
 import socketio
 from flask import Flask
 from flask.testing import FlaskClient
-from helpers import make_token
+from helpers import make_token, seed_case
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from dashboard.app import create_app, runtime_of
 from dashboard.config import Settings
-from dashboard.models import AuditEvent, User
+from dashboard.models import AuditEvent, Case, User
 from dashboard.realtime import NAMESPACE
 from dashboard.runtime import Runtime
 from dashboard.services import accounts
@@ -353,3 +353,125 @@ def test_the_audit_trail_sees_the_browser_behind_a_trusted_proxy_only(
         assert event.ip == expected  # a forged header counts only behind a real proxy
     finally:
         rt.close()
+
+
+# -- one credential per request (issue 11, point 7) ----------------------------------------------
+def test_a_bearer_header_is_the_requests_only_credential(app: Flask, rt: Runtime) -> None:
+    """A session cookie plus ``Authorization: Bearer <nonsense>`` used to skip the CSRF check
+    and act as the session's user. Now the header decides: invalid is 401 whatever the
+    cookie; valid acts as the token and the session is ignored (its role does not count)."""
+    add_user(rt, "qian", "lead")
+    seed_case(rt, "HZ-BEARER-1")
+    browser = app.test_client()
+    assert sign_in(browser, "qian") == 302
+    browser.get("/wall")
+    csrf = browser.get_cookie("_csrf_token")
+    assert csrf is not None
+    body = {"reason": "重复上报", "version": 1}
+    for header in ("Bearer nonsense", "Bearer ", "Basic cWlhbjpwdw==", "lq_not_a_scheme"):
+        headers = {"Authorization": header}
+        read = browser.get("/api/v1/cases", headers=headers)
+        assert read.status_code == 401, header
+        write = browser.post("/api/v1/cases/HZ-BEARER-1/cancel", json=body, headers=headers)
+        assert write.status_code == 401, header
+        assert browser.get("/dispatch", headers=headers).status_code in (302, 401), header
+    # With its CSRF token the session itself may still act: only the header was refused.
+    with rt.db.read() as session:
+        assert session.get(Case, "HZ-BEARER-1").status == "registered"  # type: ignore[union-attr]
+
+    viewer = make_token(rt, "viewer", name="wall-reader")
+    as_token = {"Authorization": f"Bearer {viewer}"}
+    refused = browser.post("/api/v1/cases/HZ-BEARER-1/cancel", json=body, headers=as_token)
+    assert refused.status_code == 403  # the token's role, not the lead's session
+    assert browser.get("/dispatch", headers=as_token).status_code == 403
+    answer = browser.get("/api/v1/cases", headers=as_token)
+    assert answer.status_code == 200
+    assert not [c for c in answer.headers.getlist("Set-Cookie") if c.startswith("_csrf_token")]
+    done = browser.post(
+        "/api/v1/cases/HZ-BEARER-1/cancel", json=body, headers={"X-CSRFToken": csrf.value}
+    )
+    assert done.status_code == 200 and done.json["change"]["actor"] == "user:qian"
+
+
+def test_a_socket_with_a_token_is_judged_by_the_token_alone(server_url: str, rt: Runtime) -> None:
+    add_user(rt, "sun", "viewer")
+    import requests
+
+    browser = requests.Session()
+    form = browser.get(f"{server_url}/login").text
+    browser.post(f"{server_url}/login", data={"username": "sun", "password": PASSWORD,
+                                              "csrf_token": csrf_from(form)})  # fmt: skip
+    cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+    client = socketio.Client(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        client.connect(server_url, namespaces=[NAMESPACE], transports=["websocket"],
+                       wait_timeout=5, headers={"Cookie": cookie},
+                       auth={"token": "lq_revoked_or_made_up"})  # fmt: skip
+
+
+# -- kiosk links (issue 11, point 8) --------------------------------------------------------------
+@pytest.mark.parametrize("role", ["operator", "lead", "leader", "admin"])
+def test_a_kiosk_link_with_a_token_of_another_role_is_refused_and_audited(
+    app: Flask, rt: Runtime, role: str
+) -> None:
+    token = make_token(rt, role, name=f"ops-{role}")
+    screen = app.test_client()
+    page = screen.get(f"/wall?token={token}")
+    assert page.status_code == 403
+    assert "viewer" in page.get_data(as_text=True)
+    assert screen.get_cookie("session") is None or screen.get("/api/v1/cases").status_code == 401
+    assert screen.get("/dispatch").status_code == 302  # no session was opened
+    assert (f"token:ops-{role}", "token.kiosk_refused") in audit_actions(rt)
+    assert (f"token:ops-{role}", "token.kiosk") not in audit_actions(rt)
+
+
+def test_a_kiosk_link_opens_only_the_wall(app: Flask, rt: Runtime) -> None:
+    token = make_token(rt, "viewer", name="hall-screen")
+    for path in ("/dispatch", "/trends", "/trends/print"):
+        screen = app.test_client()
+        assert screen.get(f"{path}?token={token}").status_code == 403, path
+        assert screen.get("/wall").status_code == 302, path  # nothing was signed in
+    assert app.test_client().get(f"/?token={token}").status_code == 200
+
+
+def test_a_kiosk_link_asks_before_replacing_another_principals_session(
+    app: Flask, rt: Runtime
+) -> None:
+    add_user(rt, "chen", "lead")
+    token = make_token(rt, "viewer", name="hall-screen")
+    browser = app.test_client()
+    assert sign_in(browser, "chen") == 302
+    page = browser.get(f"/wall?token={token}&layers=grids")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "chen" in text and "hall-screen" in text and "切换为大屏" in text
+    assert page.headers["Cache-Control"] == "no-store"
+    assert browser.get("/dispatch").status_code == 200  # still the lead: nothing replaced
+    english = browser.get(f"/wall?token={token}&lang=en").get_data(as_text=True)
+    assert "This browser is signed in as chen (lead)" in english
+
+    form = {"token": token, "next": "/wall?layers=grids"}
+    assert browser.post("/kiosk", data=form).status_code == 400  # no CSRF token
+    assert browser.get("/dispatch").status_code == 200
+    switched = browser.post("/kiosk", data={**form, "csrf_token": csrf_from(text)})
+    assert switched.status_code == 302 and switched.headers["Location"] == "/wall?layers=grids"
+    assert browser.get("/dispatch").status_code == 403  # now the wall's viewer token
+    assert browser.get("/wall").status_code == 200
+    assert browser.get(f"/wall?token={token}").status_code == 200  # its own link: no question
+    with rt.db.read() as session:
+        kiosk = session.scalars(select(AuditEvent).where(AuditEvent.action == "token.kiosk")).one()
+    assert kiosk.actor == "token:hall-screen" and kiosk.detail == {"replaced": "user:chen"}
+
+
+def test_the_kiosk_switch_refuses_tokens_of_other_roles(app: Flask, rt: Runtime) -> None:
+    add_user(rt, "zhou", "viewer")
+    admin = make_token(rt, "admin", name="root-bot")
+    browser = app.test_client()
+    assert sign_in(browser, "zhou") == 302
+    form = browser.get("/login").get_data(as_text=True)
+    switched = browser.post(
+        "/kiosk", data={"token": admin, "next": "/wall", "csrf_token": csrf_from(form)}
+    )
+    assert switched.status_code == 403
+    assert browser.get("/api/v1/units").status_code == 200  # still zhou's session
+    assert ("token:root-bot", "token.kiosk_refused") in audit_actions(rt)

@@ -240,3 +240,61 @@ def test_disabling_a_user_from_the_command_line_closes_their_browser_socket(
         assert browser.get(f"{server.url}/api/v1/units", allow_redirects=False).status_code == 401
     finally:
         server.close()
+
+
+def test_one_ip_spraying_many_usernames_runs_out_of_its_budget_on_every_instance(
+    rt: Runtime, sec_settings: Settings
+) -> None:
+    """Password spraying (issue 11, point 9): a few guesses at each of many accounts from one
+    address. The per-(IP, username) limit alone let it try 5 passwords on every account every
+    window; the per-IP budget stops it after LIANQIN_LOGIN_IP_MAX_ATTEMPTS, whatever names
+    it tries, on both instances, audited as login.limited with the scope."""
+    settings = sec_settings.model_copy(update={"login_ip_max_attempts": 6})
+    first, second = create_app(settings), create_app(settings)
+    servers = [Server(first), Server(second)]
+    try:
+        real = runtime_of(first)
+        add_user(real, "victim")
+        clients = []
+        for s in servers:
+            c = requests.Session()
+            c.base = s.url  # type: ignore[attr-defined]
+            clients.append(c)
+        for i in range(6):  # two wrong passwords each at three accounts: under 3 per pair
+            assert attempt(clients[i % 2], f"user{i // 2}", "wrong password!").status_code == 401
+        for c in clients:  # a fourth account, even with its right password: the IP is spent
+            blocked = attempt(c, "victim", PASSWORD)
+            assert blocked.status_code == 429
+            assert "Too many failed sign-ins" in blocked.text
+        limited = audit(real, "login.limited")
+        assert limited and all(e.detail["scope"] == "ip" for e in limited)
+        assert len(audit(real, "login.failed")) == 6
+        ttl = real.redis.ttl(real.keys.login_ip_attempts("127.0.0.1"))
+        assert 0 < ttl <= settings.login_window_s
+        # A success does not refill the IP's budget (a sprayer must not buy more guesses).
+        real.redis.delete(real.keys.login_ip_attempts("127.0.0.1"))
+        assert attempt(clients[0], "victim", PASSWORD).status_code == 302
+        for i in range(6):
+            attempt(clients[1], f"other{i}", "wrong password!")
+        assert attempt(clients[0], "victim", PASSWORD).status_code == 429
+    finally:
+        for s in servers:
+            s.close()
+        runtime_of(first).close()
+        runtime_of(second).close()
+
+
+def test_a_username_that_no_account_can_have_is_refused_and_audited_safely(
+    app: Flask, rt: Runtime
+) -> None:
+    """NUL, control characters and huge names reach the login form's handler; none may
+    reach the database as a lookup (PostgreSQL refuses NUL in text: that was a 500)."""
+    client = app.test_client()
+    for name in ("\x00", "zhang\x00", "a\nb", "名字", "x" * 5000, "'; drop table users; --"):
+        form = client.get("/login").get_data(as_text=True)
+        response = client.post(
+            "/login", data={"username": name, "password": "pw", "csrf_token": csrf_from(form)}
+        )
+        assert response.status_code == 401, name
+    actors = [e.actor for e in audit(rt, "login.failed")]
+    assert "user:\\x00" in actors and "user:\\u540d\\u5b57" in actors
