@@ -131,7 +131,7 @@ def _from_bearer(req: Any) -> SessionPrincipal | None:
 
 
 def _wants_json(path: str) -> bool:
-    return path.startswith(("/api/", "/_dash-", "/metrics"))
+    return path.startswith(("/api/", "/_dash-", "/metrics", "/live/"))
 
 
 def _deny(status: int, reason: str) -> Response:
