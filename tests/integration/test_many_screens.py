@@ -30,6 +30,7 @@ import dashboard.realtime as realtime
 from dashboard.app import runtime_of
 from dashboard.config import Settings
 from dashboard.models import Case, Unit
+from dashboard.ops import render_metrics
 from dashboard.realtime import NAMESPACE, REUSE_BEHIND, Publisher, SnapshotStore, body
 from dashboard.runtime import Runtime
 
@@ -269,6 +270,9 @@ def test_fifty_screens_open_together_share_one_snapshot_and_miss_no_delta(
     assert builds(rt) == 1
     assert len({s.ack["url"] for s in screens if s.ack}) == 1
     assert int(rt.redis.hget(rt.keys.metrics, "snapshot:served") or 0) == SCREENS
+    metrics = render_metrics(rt).decode()
+    assert "lianqin_snapshot_builds_total 1.0" in metrics
+    assert f"lianqin_snapshots_served_total {SCREENS}.0" in metrics
     assert deltas.sent > 10  # deltas were published while they opened
 
 
