@@ -12,8 +12,10 @@ and behave as ``assets/lianqin-live.js`` does: ``sync`` with their cursor, load 
 snapshot (inline in the acknowledgement, or fetched over HTTP from the URL the
 acknowledgement names — whichever the server under test answers), buffer the deltas that
 arrive meanwhile, apply them in sequence, catch up from the delta log after a gap, and
-reconnect after a drop with the client's backoff (``--backoff new``: full jitter, 0.5 s
-doubling to 30 s; ``--backoff old``: the previous client's 0.5–5 s).
+reconnect after a drop as the client does (``--client new``: full jitter, 0.5 s doubling to
+30 s, for reconnects and failed syncs, and a 30 s wait for a sync's answer; ``--client
+old``: the previous script's 0.5–5 s reconnects with Socket.IO's ±50 %, a failed sync
+retried after 2 s, a 15 s wait).
 
 For ``--duration`` seconds from the common start it counts, over every screen:
 disconnects, deltas *missed* (published after a screen's first snapshot but never pushed to
@@ -87,11 +89,13 @@ class Backoff:
         self.attempts = 0
 
     def next(self) -> float:
-        n = self.attempts
+        n = min(self.attempts, 32)
         self.attempts += 1
         if self.kind == "new":  # full jitter: uniform in [0, min(30 s, 0.5 s * 2^n)]
             return random.uniform(0, min(30.0, 0.5 * 2**n))
-        base = min(5.0, 0.5 * 2**n)  # Socket.IO's default randomization (±50 %)
+        if self.kind == "old-retry":  # the previous script retried a failed sync after 2 s
+            return 2.0
+        base = min(5.0, 0.5 * 2**n)  # its reconnects: Socket.IO's randomization (±50 %)
         return base * random.uniform(0.5, 1.5)
 
     def reset(self) -> None:
@@ -101,12 +105,12 @@ class Backoff:
 class Screen:
     """One wall: the protocol of ``assets/lianqin-live.js`` on a python-socketio client."""
 
-    def __init__(self, url: str, token: str, backoff: str, sync_timeout: float) -> None:
+    def __init__(self, url: str, token: str, client: str) -> None:
         import socketio
 
         self.url = url
         self.token = token
-        self.sync_timeout = sync_timeout
+        self.sync_timeout = 30.0 if client == "new" else 15.0
         self.sio = socketio.Client(reconnection=False, json=CountingJson)
         self.lock = threading.Lock()
         self.seq: int | None = None
@@ -122,15 +126,17 @@ class Screen:
         self.sync_failures = 0
         self.resyncs = 0
         self.inline_snapshots = 0
+        self.snapshot_asks = 0  # syncs without a cursor: an old server built one for each
         self.http_snapshots = 0
         self.http_bytes = 0
+        self.snapshot_size = (0, 0)  # the last one fetched: JSON and wire bytes
         self.started = 0.0
         self.live_at: float | None = None
         self.behind_since: float | None = None
         self.errors: list[str] = []
         self.closing = False
-        self.reconnect = Backoff(backoff)
-        self.retry = Backoff(backoff)
+        self.reconnect = Backoff("new" if client == "new" else "old")
+        self.retry = Backoff("new" if client == "new" else "old-retry")
         self.wake = threading.Event()
         self.fresh = False
         self.sio.on("connect", self._on_connect, namespace=NAMESPACE)
@@ -204,6 +210,8 @@ class Screen:
             ask = {"cursor": self.cursor, "seq": self.seq}
             if fresh:
                 ask = {"cursor": None, "seq": None}
+            if ask["cursor"] is None:
+                self.snapshot_asks += 1
         try:
             reply = self.sio.call("sync", ask, namespace=NAMESPACE, timeout=self.sync_timeout)
             if not isinstance(reply, dict) or reply.get("mode") not in ("snapshot", "catchup"):
@@ -246,9 +254,11 @@ class Screen:
             resp.raise_for_status()
             raw = resp.raw.read(decode_content=False)
             encoding = resp.headers.get("Content-Encoding", "")
+        text = gzip.decompress(raw) if encoding == "gzip" else raw
         self.http_bytes += len(raw)
         self.http_snapshots += 1
-        snap: dict[str, Any] = json.loads(gzip.decompress(raw) if encoding == "gzip" else raw)
+        self.snapshot_size = (len(text), len(raw))
+        snap: dict[str, Any] = json.loads(text)
         return snap
 
     def _apply(self, m: dict[str, Any]) -> None:
@@ -308,15 +318,12 @@ class Screen:
         with contextlib.suppress(Exception):
             self.sio.disconnect()
 
-    def result(self, final: int) -> dict[str, Any]:
+    def result(self, final: int, seq0: int) -> dict[str, Any]:
+        """``seq0``: the head when the screens started to open."""
         with self.lock:
-            first = self.snapshot_seqs[0] if self.snapshot_seqs else None
+            first = self.snapshot_seqs[0] if self.snapshot_seqs else seq0
             last = self.snapshot_seqs[-1] if self.snapshot_seqs else None
-            missed = (
-                sum(1 for s in range(first + 1, final + 1) if s not in self.pushed)
-                if first is not None
-                else final
-            )
+            missed = sum(1 for s in range(max(first, seq0) + 1, final + 1) if s not in self.pushed)
             seq = self.seq if self.seq is not None else -1
             contiguous = last is not None and self.applied == list(range(last + 1, seq + 1))
             return {
@@ -327,8 +334,10 @@ class Screen:
                 "resyncs": self.resyncs,
                 "snapshots": len(self.snapshot_seqs),
                 "inline_snapshots": self.inline_snapshots,
+                "snapshot_asks": self.snapshot_asks,
                 "http_snapshots": self.http_snapshots,
                 "http_bytes": self.http_bytes,
+                "snapshot_size": self.snapshot_size,
                 "missed": missed,
                 "final_seq": self.seq,
                 "complete": seq >= final and contiguous,
@@ -342,10 +351,7 @@ def run_screens(job: dict[str, Any]) -> list[dict[str, Any]]:
     """One process of screens: start together at ``start_at``, report after the final seq."""
     import redis
 
-    screens = [
-        Screen(job["url"], job["token"], job["backoff"], job["sync_timeout"])
-        for _ in range(job["count"])
-    ]
+    screens = [Screen(job["url"], job["token"], job["client"]) for _ in range(job["count"])]
     time.sleep(max(0.0, job["start_at"] - time.time()))
     for s in screens:
         s.start()
@@ -362,7 +368,7 @@ def run_screens(job: dict[str, Any]) -> list[dict[str, Any]]:
                 if s.seq is not None and s.seq < final:
                     s.wake.set()
             time.sleep(0.1)
-        results = [s.result(final) for s in screens]
+        results = [s.result(final, job["seq0"]) for s in screens]
         if results:
             results[0]["socket_bytes"] = CountingJson.received  # the whole process's
         return results
@@ -381,8 +387,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of deltas")
     parser.add_argument("--ping-rate", type=float, default=200.0)
     parser.add_argument("--case-rate", type=float, default=10.0)
-    parser.add_argument("--backoff", choices=["new", "old"], default="new")
-    parser.add_argument("--sync-timeout", type=float, default=30.0)
+    parser.add_argument(
+        "--client", choices=["new", "old"], default="new", help="the wall script to mimic"
+    )
     parser.add_argument("--settle", type=float, default=120.0, help="s to reach the final seq")
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
@@ -391,7 +398,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     banner(
         "screens: many walls open at once on a city-scale state while deltas flow",
-        screens=f"{args.screens} over {args.procs} processes (backoff: {args.backoff})",
+        screens=f"{args.screens} over {args.procs} processes (client: {args.client})",
         units=args.units,
         cases=args.cases,
         deltas=f"{args.ping_rate:g} pings/s + {args.case_rate:g} case events/s "
@@ -428,8 +435,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "url": url,
                     "token": token,
                     "count": n,
-                    "backoff": args.backoff,
-                    "sync_timeout": args.sync_timeout,
+                    "client": args.client,
+                    "seq0": seq0,
                     "start_at": start_at,
                     "redis_url": b.redis_url,
                     "final_key": final_key,
@@ -461,9 +468,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     n = len(results)
     live = [r["live_s"] for r in results if r["live_s"] is not None]
     latencies = [v for r in results for v in r["latencies"]]
-    inline = sum(r["inline_snapshots"] for r in results)
-    counted = builds1 - builds0
-    builds = counted if counted or not inline else inline
+    asks = sum(r["snapshot_asks"] for r in results)
+    # A server without the counter (before the shared snapshot) built one per sync that
+    # asked without a cursor, answered in time or not.
+    counted = builds1 - builds0 > 0 or any(r["http_snapshots"] for r in results)
+    builds = builds1 - builds0 if counted else asks
     out = {
         "screens": n,
         "deltas_published": final - seq0,
@@ -478,8 +487,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "delta_latency_ms": summary(latencies),
         "snapshots_loaded": sum(r["snapshots"] for r in results),
         "snapshot_builds": builds,
-        "snapshot_builds_counted": bool(counted),
+        "snapshot_builds_counted": counted,
         "http_snapshot_bytes": sum(r["http_bytes"] for r in results),
+        "snapshot_json_bytes": max(r["snapshot_size"][0] for r in results),
+        "snapshot_wire_bytes": max(r["snapshot_size"][1] for r in results),
         "socket_bytes": sum(r["socket_bytes"] for r in results),
         "web_cpu_s": cpu1 - cpu0,
         "errors": sorted({e for r in results for e in r["errors"]})[:5],
@@ -500,11 +511,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"p99 {lat['p99']:,.0f} ms"
     )
     print(
-        f"   snapshots: {out['snapshot_builds']} built"
-        f"{'' if counted or not inline else ' (one per inline answer: no build counter)'},"
+        f"   snapshots: {out['snapshot_builds']} "
+        f"{'built' if counted else 'asked for (no build counter: each one built on its own)'},"
         f" {out['snapshots_loaded']} loaded | bytes to the screens: Socket.IO "
         f"{out['socket_bytes'] / 1e6:,.1f} MB, snapshots over HTTP "
-        f"{out['http_snapshot_bytes'] / 1e6:,.1f} MB | web CPU {out['web_cpu_s']:.1f} s"
+        f"{out['http_snapshot_bytes'] / 1e6:,.1f} MB (one: {out['snapshot_json_bytes'] / 1e6:,.1f} "
+        f"MB of JSON, {out['snapshot_wire_bytes'] / 1e6:,.1f} MB sent) | web CPU "
+        f"{out['web_cpu_s']:.1f} s"
     )
     print(
         f"   at the end: {out['complete']} of {n} screens hold every delta up to seq {final}, "

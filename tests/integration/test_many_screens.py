@@ -448,3 +448,41 @@ def test_any_query_gets_a_snapshot_or_a_400(
     assert got.status_code in (200, 400), got.data[:200]
     if got.status_code == 400:
         assert got.get_json()["field"] in ("day", "seq", "cursor")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+
+
+@hsettings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=st.one_of(
+        json_values,
+        st.fixed_dictionaries(
+            {
+                "cursor": st.one_of(
+                    json_values, st.from_regex(r"[0-9]{1,20}-[0-9]{1,20}", fullmatch=True)
+                ),
+                "seq": st.one_of(json_values, st.integers(-(2**70), 2**70)),
+            }
+        ),
+    )
+)
+def test_any_sync_payload_gets_a_catchup_or_a_pointer_to_a_snapshot(rt: Runtime, data: Any) -> None:
+    """Whatever a client sends, ``sync`` answers (never an exception) and never inlines the
+    snapshot; a cursor the log does not hold is sent to a snapshot."""
+    store = SnapshotStore(rt.redis, rt.keys, reuse_s=300)
+    if not rt.redis.exists(rt.keys.deltas):
+        Deltas(rt).publish()
+    reply = realtime.handle_sync(rt, store, data)
+    assert reply["mode"] in ("catchup", "snapshot")
+    if reply["mode"] == "snapshot":
+        assert set(reply) == {"mode", "seq", "cursor", "url", "bytes", "at", "kpis"}
+        assert reply["url"].startswith("/live/snapshot?day=")
+    else:
+        assert [d["seq"] for d in reply["deltas"]] == list(range(data["seq"] + 1, reply["seq"] + 1))
