@@ -18,8 +18,9 @@ old``: the previous script's 0.5–5 s reconnects with Socket.IO's ±50 %, a fai
 retried after 2 s, a 15 s wait).
 
 For ``--duration`` seconds from the common start it counts, over every screen:
-disconnects, deltas *missed* (published after a screen's first snapshot but never pushed to
-it, so that it had to catch up — or never got them), the push latency of every delta
+disconnects, deltas *missed* (from the first delta pushed to a screen on, those never pushed
+to it: lost to a drop or a stalled socket), the deltas a screen caught up from the log
+instead (those between its snapshot and its first push), the push latency of every delta
 received (``at`` of the delta, the time its log entry was written, to its arrival: same
 machine, same clock), the time from the start to *live* (snapshot loaded and in sequence),
 the snapshots the server built (its ``snapshot:builds`` counter; for a server without one,
@@ -321,9 +322,10 @@ class Screen:
     def result(self, final: int, seq0: int) -> dict[str, Any]:
         """``seq0``: the head when the screens started to open."""
         with self.lock:
-            first = self.snapshot_seqs[0] if self.snapshot_seqs else seq0
             last = self.snapshot_seqs[-1] if self.snapshot_seqs else None
-            missed = sum(1 for s in range(max(first, seq0) + 1, final + 1) if s not in self.pushed)
+            start = min(self.pushed, default=final + 1)
+            missed = sum(1 for s in range(max(start, seq0 + 1), final + 1) if s not in self.pushed)
+            from_log = sum(1 for s in self.applied if s not in self.pushed)
             seq = self.seq if self.seq is not None else -1
             contiguous = last is not None and self.applied == list(range(last + 1, seq + 1))
             return {
@@ -339,6 +341,7 @@ class Screen:
                 "http_bytes": self.http_bytes,
                 "snapshot_size": self.snapshot_size,
                 "missed": missed,
+                "from_log": from_log,
                 "final_seq": self.seq,
                 "complete": seq >= final and contiguous,
                 "latencies": self.latencies,
@@ -481,6 +484,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "sync_failures": sum(r["sync_failures"] for r in results),
         "screens_missing_deltas": sum(1 for r in results if r["missed"]),
         "missed_deltas": sum(r["missed"] for r in results),
+        "caught_up_from_log": sum(r["from_log"] for r in results),
+        "screens_caught_up": sum(1 for r in results if r["from_log"]),
         "complete": sum(1 for r in results if r["complete"]),
         "live": len(live),
         "live_s": summary(live),
@@ -507,7 +512,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     print(
         f"   missed deltas: {out['missed_deltas']} on {out['screens_missing_deltas']} of {n} "
-        f"screens (caught up from the log) | delta push latency p50 {lat['p50']:,.0f} ms, "
+        f"screens | caught up from the log after the snapshot: {out['caught_up_from_log']} on "
+        f"{out['screens_caught_up']} | delta push latency p50 {lat['p50']:,.0f} ms, "
         f"p99 {lat['p99']:,.0f} ms"
     )
     print(
