@@ -4,9 +4,14 @@
  * redraw every layer on each update, far too slow at city scale).
  *
  * Protocol (namespace /live, see dashboard/realtime.py): on connect the page asks
- * `sync` with its cursor and gets either the deltas it missed or a snapshot; then
- * numbered `delta` messages arrive; a gap in the numbers triggers a catch-up sync,
- * never a silent hole. `tick` messages prove the pipeline is alive when idle.
+ * `sync` with its cursor and gets either the deltas it missed or where to fetch a
+ * snapshot (GET /live/snapshot?…, shared by every screen: built once per cursor); the
+ * deltas that arrive while it is fetched wait in `pending` and those after the
+ * snapshot's number are applied on top. Then numbered `delta` messages arrive; a gap
+ * in the numbers triggers a catch-up sync, never a silent hole. `tick` messages prove
+ * the pipeline is alive when idle. Reconnects and failed syncs back off with full
+ * jitter (0.5 s doubling to 30 s), so that screens that lost the server together do
+ * not come back together.
  *
  * Untrusted text (titles, names) only ever reaches the DOM through textContent.
  */
@@ -26,6 +31,11 @@
   // bench/e2e.py at 1,000 units and 1,000 pings/s: DOM markers p50 162 ms XADD → painted
   // (main thread 88 % busy), the canvas 34 ms. A district's few hundred stay in the DOM.
   var UNIT_DOM_MAX = 400;
+  // Reconnect and resync delays: a random delay in [0, min(30 s, 0.5 s × 2^attempt)].
+  var BACKOFF_MIN = 500;
+  var BACKOFF_MAX = 30000;
+  // The server may wait for another process's snapshot build before it answers `sync`.
+  var SYNC_TIMEOUT = 30000;
 
   // Marker sizes are designed for a 1080-pixel-high wall and grow with bigger screens.
   function scale() {
@@ -53,11 +63,13 @@
     caseMarkers: {},
     unitMarkers: {},
     syncing: false,
+    syncGen: 0, // bumped by each sync and each disconnect: late answers are ignored
     pending: [],
     config: null,
     clockOffset: 0,
     dayStart: null,
     retryTimer: null,
+    retry: null, // the resync backoff (below)
     canvas: null,
     mode: "svg",
     ringMarkers: {},
@@ -121,6 +133,39 @@
 
   function displayLatLng(lat, lon) {
     return config().displayCrs === "gcj02" ? wgs84ToGcj02(lat, lon) : [lat, lon];
+  }
+
+  // ---- backoff ------------------------------------------------------------------------
+  // "Full jitter": uniform in [0, min(max, min × 2^attempt)]. Socket.IO's own jitter keeps
+  // each delay within ±k of the exponential step, and at the cap they all bunch at 30 s.
+  function fullJitter(min, max, attempt) {
+    return Math.floor(Math.random() * Math.min(max, min * Math.pow(2, attempt)));
+  }
+
+  function Backoff() {
+    this.attempts = 0;
+  }
+  Backoff.prototype.next = function () {
+    var delay = fullJitter(BACKOFF_MIN, BACKOFF_MAX, this.attempts);
+    if (this.attempts < 32) this.attempts += 1;
+    return delay;
+  };
+  Backoff.prototype.reset = function () {
+    this.attempts = 0;
+  };
+  live.retry = new Backoff();
+
+  // Socket.IO's manager computes its reconnect delays with `backoff.duration()` (the
+  // vendored 4.8 client): the same full jitter, on its own attempt count (it resets it
+  // once connected).
+  function jitterReconnects(socket) {
+    var backoff = socket.io && socket.io.backoff;
+    if (!backoff || typeof backoff.duration !== "function") return;
+    backoff.duration = function () {
+      var delay = fullJitter(this.ms, this.max, this.attempts);
+      if (this.attempts < 32) this.attempts += 1;
+      return delay;
+    };
   }
 
   function notify(name, arg) {
@@ -464,10 +509,11 @@
     });
   }
 
+  // A snapshot (the body of GET /live/snapshot); the clock comes from the sync answer,
+  // fresher than the snapshot, which may have been built a few seconds before.
   function loadSnapshot(reply) {
     var started = performance.now();
     live.stats.snapshots += 1;
-    live.clockOffset = reply.at - Date.now();
     live.dayStart = reply.day_start;
     var keep = {};
     var i;
@@ -540,31 +586,65 @@
     }
   }
 
+  function retrySync(fresh) {
+    live.syncing = false;
+    clearTimeout(live.retryTimer);
+    live.retryTimer = setTimeout(function () {
+      resync(fresh);
+    }, live.retry.next());
+  }
+
   function resync(fresh) {
     if (!live.socket || !live.socket.connected) return;
     if (live.syncing) return;
     live.syncing = true;
     live.stats.resyncs += 1;
+    var gen = (live.syncGen += 1);
     var ask = fresh ? { cursor: null, seq: null } : { cursor: state.cursor, seq: state.seq };
-    live.socket.timeout(15000).emit("sync", ask, function (err, reply) {
-      live.syncing = false;
+    live.socket.timeout(SYNC_TIMEOUT).emit("sync", ask, function (err, reply) {
+      if (gen !== live.syncGen) return; // a reconnect or a newer sync took over
       if (err || !reply || (reply.mode !== "snapshot" && reply.mode !== "catchup")) {
-        clearTimeout(live.retryTimer);
-        live.retryTimer = setTimeout(function () {
-          resync(fresh);
-        }, 2000);
+        retrySync(fresh);
         return;
       }
       if (reply.mode === "snapshot") {
-        loadSnapshot(reply);
-      } else {
-        for (var i = 0; i < reply.deltas.length; i++) {
-          var m = reply.deltas[i];
-          if (m.seq === state.seq + 1) applyMessage(m);
-        }
+        live.clockOffset = reply.at - Date.now();
+        if (reply.kpis) onKpis({ k: reply.kpis });
+        fetchSnapshot(reply.url, gen, fresh); // deltas keep arriving into `pending`
+        return;
+      }
+      live.syncing = false;
+      live.retry.reset();
+      for (var i = 0; i < reply.deltas.length; i++) {
+        var m = reply.deltas[i];
+        if (m.seq === state.seq + 1) applyMessage(m);
       }
       flushPending();
     });
+  }
+
+  // The snapshot over HTTP (same origin, the session's cookie): gzip on the wire, shared by
+  // every screen, and never in the socket, whose pings must keep flowing meanwhile.
+  function fetchSnapshot(url, gen, fresh) {
+    var started = performance.now();
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok || response.redirected) throw new Error("snapshot: HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (snapshot) {
+        if (gen !== live.syncGen) return;
+        live.stats.snapshotFetchMs = performance.now() - started;
+        live.syncing = false;
+        live.retry.reset();
+        loadSnapshot(snapshot);
+        flushPending(); // the deltas after the snapshot's number, or a catch-up from its cursor
+      })
+      .catch(function (e) {
+        if (gen !== live.syncGen) return;
+        if (window.console) console.warn("live snapshot:", e && e.message);
+        retrySync(fresh);
+      });
   }
 
   function onDelta(msg) {
@@ -618,9 +698,11 @@
     if (live.socket || typeof io === "undefined") return;
     var socket = io(config().namespace || "/live", {
       transports: ["websocket", "polling"],
-      reconnectionDelay: 500,
-      reconnectionDelayMax: 5000,
+      reconnectionDelay: BACKOFF_MIN,
+      reconnectionDelayMax: BACKOFF_MAX,
+      randomizationFactor: 1, // replaced by full jitter just below
     });
+    jitterReconnects(socket);
     live.socket = socket;
     socket.on("connect", function () {
       state.connected = true;
@@ -630,6 +712,7 @@
     socket.on("disconnect", function () {
       state.connected = false;
       live.syncing = false;
+      live.syncGen += 1; // an answer to the old socket's sync is not awaited any more
       renderStatus();
     });
     socket.on("delta", onDelta);
@@ -731,6 +814,7 @@
   };
 
   lq.live.resync = resync;
+  lq.live.fullJitter = fullJitter;
   lq.live.on = function (name, fn) {
     (live.hooks[name] = live.hooks[name] || []).push(fn);
   };

@@ -79,9 +79,14 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
         ping_interval=10,
         ping_timeout=10,
     )
-    from dashboard.realtime import register_socket_handlers
+    from dashboard.realtime import SnapshotStore, live_http, register_socket_handlers
 
-    server.extensions["lianqin_socket_guard"] = register_socket_handlers(socketio, runtime)
+    snapshots = SnapshotStore(runtime.redis, runtime.keys, reuse_s=settings.snapshot_reuse_s)
+    server.extensions["lianqin_snapshots"] = snapshots
+    server.register_blueprint(live_http)
+    server.extensions["lianqin_socket_guard"] = register_socket_handlers(
+        socketio, runtime, snapshots
+    )
 
     dash_app = Dash(
         __name__,

@@ -170,7 +170,7 @@ def bearer_principal() -> Principal | None:
 
 
 def _wants_json(path: str) -> bool:
-    return path.startswith(("/api/", "/_dash-", "/metrics"))
+    return path.startswith(("/api/", "/_dash-", "/metrics", "/live/"))
 
 
 def _without_token(path: str) -> str:

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     dead_maxlen: int = Field(default=100_000, ge=100)
     changes_maxlen: int = Field(default=500_000, ge=1000)
     delta_maxlen: int = Field(default=20_000, ge=100)
+    # A live snapshot (dashboard/realtime.py) is built once and handed to every screen that
+    # asks while it is this young (and at most 200 deltas behind); Redis keeps it a minute.
+    snapshot_reuse_s: float = Field(default=15.0, gt=0, le=300)
     worker_batch: int = Field(default=1000, ge=1, le=10_000)
     worker_block_ms: int = Field(default=500, ge=1, le=60_000)
     claim_idle_ms: int = Field(default=30_000, ge=100)

@@ -191,6 +191,7 @@ class SharedStateCollector:
             "Stream entries moved to the dead-letter stream, by stream and reason code.",
             labels=["stream", "reason"],
         )
+        snapshots = {"builds": 0, "served": 0}
         for raw_name, raw_value in sorted(counters.items()):
             name, value = _s(raw_name), int(raw_value)
             parts = name.split(":")
@@ -198,8 +199,20 @@ class SharedStateCollector:
                 ingested.add_metric([parts[1]], value)
             elif parts[0] == "dead" and len(parts) == 3:
                 dead.add_metric([parts[1], parts[2]], value)
+            elif parts[0] == "snapshot" and len(parts) == 2 and parts[1] in snapshots:
+                snapshots[parts[1]] = value
         yield ingested
         yield dead
+        yield CounterMetricFamily(
+            "lianqin_snapshot_builds",
+            "Live snapshots built (dashboard/realtime.py): one per cursor, shared by all screens.",
+            value=snapshots["builds"],
+        )
+        yield CounterMetricFamily(
+            "lianqin_snapshots_served",
+            "Live snapshots sent to screens by GET /live/snapshot.",
+            value=snapshots["served"],
+        )
 
         lag = GaugeMetricFamily(
             "lianqin_consumer_lag",

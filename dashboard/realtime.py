@@ -9,8 +9,20 @@ instance, which forwards it to its browsers.
 The protocol, namespace ``/live``:
 
 * client → ``sync`` ``{cursor, seq}`` (both null on first load), acknowledged with
-  either ``{mode: "catchup", deltas: [...]}`` — everything after the cursor, when
-  the log still holds it — or ``{mode: "snapshot", cases, units, seq, cursor}``.
+  either ``{mode: "catchup", deltas: [...], seq, cursor}`` — everything after the
+  cursor, when the log still holds it — or, small, ``{mode: "snapshot", seq, cursor,
+  url, bytes, at, kpis}``: the snapshot the client is to load is at ``url``
+  (``GET /live/snapshot?day=…&seq=…&cursor=…``, gzip), never in the acknowledgement —
+  tens of megabytes in one Socket.IO message held the connection past its ping
+  timeout. The client buffers the deltas that arrive meanwhile, applies those after
+  the snapshot's ``seq`` and catches up from the log if there is a gap between.
+* Snapshots are built once and shared (``SnapshotStore``): the JSON of the whole
+  live state, gzip-compressed, kept in Redis under its version (local day, sequence
+  number and cursor it reflects) for ``snapshot_reuse_s`` plus 45 s. A screen that
+  asks gets the latest one while it is younger than ``snapshot_reuse_s`` and at most
+  ``REUSE_BEHIND`` deltas behind the head with the log still reaching back to it;
+  otherwise one process of one web instance builds a new one under a Redis lock
+  (``SET NX``) while every other request, on every instance, waits for it.
 * server → ``delta`` ``{seq, cursor, at, d}`` where ``d`` is the JSON body
   ``{cases: [...], units: [...]}``; a client that sees a sequence gap asks ``sync``
   with its cursor (no silent gaps).
@@ -24,15 +36,22 @@ The protocol, namespace ``/live``:
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
+import re
+import secrets
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import redis
 import socketio as socketio_lib
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask_socketio import join_room
+from sqlalchemy.exc import DBAPIError
 
 from dashboard.streams import Keys
 
@@ -46,6 +65,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 NAMESPACE = "/live"
 MAX_CATCHUP = 500
+# A shared snapshot is handed out while at most this many deltas behind the head: the
+# screen catches up from the log (``since`` answers up to MAX_CATCHUP).
+REUSE_BEHIND = 200
+SNAPSHOT_KEEP_S = 45  # kept in Redis this long after it stops being handed out
+BUILD_WAIT_S = 25.0  # a request waits this long for another process's build, then builds
+BUILD_LOCK_S = 60.0  # the build lock's expiry (a builder that died frees it)
+POLL_S = 0.05
+SNAPSHOT_PATH = "/live/snapshot"
+_DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only (not "٢")
+_SEQ_RE = re.compile(r"[0-9]{1,18}")
+_CURSOR_RE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+NO_CURSOR = "0-0"  # in a version, the cursor of an empty log
 
 _APPEND_LUA = """
 local seq = redis.call('INCR', KEYS[2])
@@ -150,7 +181,8 @@ class Publisher:
 
 
 def snapshot(runtime: Runtime) -> dict[str, Any]:
-    """The whole live state with the cursor it reflects (read the cursor first, then the DB)."""
+    """The whole live state with the cursor it reflects (read the cursor first, then the DB:
+    it holds at least everything up to ``seq``; later deltas re-applied change nothing)."""
     from dashboard.services.cases import live_cases, ms, start_of_day
     from dashboard.services.units import live_units
 
@@ -173,8 +205,160 @@ def snapshot(runtime: Runtime) -> dict[str, Any]:
     }
 
 
-def handle_sync(runtime: Runtime, data: Any) -> dict[str, Any]:
-    """Answer a client's ``sync``: the deltas since its cursor, or a fresh snapshot."""
+def local_day(runtime: Runtime) -> str:
+    """Today in the center's time zone: a snapshot shows today's cases (and older open ones)."""
+    return runtime.now().astimezone(runtime.settings.zone).date().isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRef:
+    """A built snapshot: the state at (at least) ``seq``/``cursor`` on local ``day``."""
+
+    day: str
+    seq: int
+    cursor: str | None
+    built: int  # epoch ms
+    bytes: int  # gzip size
+
+    @property
+    def version(self) -> str:
+        return f"{self.day}.{self.seq}.{self.cursor or NO_CURSOR}"
+
+    @property
+    def url(self) -> str:
+        return f"{SNAPSHOT_PATH}?day={self.day}&seq={self.seq}&cursor={self.cursor or NO_CURSOR}"
+
+    @classmethod
+    def parse(cls, raw: Any) -> SnapshotRef | None:
+        try:
+            data = json.loads(raw)
+            return cls(
+                day=str(data["day"]),
+                seq=int(data["seq"]),
+                cursor=None if data["cursor"] is None else str(data["cursor"]),
+                built=int(data["built"]),
+                bytes=int(data["bytes"]),
+            )
+        except (TypeError, ValueError, KeyError):
+            return None
+
+
+class SnapshotStore:
+    """Snapshots built once per cursor and shared by every screen of every web instance.
+
+    One per web process. Within the process one thread at a time looks for a snapshot
+    (the others wait for it, then find what it found or built); across instances the
+    Redis lock lets one build while the others poll ``snapshot_latest``. A builder that
+    takes longer than ``BUILD_WAIT_S`` is given up on: the waiting process builds its own.
+    """
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, reuse_s: float) -> None:
+        self.client = client
+        self.keys = keys
+        self.reuse_ms = int(reuse_s * 1000)
+        self.ttl_ms = self.reuse_ms + SNAPSHOT_KEEP_S * 1000
+        self._turn = threading.Lock()
+        self._recent: tuple[str, bytes] | None = None  # this process's last one (version, gzip)
+
+    def latest(self) -> SnapshotRef | None:
+        return SnapshotRef.parse(self.client.get(self.keys.snapshot_latest) or "null")
+
+    def current(self, runtime: Runtime) -> SnapshotRef:
+        """A snapshot fit for a screen that opens now: reused, waited for, or built."""
+        deadline = time.monotonic() + BUILD_WAIT_S
+        mine = self._turn.acquire(timeout=BUILD_WAIT_S)
+        try:
+            while True:
+                ref = self.latest()
+                if ref is not None and self.reusable(ref, runtime):
+                    return ref
+                token = secrets.token_hex(8)
+                if self.client.set(
+                    self.keys.snapshot_lock, token, nx=True, px=int(BUILD_LOCK_S * 1000)
+                ):
+                    try:
+                        return self.build(runtime)
+                    finally:
+                        self._unlock(token)
+                if time.monotonic() > deadline:
+                    log.warning("no snapshot from the process building one: building here")
+                    return self.build(runtime)
+                time.sleep(POLL_S)
+        finally:
+            if mine:
+                self._turn.release()
+
+    def reusable(self, ref: SnapshotRef, runtime: Runtime) -> bool:
+        """Today's, young enough, not too far behind, and the log still reaches back to it."""
+        if ref.day != local_day(runtime) or time.time() * 1000 - ref.built > self.reuse_ms:
+            return False
+        head = runtime.deltas.head()
+        if head.seq == ref.seq:
+            return head.cursor == ref.cursor
+        if not 0 < head.seq - ref.seq <= REUSE_BEHIND:
+            return False  # behind too far, or the sequence restarted (a new epoch)
+        low = f"({ref.cursor}" if ref.cursor else "-"
+        first: Any = self.client.xrange(self.keys.deltas, min=low, count=1)
+        return bool(first) and int(first[0][1][b"seq"]) == ref.seq + 1
+
+    def build(self, runtime: Runtime) -> SnapshotRef:
+        """Build the snapshot now, store it (gzip) and make it the latest."""
+        started = time.perf_counter()
+        snap = snapshot(runtime)
+        text = json.dumps(snap, ensure_ascii=False, separators=(",", ":")).encode()
+        data = gzip.compress(text, compresslevel=6, mtime=0)
+        day = datetime.fromtimestamp(snap["day_start"] / 1000, runtime.settings.zone)
+        ref = SnapshotRef(
+            day=day.date().isoformat(),
+            seq=snap["seq"],
+            cursor=snap["cursor"],
+            built=int(time.time() * 1000),
+            bytes=len(data),
+        )
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self.keys.snapshot(ref.version), data, px=self.ttl_ms)
+        pipe.set(self.keys.snapshot_latest, json.dumps(asdict(ref)), px=self.ttl_ms)
+        pipe.hincrby(self.keys.metrics, "snapshot:builds", 1)
+        pipe.execute()
+        self._recent = (ref.version, data)
+        log.info(
+            "snapshot %s built in %.2f s: %d cases, %d units, %d bytes (%d gzip)",
+            ref.version, time.perf_counter() - started, len(snap["cases"]),
+            len(snap["units"]), len(text), len(data),
+        )  # fmt: skip
+        return ref
+
+    def payload(self, version: str) -> tuple[bytes, int] | None:
+        """The gzip bytes of a stored snapshot and the ms it stays stored, or None if gone."""
+        recent = self._recent
+        key = self.keys.snapshot(version)
+        if recent is not None and recent[0] == version:
+            ttl = int(self.client.pttl(key))
+            return (recent[1], ttl) if ttl > 0 else None
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(key)
+        pipe.pttl(key)
+        data, ttl = pipe.execute()
+        if data is None or ttl <= 0:
+            return None
+        self._recent = (version, data)
+        return data, int(ttl)
+
+    def _unlock(self, token: str) -> None:
+        with self.client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(self.keys.snapshot_lock)
+                held: Any = pipe.get(self.keys.snapshot_lock)
+                pipe.multi()
+                if held is not None and _s(held) == token:
+                    pipe.delete(self.keys.snapshot_lock)
+                pipe.execute()
+            except redis.WatchError:
+                pass  # expired and taken by another: theirs now
+
+
+def handle_sync(runtime: Runtime, store: SnapshotStore, data: Any) -> dict[str, Any]:
+    """Answer a client's ``sync``: the deltas since its cursor, or where a snapshot is."""
     cursor = data.get("cursor") if isinstance(data, dict) else None
     seq = data.get("seq") if isinstance(data, dict) else None
     if isinstance(cursor, str) and isinstance(seq, int) and not isinstance(seq, bool):
@@ -182,10 +366,22 @@ def handle_sync(runtime: Runtime, data: Any) -> dict[str, Any]:
         if deltas is not None:
             head = runtime.deltas.head()
             return {"mode": "catchup", "deltas": deltas, "seq": head.seq, "cursor": head.cursor}
-    return snapshot(runtime)
+    ref = store.current(runtime)
+    kpis: Any = runtime.redis.get(runtime.keys.kpis)  # fresher than the snapshot's copy
+    return {
+        "mode": "snapshot",
+        "seq": ref.seq,
+        "cursor": ref.cursor,
+        "url": ref.url,
+        "bytes": ref.bytes,
+        "at": int(time.time() * 1000),
+        "kpis": _s(kpis) if kpis else None,
+    }
 
 
-def register_socket_handlers(socketio: SocketIO, runtime: Runtime) -> SocketGuard:
+def register_socket_handlers(
+    socketio: SocketIO, runtime: Runtime, store: SnapshotStore
+) -> SocketGuard:
     """Bind the `/live` namespace's events to the runtime; returns the process's socket guard
     (started with the first connection: it cuts off revoked principals' sockets)."""
     from dashboard.security import SocketGuard, principal_room, session_room
@@ -207,12 +403,70 @@ def register_socket_handlers(socketio: SocketIO, runtime: Runtime) -> SocketGuar
     @socketio.on("sync", namespace=NAMESPACE)
     def on_sync(data: Any = None) -> dict[str, Any]:
         try:
-            return handle_sync(runtime, data)
-        except (redis.RedisError, OSError) as exc:
+            return handle_sync(runtime, store, data)
+        except (redis.RedisError, OSError, DBAPIError) as exc:
             log.warning("sync failed: %s", exc)
             return {"mode": "error", "error": "the live state is unavailable, retrying"}
 
     return guard
+
+
+# -- the snapshot over HTTP ---------------------------------------------------------------------
+live_http = Blueprint("live", __name__)
+
+
+def _bad(field: str, reason: str) -> tuple[Response, int]:
+    return jsonify({"error": reason, "field": field}), 400
+
+
+@live_http.get(SNAPSHOT_PATH)
+def live_snapshot() -> Response | tuple[Response, int]:
+    """The snapshot a ``sync`` named (``day``, ``seq``, ``cursor``), as the gzip bytes stored
+    in Redis (``Content-Encoding: gzip``); without them, or once that one has expired, the
+    current one (``Cache-Control: no-store``: the URL does not name it). For the same
+    principals as the socket: a session or a bearer token of a role that may see the wall.
+    """
+    from dashboard.auth import current_principal
+
+    principal = current_principal()
+    if principal is None or not principal.can("view_wall"):
+        return jsonify({"error": "the live state is for principals who may see the wall"}), 403
+    runtime: Runtime = current_app.extensions["lianqin"]
+    store: SnapshotStore = current_app.extensions["lianqin_snapshots"]
+    args = request.args
+    wanted = None
+    if any(name in args for name in ("day", "seq", "cursor")):
+        day, seq, cursor = (args.get(name, "") for name in ("day", "seq", "cursor"))
+        if not _DAY_RE.fullmatch(day):
+            return _bad("day", "day must be a date YYYY-MM-DD (from the sync answer's url)")
+        if not _SEQ_RE.fullmatch(seq):
+            return _bad("seq", "seq must be a sequence number (from the sync answer's url)")
+        if not _CURSOR_RE.fullmatch(cursor):
+            return _bad("cursor", "cursor must be a delta log id such as 1763860445000-0")
+        wanted = f"{day}.{int(seq)}.{cursor}"
+    try:
+        found = store.payload(wanted) if wanted else None
+        if found is not None and wanted is not None:
+            version, data = wanted, found[0]
+            cache = f"private, max-age={found[1] // 1000}"
+        else:
+            version = store.current(runtime).version
+            again = store.payload(version)
+            if again is None:
+                raise redis.RedisError("the snapshot expired as it was built")
+            data, cache = again[0], "no-store"
+        runtime.redis.hincrby(runtime.keys.metrics, "snapshot:served", 1)
+    except (redis.RedisError, OSError, DBAPIError) as exc:
+        log.warning("snapshot not served: %s", exc)
+        return jsonify({"error": "the live state is unavailable, retrying"}), 503
+    headers = {"ETag": f'"{version}"', "Cache-Control": cache, "Vary": "Accept-Encoding"}
+    if request.if_none_match.contains(version):
+        return Response(status=304, headers=headers)
+    if request.accept_encodings["gzip"]:
+        headers["Content-Encoding"] = "gzip"
+    else:
+        data = gzip.decompress(data)
+    return Response(data, headers=headers, mimetype="application/json")
 
 
 def _socket_principal(runtime: Runtime, auth: Any) -> tuple[Principal | None, str | None]:

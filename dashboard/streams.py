@@ -97,6 +97,20 @@ class Keys:
     def kpis_lock(self) -> str:
         return self._k("kpis:lock")
 
+    def snapshot(self, version: str) -> str:
+        """A built live snapshot (gzip of its JSON), by version ``<day>.<seq>.<cursor>``."""
+        return self._k(f"live:snapshot:{version}")
+
+    @property
+    def snapshot_latest(self) -> str:
+        """Which snapshot was built last (JSON: day, seq, cursor, built, bytes)."""
+        return self._k("live:snapshot:latest")
+
+    @property
+    def snapshot_lock(self) -> str:
+        """Held by the one process (of every web instance) building a snapshot."""
+        return self._k("live:snapshot:lock")
+
     @property
     def grids_version(self) -> str:
         return self._k("grids:version")

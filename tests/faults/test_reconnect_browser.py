@@ -99,10 +99,11 @@ def test_the_wall_reconnects_after_a_web_restart_and_ends_in_the_servers_state(
 
             start(procs, tmp_path, "web2", ["serve"], env)  # back on the same port
             wait_for(lambda: _up(base), timeout=60, message="web up again")
+            # Reconnects back off with full jitter up to 30 s: the next try may be that far.
             page.wait_for_function(
                 "() => window.lianqin.connected && "
                 "document.getElementById('lq-connection').dataset.state === 'live'",
-                timeout=30_000,
+                timeout=75_000,
             )
             expected = server_state(base, token)
             wait_for(lambda: page_state(page) == expected, timeout=30,

@@ -70,3 +70,12 @@ def test_soak_benchmark_runs(redis_url: str) -> None:
         "--cases", "100", "--ping-rate", "50", "--maxlen", "1000",
     )  # fmt: skip
     assert "-- soak over" in out and "worker_rss" in out, out
+
+
+def test_screens_benchmark_runs(redis_url: str) -> None:
+    out = run_bench(
+        "bench.screens", redis_url, "--screens", "4", "--procs", "2", "--units", "50",
+        "--cases", "200", "--duration", "3", "--ping-rate", "50", "--case-rate", "2",
+    )  # fmt: skip
+    assert "live: 4 of 4" in out and "nothing lost: True" in out, out
+    assert "snapshots: 1 built" in out, out

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 import socketio
 from helpers import drain, make_token, wait_for
 
@@ -28,6 +29,8 @@ class LiveClient:
     """A real python-socketio client on a real server: what a browser's socket sees."""
 
     def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        self.token = token
         self.sio = socketio.Client(reconnection=False)
         self.events: dict[str, list[dict[str, Any]]] = {"delta": [], "tick": []}
         for name in self.events:
@@ -47,8 +50,19 @@ class LiveClient:
         return collect
 
     def sync(self, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``sync``; a snapshot answer is followed to its URL (what the wall's script does):
+        the fetched snapshot is returned, with the answer under ``"ack"``."""
         reply: dict[str, Any] = self.sio.call("sync", data or {}, namespace=NAMESPACE, timeout=10)
-        return reply
+        if reply["mode"] != "snapshot":
+            return reply
+        assert "cases" not in reply  # never the whole state in the socket
+        got = requests.get(
+            self.url + reply["url"], headers={"Authorization": f"Bearer {self.token}"}, timeout=10
+        )
+        assert got.status_code == 200 and got.headers["Content-Encoding"] == "gzip"
+        snap: dict[str, Any] = got.json()
+        assert (snap["seq"], snap["cursor"]) == (reply["seq"], reply["cursor"])
+        return snap | {"ack": reply}
 
     def close(self) -> None:
         self.sio.disconnect()

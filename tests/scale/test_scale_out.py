@@ -306,6 +306,14 @@ def test_instances_share_live_updates_on_postgresql_under_gunicorn(
         listeners = [Listener(b, token), Listener(a, token)]
         assert listeners[0].first["mode"] == "snapshot"
         client = redis_client(str(pg.redis_url))
+        # One snapshot for both instances: built by B, handed out by A, served by either.
+        first = listeners[0].first
+        assert listeners[1].first["url"] == first["url"]
+        assert _metric(client, pg.stream_prefix, "snapshot:builds") == 1
+        for url in (a, b):
+            got = requests.get(url + first["url"], timeout=15,
+                               headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            assert got.status_code == 200 and got.json()["seq"] == first["seq"]
         client.xadd(
             f"{pg.stream_prefix}:incidents",
             {
