@@ -33,6 +33,7 @@ from dashboard.models import Case, Unit
 from dashboard.ops import render_metrics
 from dashboard.realtime import NAMESPACE, REUSE_BEHIND, Publisher, SnapshotStore, body
 from dashboard.runtime import Runtime
+from dashboard.services.cases import start_of_day
 
 SCREENS = 50
 CASES = 3000
@@ -48,6 +49,9 @@ def settings(settings: Settings) -> Settings:
 def seed(rt: Runtime, cases: int, units: int) -> None:
     """A district's day: ``cases`` cases in every stage and ``units`` units with positions."""
     now = datetime.now(UTC)
+    # Reported today (in the center's zone) at any time of day: a closed case from before
+    # midnight is not live, and the test must not depend on when it runs.
+    today = now - start_of_day(now, rt.settings.zone)
     statuses = ("reported", "registered", "dispatched", "on_scene", "resolved", "closed")
     case_rows = [
         {
@@ -59,7 +63,7 @@ def seed(rt: Runtime, cases: int, units: int) -> None:
             "title": f"案件 {i}",
             "lat": 29.0 + (i % 97) / 1000,
             "lon": 106.6 + (i % 89) / 1000,
-            "reported_at": now - timedelta(minutes=1 + i % 300),
+            "reported_at": now - today * (i % 300) / 300,
             "status_since": now - timedelta(minutes=1),
             "status_ts": now - timedelta(minutes=1),
             "deadline_at": now + timedelta(hours=2),
