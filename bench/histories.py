@@ -35,9 +35,9 @@ def _path(rng: random.Random) -> list[str]:
         return list(FULL)
     if kind < 0.75:  # rework once or twice, then closed
         reworks = 1 if rng.random() < 0.7 else 2
-        return list(FULL[:5]) + list(REWORK) * reworks + ["closed"]
+        return [*FULL[:5], *(REWORK * reworks), "closed"]
     if kind < 0.9:  # cancelled part-way
-        return list(FULL[: rng.randint(1, 4)]) + ["cancelled"]
+        return [*FULL[: rng.randint(1, 4)], "cancelled"]
     return list(FULL[: rng.randint(1, 5)])  # still open
 
 
@@ -137,7 +137,5 @@ def stream_of(
     a minute before ``now_ms`` (the contract refuses times in the future)."""
     histories = make_histories(rng, n_cases, prefix=prefix)
     total = sum(len(h.statuses) for h in histories)
-    order = interleave(
-        rng, histories, start_ms=now_ms - 60_000 - total * step_ms, step_ms=step_ms
-    )
+    order = interleave(rng, histories, start_ms=now_ms - 60_000 - total * step_ms, step_ms=step_ms)
     return histories, [h.message(k) for h, k in order]

@@ -60,7 +60,13 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str, *, echo: bool = False, sqlite_busy_s: float = 30.0) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    sqlite_busy_s: float = 30.0,
+    pg_idle_in_transaction_s: float = 0.0,
+) -> Engine:
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -73,11 +79,28 @@ def make_engine(url: str, *, echo: bool = False, sqlite_busy_s: float = 30.0) ->
         return engine
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    connect_args = {}
+    if pg_idle_in_transaction_s > 0:
+        ms = int(pg_idle_in_transaction_s * 1000)
+        connect_args["options"] = f"-c idle_in_transaction_session_timeout={ms}"
+    return create_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        connect_args=connect_args,
+    )
 
 
-def make_database(settings: Settings) -> Database:
-    engine = make_engine(settings.effective_database_url, sqlite_busy_s=settings.sqlite_busy_s)
+def make_database(settings: Settings, *, worker: bool = False) -> Database:
+    """The database; a worker's PostgreSQL sessions end when idle in a transaction for
+    ``worker_idle_in_transaction_s`` (a frozen worker releases its locks to its successor)."""
+    engine = make_engine(
+        settings.effective_database_url,
+        sqlite_busy_s=settings.sqlite_busy_s,
+        pg_idle_in_transaction_s=settings.worker_idle_in_transaction_s if worker else 0.0,
+    )
     write_engine = engine.execution_options(sqlite_begin="IMMEDIATE")
     return Database(
         engine=engine,

@@ -25,17 +25,26 @@ def wait_for(
         time.sleep(interval)
 
 
-def drain(worker: Worker, rounds: int = 50) -> int:
-    """Run worker cycles until the streams are empty; return how many entries were handled."""
+def drain(worker: Worker, timeout: float = 30.0) -> int:
+    """Run worker cycles until the input streams are drained (nothing undelivered, nothing
+    pending); return how many entries were handled. A worker waits for the lease on an
+    ordered stream while another (an earlier Worker object of the test) still holds it."""
     total = 0
     idle = 0
-    for _ in range(rounds):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         handled = worker.step()
         total += handled
         idle = idle + 1 if handled == 0 else 0
-        if idle >= 2:
+        if idle >= 2 and drained(worker.rt):
             break
     return total
+
+
+def drained(rt: Runtime) -> bool:
+    from dashboard.ops import group_states
+
+    return all(g.lag == 0 and g.pending == 0 for g in group_states(rt, cap=100_000))
 
 
 def make_token(runtime: Runtime, role: str = "viewer", name: str | None = None) -> str:
