@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -161,6 +161,17 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_read(self) -> Settings:
+        # The holder renews between reads: a read that blocks longer than the lease would
+        # hand the lease over on every idle loop.
+        if self.lease_ms <= self.worker_block_ms:
+            raise ValueError(
+                f"LIANQIN_LEASE_MS ({self.lease_ms}) must exceed LIANQIN_WORKER_BLOCK_MS "
+                f"({self.worker_block_ms}): a read blocks that long between two renewals"
+            )
+        return self
 
     @cached_property
     def zone(self) -> zoneinfo.ZoneInfo:

@@ -255,3 +255,37 @@ def test_a_paused_holder_cannot_commit_after_its_successor(
 def _events(rt: Runtime) -> int:
     with rt.db.read() as session:
         return int(session.scalar(select(func.count()).select_from(CaseEvent)) or 0)
+
+
+def test_a_worker_without_a_name_restarted_after_sigkill_loses_nothing(
+    runtime: Runtime, procs: list[Proc], tmp_path: Path
+) -> None:
+    """`lianqin worker` with no --name is host-pid: killed and started again it is a new
+    consumer. Its predecessor's pending incidents must go first, without waiting for
+    LIANQIN_CLAIM_IDLE_MS (30 s here, the default), while new entries keep coming."""
+    rng = random.Random(SEED)
+    histories, messages = stream_of(rng, 150, now_ms=int(time.time() * 1000), prefix="NN")
+    half = len(messages) // 2
+    _xadd(runtime.redis, runtime.keys.incidents, messages[:half])
+    env = env_for(
+        runtime.settings, LIANQIN_WORKER_BATCH="25", LIANQIN_LEASE_MS="1000",
+        LIANQIN_CLAIM_IDLE_MS="30000",
+    )  # fmt: skip
+    first = start(procs, tmp_path, "first", ["worker"], env)
+    try:
+        wait_for(lambda: _holder(runtime) == _name(first), timeout=60, message="first holds")
+        wait_for(lambda: _pending(runtime) > 0, timeout=60, interval=0.002)
+        first.signal(signal.SIGKILL)
+        first.wait()
+        left = _pending(runtime)
+        _xadd(runtime.redis, runtime.keys.incidents, messages[half:])
+        second = start(procs, tmp_path, "second", ["worker"], env)
+        wait_for(lambda: _settled(runtime, len(messages), 0), timeout=120, interval=0.5)
+        assert _name(second) != _name(first)
+    finally:
+        for p in procs:
+            p.stop()
+    assert runtime.redis.xlen(runtime.keys.dead) == 0
+    wrong = _differences(runtime, histories)
+    assert not wrong, (SEED, left, len(wrong), wrong[:5])
+    assert _events(runtime) == len(messages)
