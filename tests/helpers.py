@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dashboard.ops import group_states
 from dashboard.runtime import Runtime
 from dashboard.worker import Worker
 
@@ -25,14 +26,17 @@ def wait_for(
         time.sleep(interval)
 
 
-def drain(worker: Worker, timeout: float = 30.0) -> int:
-    """Run worker cycles until the input streams are drained (nothing undelivered, nothing
-    pending); return how many entries were handled. A worker waits for the lease on an
-    ordered stream while another (an earlier Worker object of the test) still holds it."""
+def drain(worker: Worker, rounds: int = 1000, timeout: float = 30.0) -> int:
+    """Run worker cycles (at most ``rounds``) until the input streams are drained (nothing
+    undelivered, nothing pending); return how many entries were handled. A worker waits for
+    the lease on an ordered stream while another (an earlier Worker object of the test)
+    still holds it."""
     total = 0
     idle = 0
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    for _ in range(rounds):
+        if time.monotonic() > deadline:
+            break
         handled = worker.step()
         total += handled
         idle = idle + 1 if handled == 0 else 0
@@ -42,8 +46,6 @@ def drain(worker: Worker, timeout: float = 30.0) -> int:
 
 
 def drained(rt: Runtime) -> bool:
-    from dashboard.ops import group_states
-
     return all(g.lag == 0 and g.pending == 0 for g in group_states(rt, cap=100_000))
 
 

@@ -41,7 +41,7 @@ def test_end_to_end_through_redis_and_the_worker(runtime, producer) -> None:
         sim.step()
     worker = Worker(runtime, None, consumer="test-sim")
     worker.prepare()
-    drain(worker, timeout=60)
+    drain(worker, rounds=200)
     assert runtime.redis.xlen(runtime.keys.dead) == 0
     with runtime.db.read() as session:
         assert session.scalar(select(func.count()).select_from(Case)) == sim.stats["cases"]
