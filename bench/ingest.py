@@ -80,6 +80,7 @@ def _worker_main(
         profiler.enable()
     while not stop.is_set():
         worker.step()
+    worker.release_leases()  # stopped gracefully, as on SIGTERM: the next phase need not wait
     if profiler is not None and profile:
         profiler.disable()
         profiler.dump_stats(f"{profile}.{name}")

@@ -154,7 +154,7 @@ def worker(ctx: click.Context, name: str | None) -> None:
     stop = threading.Event()
     _stop_on_signals(stop)
     with _redis(settings) as url:
-        runtime = Runtime.open(settings, redis_url=url)
+        runtime = Runtime.open(settings, redis_url=url, worker=True)
         try:
             Worker(runtime, Publisher(url, runtime.keys), consumer=name).run(stop)
         finally:

@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     worker_batch: int = Field(default=1000, ge=1, le=10_000)
     worker_block_ms: int = Field(default=500, ge=1, le=60_000)
     claim_idle_ms: int = Field(default=30_000, ge=100)
+    # The lease on an order-sensitive stream (lq:incidents): one worker holds it and applies
+    # that stream, renewing it on every loop; when it stops renewing (killed, hung, cut off)
+    # another worker takes over after this long. It must exceed the longest loop iteration
+    # (a read block plus a batch plus the housekeeping), or the lease changes hands needlessly.
+    lease_ms: int = Field(default=5_000, ge=200, le=600_000)
+    # PostgreSQL ends a worker's session that sits idle inside a transaction for this long
+    # (idle_in_transaction_session_timeout): a worker frozen mid-batch (SIGSTOP, a suspended
+    # VM) would otherwise keep its row locks, and its successor could not take over. 0: off.
+    worker_idle_in_transaction_s: float = Field(default=10.0, ge=0, le=3600)
     sweep_interval_s: float = Field(default=2.0, gt=0)
     max_clock_skew_s: int = Field(default=900, ge=0)
     categories: tuple[str, ...] = (
@@ -158,6 +167,17 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_read(self) -> Settings:
+        # The holder renews between reads: a read that blocks longer than the lease would
+        # hand the lease over on every idle loop.
+        if self.lease_ms <= self.worker_block_ms:
+            raise ValueError(
+                f"LIANQIN_LEASE_MS ({self.lease_ms}) must exceed LIANQIN_WORKER_BLOCK_MS "
+                f"({self.worker_block_ms}): a read blocks that long between two renewals"
+            )
+        return self
 
     @cached_property
     def zone(self) -> zoneinfo.ZoneInfo:

@@ -71,7 +71,13 @@ def json_text(value: Any) -> str:
     return text
 
 
-def make_engine(url: str, *, echo: bool = False, sqlite_busy_s: float = 30.0) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    sqlite_busy_s: float = 30.0,
+    pg_idle_in_transaction_s: float = 0.0,
+) -> Engine:
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -89,19 +95,29 @@ def make_engine(url: str, *, echo: bool = False, sqlite_busy_s: float = 30.0) ->
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     # Sessions in UTC: psycopg returns timestamptz in the session's zone, and a time near
     # the end of year 9999 cannot be loaded in a zone east of UTC (dashboard/times.py).
+    options = ["-c timezone=UTC"]
+    if pg_idle_in_transaction_s > 0:
+        ms = int(pg_idle_in_transaction_s * 1000)
+        options.append(f"-c idle_in_transaction_session_timeout={ms}")
     return create_engine(
         url,
         echo=echo,
         json_serializer=json_text,
-        connect_args={"options": "-c timezone=UTC"},
+        connect_args={"options": " ".join(options)},
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,
     )
 
 
-def make_database(settings: Settings) -> Database:
-    engine = make_engine(settings.effective_database_url, sqlite_busy_s=settings.sqlite_busy_s)
+def make_database(settings: Settings, *, worker: bool = False) -> Database:
+    """The database; a worker's PostgreSQL sessions end when idle in a transaction for
+    ``worker_idle_in_transaction_s`` (a frozen worker releases its locks to its successor)."""
+    engine = make_engine(
+        settings.effective_database_url,
+        sqlite_busy_s=settings.sqlite_busy_s,
+        pg_idle_in_transaction_s=settings.worker_idle_in_transaction_s if worker else 0.0,
+    )
     write_engine = engine.execution_options(sqlite_begin="IMMEDIATE")
     return Database(
         engine=engine,

@@ -319,3 +319,17 @@ class WebSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class StreamLease(Base):
+    """The fence of an order-sensitive stream (dashboard/leases.py): the epoch of the
+    worker that last took over applying it. Every batch of that stream checks, inside its
+    own transaction, that the epoch is still its own; a newer one means a successor has
+    taken over and the batch is refused (neither committed nor acknowledged)."""
+
+    __tablename__ = "stream_leases"
+
+    stream: Mapped[str] = mapped_column(String(64), primary_key=True)  # the full key: lq:incidents
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str] = mapped_column(String(200))  # the consumer that took it over
+    acquired_at: Mapped[datetime]

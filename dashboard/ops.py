@@ -31,6 +31,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from dashboard.leases import lease_states
 from dashboard.runtime import Runtime
 from dashboard.streams import Keys
 
@@ -151,6 +152,19 @@ def readiness(rt: Runtime) -> tuple[bool, dict[str, Any]]:
         checks["streams"] = {
             g.stream: {"lag": g.lag, "pending": g.pending, "consumers": g.consumers} for g in states
         }
+        try:
+            # Who applies each ordered stream (dashboard/leases.py): shown, not a reason to
+            # be unready (a takeover takes up to lease_ms; lag and pending show a stall).
+            checks["leases"] = {
+                lease.stream: {
+                    "holder": lease.holder,
+                    "epoch": lease.epoch,
+                    "expires_in_ms": lease.ttl_ms,
+                }
+                for lease in lease_states(rt.redis, rt.keys)
+            }
+        except (redis.RedisError, OSError) as exc:
+            reasons.append(f"redis: {exc.__class__.__name__}")
         for g in states:
             if g.lag > s.ready_max_lag:
                 reasons.append(f"{g.stream}: lag {g.lag} > {s.ready_max_lag}")
@@ -234,6 +248,24 @@ class SharedStateCollector:
         yield lag
         yield pending
         yield consumers
+
+        leader = GaugeMetricFamily(
+            "lianqin_stream_leader",
+            "1 for the worker that holds the lease on an ordered stream (applies it alone).",
+            labels=["stream", "consumer"],
+        )
+        epoch = GaugeMetricFamily(
+            "lianqin_stream_lease_epoch",
+            "Fencing epoch of an ordered stream's lease: each takeover increments it.",
+            labels=["stream"],
+        )
+        for lease in lease_states(rt.redis, rt.keys):
+            if lease.holder is not None:
+                leader.add_metric([lease.stream, lease.holder], 1)
+            if lease.epoch is not None:
+                epoch.add_metric([lease.stream], lease.epoch)
+        yield leader
+        yield epoch
 
         values = {_s(k): int(v) for k, v in latency.items()}
         buckets: list[tuple[str, float]] = []

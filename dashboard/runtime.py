@@ -36,7 +36,9 @@ class Runtime:
         self.deltas = DeltaLog(self.redis, self.keys, self.settings.delta_maxlen)
 
     @classmethod
-    def open(cls, settings: Settings, *, redis_url: str | None = None) -> Runtime:
+    def open(
+        cls, settings: Settings, *, redis_url: str | None = None, worker: bool = False
+    ) -> Runtime:
         url = redis_url or settings.redis_url
         if not url:
             raise RuntimeError(
@@ -45,7 +47,7 @@ class Runtime:
         return cls(
             settings=settings,
             redis_url=url,
-            db=make_database(settings),
+            db=make_database(settings, worker=worker),
             redis=redis_client(url),
             keys=keys_for(settings),
             policy=load_policy(settings.sla_file),

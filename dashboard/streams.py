@@ -123,6 +123,22 @@ class Keys:
     def input_streams(self) -> tuple[str, str, str]:
         return (self.incidents, self.pings, self.changes)
 
+    @property
+    def ordered_streams(self) -> tuple[str, ...]:
+        """Input streams whose entries must be applied in stream order: one worker at a time
+        applies each, under a lease (dashboard/leases.py). The others are shared by every
+        worker of the group: pings commute (a track row per (unit, ts), the latest position
+        by the newest ts) and a change only re-pushes its case's current row."""
+        return (self.incidents,)
+
+    def lease(self, stream: str) -> str:
+        """The lease of an ordered stream: its holder's token, with a time to live."""
+        return self._k("lease:" + stream.removeprefix(self.prefix + ":"))
+
+    def lease_epoch(self, stream: str) -> str:
+        """The holder's fencing epoch, copied from the database for /readyz and /metrics."""
+        return self.lease(stream) + ":epoch"
+
 
 def keys_for(settings: Settings) -> Keys:
     return Keys(settings.stream_prefix)

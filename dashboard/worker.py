@@ -8,8 +8,7 @@ reasons, count them, and XACK the batch → publish the delta to the browsers.
 
 Nothing is acknowledged before its database commit. A database or Redis outage
 leaves the batch pending; the worker backs off, then re-reads its own pending
-entries before new ones. Entries pending on a consumer that died are claimed
-with XAUTOCLAIM after ``claim_idle_ms``.
+entries before new ones.
 
 No entry can stop the worker or stall a stream (``handle``): an entry the contract
 refuses is dead-lettered with its reason code; a batch that fails for any other
@@ -17,6 +16,17 @@ reason — while it is parsed, applied, encoded, pushed or acknowledged — is h
 again entry by entry, and an entry that still fails alone is dead-lettered with code
 ``internal_error`` naming the exception. Only an outage (the database or Redis
 unreachable, Redis refusing writes) leaves entries pending, to be retried.
+
+Order: the ordered streams (`lq:incidents`) are read by one worker at a time, the
+holder of the stream's lease (dashboard/leases.py), and applied in stream order.
+On taking over, the holder fences the database (a newer epoch: its predecessor can
+no longer commit) and applies every entry pending in the group on that stream —
+on any consumer, dead or alive, under any name — in id order before reading new
+ones. After each read it checks that the group's pending entries of the stream are
+exactly the batch it read; otherwise (a paused ex-holder read after it) it applies
+all of them in id order. The shared streams (pings, changes) are read by every
+worker; their entries pending on a consumer that died are claimed with XAUTOCLAIM
+after ``claim_idle_ms``.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from typing import Any
 import redis
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from dashboard.changes import ChangeLog, parse_change
 from dashboard.contract import (
@@ -46,6 +57,7 @@ from dashboard.contract import (
     parse_ping,
 )
 from dashboard.geo import GridIndex, GridShape
+from dashboard.leases import LeaseLost, StreamLease, check_fence, take_fence
 from dashboard.models import Case, Grid
 from dashboard.ops import record_latencies
 from dashboard.realtime import Publisher, body, body_encoded
@@ -62,6 +74,15 @@ Entry = tuple[str, dict[bytes, bytes]]
 
 class TransientError(Exception):
     """The database or Redis is unreachable: retry later, acknowledge nothing."""
+
+
+class Fenced(TransientError):
+    """A newer holder has taken over an ordered stream: the batch is refused, neither
+    acknowledged nor dead-lettered (the successor applies it, in order)."""
+
+    def __init__(self, stream: str, reason: str) -> None:
+        super().__init__(f"{stream}: {reason}")
+        self.stream = stream
 
 
 @dataclass
@@ -143,6 +164,17 @@ class Worker:
             self.keys.pings: "pings",
             self.keys.changes: "changes",
         }
+        self.leases = {
+            stream: StreamLease(
+                runtime.redis,
+                stream=stream,
+                key=self.keys.lease(stream),
+                epoch_key=self.keys.lease_epoch(stream),
+                consumer=self.consumer,
+                ttl_ms=self.settings.lease_ms,
+            )
+            for stream in self.keys.ordered_streams
+        }
 
     # -- set-up ---------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -171,9 +203,12 @@ class Worker:
                 if not prepared:
                     self.prepare()
                     prepared = True
+                self._tick_leases()  # also before the housekeeping, which may take a while
                 self.housekeeping()
                 self.step()
                 backoff = 0.5
+            except Fenced as exc:  # from the housekeeping's catch-up; step() handles its own
+                self._fenced(exc)
             except (TransientError, redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("worker paused (%s); retrying in %.1f s", exc, backoff)
                 self._retry_pending = True
@@ -194,7 +229,12 @@ class Worker:
                 self._retry_pending = True
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
+        self.release_leases()  # a successor need not wait for the TTL
         log.info("worker %s stopped", self.consumer)
+
+    def release_leases(self) -> None:
+        for lease in self.leases.values():
+            lease.drop()
 
     def housekeeping(self) -> None:
         now = time.monotonic()
@@ -229,12 +269,51 @@ class Worker:
             log.warning("degraded tick not published: %s", exc)
 
     def step(self) -> int:
-        """Read one batch (our pending entries first, then new ones) and handle it."""
+        """Renew or take the leases, then read one batch (our pending entries first, then
+        new ones) and handle it; returns how many entries were handled."""
+        try:
+            handled = self._tick_leases()
+            return handled + self._read_and_handle()
+        except Fenced as exc:
+            self._fenced(exc)
+            return 0
+
+    def _fenced(self, exc: Fenced) -> None:
+        log.warning("batch refused, a newer worker holds the lease (%s)", exc)
+        self.leases[exc.stream].drop()
+        self._retry_pending = True  # the shared streams' part of it is still ours to apply
+
+    def _tick_leases(self) -> int:
+        handled = 0
+        for stream, lease in self.leases.items():
+            if lease.tick():
+                handled += self._take_over(stream, lease)
+        return handled
+
+    def _take_over(self, stream: str, lease: StreamLease) -> int:
+        """Fence the database with a new epoch, then apply what is pending, in order."""
+        try:
+            with self.rt.db.write() as session:
+                epoch = take_fence(session, stream=stream, holder=self.consumer, now=self.rt.now())
+        except DBAPIError as exc:
+            if _is_transient_db(exc):
+                raise TransientError(f"database: {exc.__class__.__name__}") from exc
+            log.error(
+                "cannot take the fence of %s (is the schema current? `lianqin db upgrade`)", stream
+            )
+            raise
+        lease.took_over(epoch)
+        return self._catch_up(stream)
+
+    def _read_and_handle(self) -> int:
+        streams = [
+            s for s in self.keys.input_streams if s not in self.leases or self.leases[s].held
+        ]
         start_id = "0" if self._retry_pending else ">"
         response: Any = self.rt.redis.xreadgroup(
             self.group,
             self.consumer,
-            dict.fromkeys(self.keys.input_streams, start_id),
+            dict.fromkeys(streams, start_id),
             count=self.settings.worker_batch,
             block=None if self._retry_pending else self.settings.worker_block_ms,
         )
@@ -248,20 +327,81 @@ class Worker:
             return 0
         if not batches:
             return 0
-        result = self.handle(batches)
-        # Per consumer, so that the share of each worker in a group can be seen (and tested).
-        log.debug(
-            "consumer %s handled %d entries (%d dead-lettered)",
-            self.consumer,
-            result.applied + len(result.dead),
-            len(result.dead),
-        )
-        return result.applied + len(result.dead)
+        # An ordered stream's batch is applied now only if nothing else of it is pending;
+        # otherwise everything pending (ours and a paused ex-holder's) goes in id order.
+        behind = [s for s in self.leases if s in batches and not self._alone(s, len(batches[s]))]
+        for stream in behind:
+            del batches[stream]
+        handled = 0
+        if batches:
+            result = self.handle(batches)
+            handled = result.applied + len(result.dead)
+            # Per consumer, so that the share of each worker in a group can be seen (and tested).
+            log.debug(
+                "consumer %s handled %d entries (%d dead-lettered)",
+                self.consumer,
+                handled,
+                len(result.dead),
+            )
+        for stream in behind:
+            handled += self._catch_up(stream)
+        return handled
+
+    def _alone(self, stream: str, count: int) -> bool:
+        """Whether the group's pending entries of ``stream`` are exactly the ``count`` we
+        just read (they are all ours, and none is older)."""
+        summary: Any = self.rt.redis.xpending(stream, self.group)
+        if int(summary["pending"]) != count:
+            return False
+        return all(self._id(c["name"]) == self.consumer for c in summary["consumers"])
+
+    def _catch_up(self, stream: str) -> int:
+        """Apply every entry pending in the group on an ordered stream, whoever it was
+        delivered to (dead consumers, ones from before a restart under another name, a
+        paused ex-holder), in id order. Claimed with min-idle 0: the lease and the fence
+        make that safe. Entries trimmed from the stream meanwhile are acknowledged."""
+        total = 0
+        batch = self.settings.worker_batch
+        while True:
+            rows: Any = self.rt.redis.xpending_range(
+                stream, self.group, min="-", max="+", count=batch
+            )
+            if not rows:
+                break
+            ids: list[Any] = [self._id(row["message_id"]) for row in rows]
+            claimed: Any = self.rt.redis.xclaim(
+                stream, self.group, self.consumer, min_idle_time=0, message_ids=ids
+            )
+            entries = [(self._id(eid), fields) for eid, fields in claimed if eid is not None]
+            gone = set(ids) - {eid for eid, _ in entries}
+            if gone:
+                log.error(
+                    "%d pending entries of %s were trimmed before being applied: "
+                    "raise the stream MAXLEN",
+                    len(gone),
+                    stream,
+                )
+                self.rt.redis.xack(stream, self.group, *sorted(gone))
+            if entries:
+                log.info("claimed %d pending entries of %s", len(entries), stream)
+                result = self.handle({stream: entries})
+                total += result.applied + len(result.dead)
+            total += len(gone)
+            if len(rows) < batch:
+                break
+        return total
 
     def reclaim(self) -> int:
-        """Claim entries left pending by dead consumers (XAUTOCLAIM) and handle them."""
+        """Claim entries of the shared streams left pending by dead consumers (XAUTOCLAIM)
+        and handle them; as the holder of an ordered stream, apply what is pending on it
+        (a paused ex-holder may have read entries after our last read)."""
         total = 0
+        for stream, lease in self.leases.items():
+            if lease.held and int(self.rt.redis.xpending(stream, self.group)["pending"]):
+                total += self._catch_up(stream)
         for stream in self.keys.input_streams:
+            if stream in self.leases:
+                continue
             start = "0-0"
             while True:
                 reply: Any = self.rt.redis.xautoclaim(
@@ -476,6 +616,8 @@ class Worker:
             return [], [], []
         try:
             with self.rt.db.write() as session:
+                if incidents:
+                    self._fence(session, self.keys.incidents)
                 inc = apply_incidents(
                     session,
                     incidents,
@@ -503,6 +645,17 @@ class Worker:
         moved = set(self.rt.latest.put(pout.latest, records, encoded))
         units_live = [encoded[u] for u in pout.latest if u in moved]
         return cases_live, units_live, inc.rejected
+
+    def _fence(self, session: Session, stream: str) -> None:
+        """First statement of a transaction applying an ordered stream: it goes on only if
+        this worker still holds the stream (its epoch is the database's)."""
+        lease = self.leases[stream]
+        if lease.epoch is None:
+            raise Fenced(stream, "this worker does not hold the lease")
+        try:
+            check_fence(session, stream=stream, epoch=lease.epoch)
+        except LeaseLost as exc:
+            raise Fenced(stream, str(exc)) from exc
 
     def _finish(
         self,

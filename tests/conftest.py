@@ -123,6 +123,7 @@ def settings(tmp_path: Path, redis_url: str, database_url: str, prefix: str) -> 
         secret_key="test-secret-" + prefix,
         claim_idle_ms=200,
         worker_block_ms=50,
+        lease_ms=1000,
     )
 
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dashboard.ops import group_states
 from dashboard.runtime import Runtime
 from dashboard.worker import Worker
 
@@ -25,17 +26,27 @@ def wait_for(
         time.sleep(interval)
 
 
-def drain(worker: Worker, rounds: int = 50) -> int:
-    """Run worker cycles until the streams are empty; return how many entries were handled."""
+def drain(worker: Worker, rounds: int = 1000, timeout: float = 30.0) -> int:
+    """Run worker cycles (at most ``rounds``) until the input streams are drained (nothing
+    undelivered, nothing pending); return how many entries were handled. A worker waits for
+    the lease on an ordered stream while another (an earlier Worker object of the test)
+    still holds it."""
     total = 0
     idle = 0
+    deadline = time.monotonic() + timeout
     for _ in range(rounds):
+        if time.monotonic() > deadline:
+            break
         handled = worker.step()
         total += handled
         idle = idle + 1 if handled == 0 else 0
-        if idle >= 2:
+        if idle >= 2 and drained(worker.rt):
             break
     return total
+
+
+def drained(rt: Runtime) -> bool:
+    return all(g.lag == 0 and g.pending == 0 for g in group_states(rt, cap=100_000))
 
 
 def make_token(runtime: Runtime, role: str = "viewer", name: str | None = None) -> str:

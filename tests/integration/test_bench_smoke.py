@@ -43,6 +43,14 @@ def test_ingest_benchmark_runs(redis_url: str) -> None:
     assert out.count("exactly once: True") == 2, out
 
 
+def test_ordering_benchmark_runs(redis_url: str) -> None:
+    out = run_bench(
+        "bench.ordering", redis_url, "--db", "sqlite", "--workers", "2", "--cases", "40",
+        "--batch", "10",
+    )  # fmt: skip
+    assert "lost 0 (stuck at reported 0), dead letters 0 , late 0, exactly once: True" in out, out
+
+
 @needs_chromium
 def test_e2e_benchmark_runs_with_the_peer(redis_url: str) -> None:
     out = run_bench(

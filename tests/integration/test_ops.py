@@ -95,6 +95,9 @@ def test_readyz_is_ready_then_reports_lag_and_pending_with_reasons(app: Flask, r
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["checks"]["redis"] == "ok"
     assert response.get_json()["checks"]["database"] == "ok"
+    assert response.get_json()["checks"]["leases"] == {
+        "incidents": {"holder": None, "epoch": None, "expires_in_ms": None}
+    }
 
     producer = Producer(rt.redis, rt.settings)
     for i in range(8):
@@ -112,9 +115,14 @@ def test_readyz_is_ready_then_reports_lag_and_pending_with_reasons(app: Flask, r
     assert body["checks"]["streams"]["incidents"]["pending"] == 8
     assert any("pending 8 > 5" in r for r in body["reasons"])
 
-    time.sleep(rt.settings.claim_idle_ms / 1000 + 0.1)
-    assert worker.reclaim() == 8
-    assert client.get("/readyz").status_code == 200
+    # The worker takes the lease on incidents and applies them at once, in order (no
+    # claim_idle_ms to wait: nobody else may apply this stream).
+    assert drain(worker) == 8
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    lease = response.get_json()["checks"]["leases"]["incidents"]
+    assert lease["holder"] == "ready" and lease["epoch"] == 1
+    assert 0 < lease["expires_in_ms"] <= rt.settings.lease_ms
 
 
 def test_readyz_says_when_the_database_is_unreachable(
@@ -186,6 +194,8 @@ def test_metrics_count_ingested_dead_lag_pending_and_latency_alike_on_every_inst
             assert value(m, "lianqin_push_latency_seconds_bucket", le="+Inf") == 4
             assert value(m, "lianqin_push_latency_seconds_bucket", le="60.0") == 4
             assert value(m, "lianqin_dead_letters") == 2
+            assert value(m, "lianqin_stream_leader", stream="incidents", consumer="metrics") == 1
+            assert value(m, "lianqin_stream_lease_epoch", stream="incidents") == 1
     finally:
         runtime_of(other).close()
 

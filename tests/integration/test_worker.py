@@ -256,23 +256,43 @@ def test_grid_is_found_from_the_point(runtime: Runtime, producer: Producer, work
     assert case_row(runtime, "HZ-GIVEN").grid_code == "G999"  # type: ignore[union-attr]
 
 
-def test_a_dead_workers_pending_entries_are_reclaimed_exactly_once(
+def test_a_dead_workers_pending_pings_are_reclaimed_exactly_once(
     runtime: Runtime, producer: Producer
 ) -> None:
+    """A shared stream: its entries pending on a dead consumer wait ``claim_idle_ms``."""
     for i in range(20):
-        new_case(producer, f"HZ-{i}")
-    runtime.redis.xgroup_create(runtime.keys.incidents, "lianqin", id="0", mkstream=True)
+        producer.ping(unit=f"P-{i}", lat=29.37, lon=106.26, ts=now_ms(-10))
+    runtime.redis.xgroup_create(runtime.keys.pings, "lianqin", id="0", mkstream=True)
     # A consumer reads the entries and dies before acknowledging them.
-    runtime.redis.xreadgroup("lianqin", "crashed", {runtime.keys.incidents: ">"}, count=100)
-    assert runtime.redis.xpending(runtime.keys.incidents, "lianqin")["pending"] == 20
+    runtime.redis.xreadgroup("lianqin", "crashed", {runtime.keys.pings: ">"}, count=100)
+    assert runtime.redis.xpending(runtime.keys.pings, "lianqin")["pending"] == 20
     survivor = Worker(runtime, None, consumer="survivor")
     survivor.prepare()
-    assert drain(survivor) == 0  # nothing new; the entries belong to "crashed"
+    assert survivor.step() == 0  # nothing new; the entries belong to "crashed"
     time.sleep(runtime.settings.claim_idle_ms / 1000 + 0.1)
     assert survivor.reclaim() == 20
     with runtime.db.read() as session:
-        assert session.scalar(select(func.count()).select_from(Case)) == 20
-        assert session.scalar(select(func.count()).select_from(CaseEvent)) == 20
+        assert session.scalar(select(func.count()).select_from(UnitPing)) == 20
+    assert runtime.redis.xpending(runtime.keys.pings, "lianqin")["pending"] == 0
+
+
+def test_a_dead_workers_pending_incidents_are_applied_first_by_the_lease_holder(
+    runtime: Runtime, producer: Producer
+) -> None:
+    """An ordered stream: the lease holder applies what a dead consumer left pending at
+    once (no idle time to wait: nobody else may apply it), before any newer entry."""
+    new_case(producer, "HZ-O")
+    runtime.redis.xgroup_create(runtime.keys.incidents, "lianqin", id="0", mkstream=True)
+    runtime.redis.xreadgroup("lianqin", "crashed", {runtime.keys.incidents: ">"}, count=100)
+    producer.incident(id="HZ-O", status="registered", ts=now_ms(-50))  # after the create
+    survivor = Worker(runtime, None, consumer="survivor")
+    survivor.prepare()
+    assert survivor.step() == 1  # took the lease, then applied the pending create
+    assert drain(survivor) == 1  # then the update
+    case = case_row(runtime, "HZ-O")
+    assert case is not None and case.status == "registered"
+    assert [e.effect for e in timeline(runtime, "HZ-O")] == ["created", "advanced"]
+    assert dead_letters(runtime) == []
     assert runtime.redis.xpending(runtime.keys.incidents, "lianqin")["pending"] == 0
 
 
