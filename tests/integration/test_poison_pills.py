@@ -502,8 +502,11 @@ def read_everywhere(app: Flask, rt: Runtime, case_id: str) -> dict[str, Any]:
     panel = dash.call(ids.CASE_OPEN, "data", {"id": case_id, "n": 1}, {ids.DISPATCH_LANG: context})
     assert panel.status_code == 200, panel.get_data(as_text=True)[:300]
     assert panel.json["response"][ids.CASE_STATE]["data"]["id"] == case_id
-    # The briefing: its page's figures, exports and replay over today.
-    today = rt.now().astimezone(rt.settings.zone).date()
+    # The briefing: its page's figures, exports and replay over the day it was reported
+    # (not "today": half an hour after midnight, a case from 30 minutes ago is yesterday's).
+    with rt.db.read() as session:
+        reported = session.get(Case, case_id).reported_at  # type: ignore[union-attr]
+    today = reported.astimezone(rt.settings.zone).date()
     period = trends.resolve_period("custom", now=rt.now(), zone=rt.settings.zone, start=today,
                                    end=today)  # fmt: skip
     req = trends.TrendRequest(period=period, granularity="hour", zone=rt.settings.zone,
