@@ -77,7 +77,9 @@ def xadd_case(
 def test_the_wall_fills_the_screen_with_every_panel_and_nothing_overflows(
     browser: Browser, live_demo: DemoProcess, producer: redis.Redis, w: int, h: int
 ) -> None:
-    xadd_case(producer, f"OVR-{w}", "registered", age_s=200, lat=29.372, lon=106.262,
+    # Overdue for hours, so that it is the most urgent (priority 1, longest overdue) whatever
+    # the simulator's own overdue cases: the list shows the rows that fit, most urgent first.
+    xadd_case(producer, f"OVR-{w}", "registered", age_s=6 * 3600, lat=29.372, lon=106.262,
               category="fire_hazard", priority=1, source="iot", title="配电箱温度异常")  # fmt: skip
     page = open_wall(browser, live_demo, w, h)
     try:

@@ -399,7 +399,7 @@ def test_fuzz_every_entry_is_applied_or_dead_lettered_and_the_worker_goes_on(
     assert _pending(runtime) == 0
     # The same worker object goes on with the next batch.
     after = r.xadd(runtime.keys.incidents, raw(valid(f"HZ-N{secrets.token_hex(5)}"))).decode()
-    assert worker.step() == 1
+    assert drain(worker) == 1  # (a step may first retake a lease that lapsed meanwhile)
     with runtime.db.read() as session:
         assert session.scalar(select(CaseEvent.id).where(CaseEvent.entry_id == after))
         events = select(CaseEvent.case_id).where(CaseEvent.entry_id.in_([*incidents, after]))
