@@ -3,7 +3,7 @@
  * restyles or moves only the markers that changed (dash-leaflet's GeoJSON would
  * redraw every layer on each update, far too slow at city scale).
  *
- * Protocol (namespace /live, see dashboard/realtime.py): on connect the page asks
+ * Protocol (namespace /live, see dashboard/live/__init__.py): on connect the page asks
  * `sync` with its cursor and gets either the deltas it missed or where to fetch a
  * snapshot (GET /live/snapshot?…, shared by every screen: built once per cursor); the
  * deltas that arrive while it is fetched wait in `pending` and those after the

@@ -62,9 +62,9 @@ def raw_xread(b: Backend, stream: str, count: int) -> float:
 def _worker_main(
     overrides: dict[str, Any], name: str, ready: Any, go: Any, stop: Any, profile: str | None
 ) -> None:
-    from dashboard.realtime import Publisher
+    from dashboard.live.publisher import Publisher
     from dashboard.runtime import Runtime
-    from dashboard.worker import Worker
+    from dashboard.worker.loop import Worker
 
     settings = Settings(**overrides)
     rt = Runtime.open(settings)

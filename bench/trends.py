@@ -2,7 +2,7 @@
 
 For each database (a private SQLite file and a private PostgreSQL database, dropped at
 the end) it writes ``--cases`` historical cases over ``--days`` days with the same code
-as ``lianqin simulate --history`` (dashboard/history.py), then times
+as ``lianqin simulate --history`` (dashboard/demo/history.py), then times
 ``dashboard.services.trends.trends_page`` — everything the page shows: the KPI series,
 volume by category and source, the heatmap, grids, the department league, histograms,
 环比/同比 and the top cases — for last month (by day) and for the last 365 days (by month),
@@ -28,8 +28,8 @@ from sqlalchemy import text
 
 from bench.common import DEFAULT_PG, backend, banner, dump, machine
 from dashboard.db import make_database
-from dashboard.district import generate_district, seed_district
-from dashboard.history import generate_history
+from dashboard.demo.district import generate_district, seed_district
+from dashboard.demo.history import generate_history
 from dashboard.services import trends
 from dashboard.services.kpis import options_for
 from dashboard.sla import SlaPolicy

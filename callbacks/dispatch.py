@@ -17,12 +17,12 @@ from flask import current_app
 from flask_wtf.csrf import generate_csrf
 
 from callbacks.inputs import BulkRequest, CaseRequest, CaseState, ConsoleContext, checked
-from dashboard.auth import client_ip, current_principal
 from dashboard.i18n import t
 from dashboard.runtime import Runtime
 from dashboard.services import dispatch
 from dashboard.services.geo import map_view
 from dashboard.tiles import tile_source
+from dashboard.web.auth import client_ip, current_principal
 from layouts import ids
 from layouts.dispatch import (
     create_case_detail,

@@ -1,7 +1,7 @@
 """What a server callback may be given: its arguments, checked before it runs.
 
 The page's renderer only ever sends what its components hold, but anyone signed in can
-POST anything to ``/_dash-update-component``. dashboard/bodies.py checks the request's
+POST anything to ``/_dash-update-component``. dashboard/web/bodies.py checks the request's
 envelope (a known callback, its inputs and states in order, JSON that is not too deep
 and holds no unstorable text); :func:`checked` then validates each argument strictly
 against the callback's type hints (pydantic, no coercion: ``"1"`` is not ``1``, ``true``

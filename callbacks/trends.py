@@ -19,8 +19,7 @@ from dash.exceptions import PreventUpdate
 from flask import current_app
 
 from callbacks.inputs import checked
-from dashboard.auth import current_principal
-from dashboard.contract import SOURCES
+from dashboard.contract.entries import SOURCES
 from dashboard.i18n import CATEGORY_LABELS, SOURCE_LABELS, t
 from dashboard.runtime import Runtime
 from dashboard.services import trends
@@ -28,6 +27,7 @@ from dashboard.services.geo import map_view
 from dashboard.services.kpis import options_for
 from dashboard.services.trends import Filters, PageState, TrendError
 from dashboard.theme import STATUS_COLORS
+from dashboard.web.auth import current_principal
 from layouts import ids
 from layouts.trends import (
     CHARTS,

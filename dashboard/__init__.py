@@ -1,1 +1,2 @@
-"""Lianqin (联勤): the engine — config, database, streams, services, realtime, CLI."""
+"""Lianqin (联勤): the engine — config, database, stream contract, live path, worker, services,
+web, API, CLI (the layout: README, "Layout")."""

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     # How long a SQLite writer waits for the lock before the write fails (and is retried).
     sqlite_busy_s: float = Field(default=30.0, ge=0.1, le=600)
 
-    # Operations (dashboard/ops.py, dashboard/security.py). /readyz answers 503 when a
+    # Operations (dashboard/web/ops.py, dashboard/web/security.py). /readyz answers 503 when a
     # consumer group is further behind than these bounds; /metrics needs this bearer token
     # (or a signed-in admin) unless metrics_public is set (a scraper on a private network).
     ready_max_lag: int = Field(default=10_000, ge=0)
@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     metrics_public: bool = False
     # Failed sign-ins allowed per (source IP, username) and per source IP across usernames
     # (password spraying), each in a fixed window that starts with the first failure;
-    # counted in Redis, so every web instance agrees (dashboard/security.py).
+    # counted in Redis, so every web instance agrees (dashboard/web/security.py).
     login_max_attempts: int = Field(default=5, ge=1, le=1000)
     login_ip_max_attempts: int = Field(default=20, ge=1, le=100_000)
     login_window_s: int = Field(default=300, ge=10, le=86_400)
@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     dead_maxlen: int = Field(default=100_000, ge=100)
     changes_maxlen: int = Field(default=500_000, ge=1000)
     delta_maxlen: int = Field(default=20_000, ge=100)
-    # A live snapshot (dashboard/realtime.py) is built once and handed to every screen that
+    # A live snapshot (dashboard/live/snapshot.py) is built once and handed to every screen that
     # asks while it is this young (and at most 200 deltas behind); Redis keeps it a minute.
     snapshot_reuse_s: float = Field(default=15.0, gt=0, le=300)
     worker_batch: int = Field(default=1000, ge=1, le=10_000)

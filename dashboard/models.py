@@ -239,7 +239,7 @@ class CaseEvent(Base):
 
 class ChangeOutbox(Base):
     """A change made in the dashboard, written in the same transaction as the change itself
-    and published to lq:changes after the commit (dashboard/changes.py: the outbox)."""
+    and published to lq:changes after the commit (dashboard/live/outbox.py: the outbox)."""
 
     __tablename__ = "change_outbox"
     __table_args__ = (Index("ix_change_outbox_pending", "published_at", "created_at"),)
@@ -322,7 +322,7 @@ class WebSession(Base):
 
 
 class StreamLease(Base):
-    """The fence of an order-sensitive stream (dashboard/leases.py): the epoch of the
+    """The fence of an order-sensitive stream (dashboard/worker/leases.py): the epoch of the
     worker that last took over applying it. Every batch of that stream checks, inside its
     own transaction, that the epoch is still its own; a newer one means a successor has
     taken over and the batch is refused (neither committed nor acknowledged)."""

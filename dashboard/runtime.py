@@ -13,7 +13,7 @@ import redis
 
 from dashboard.config import Settings
 from dashboard.db import Database, make_database
-from dashboard.realtime import DeltaLog
+from dashboard.live.deltas import DeltaLog
 from dashboard.redis_server import redis_client
 from dashboard.services.units import LatestPositions
 from dashboard.sla import SlaPolicy, load_policy

@@ -64,7 +64,7 @@ class Keys:
 
     @property
     def latency(self) -> str:
-        """The push latency histogram (dashboard/ops.py): bucket counts, sum and count."""
+        """The push latency histogram (dashboard/live/latency.py): bucket counts, sum and count."""
         return self._k("metrics:latency")
 
     @property
@@ -75,7 +75,7 @@ class Keys:
     @property
     def revocations(self) -> str:
         """Pub/sub channel: a session ended, a user was disabled or a token revoked
-        (dashboard/security.py)."""
+        (dashboard/web/security.py)."""
         return self._k("revocations")
 
     def login_attempts(self, ip: str, username: str) -> str:
@@ -126,7 +126,7 @@ class Keys:
     @property
     def ordered_streams(self) -> tuple[str, ...]:
         """Input streams whose entries must be applied in stream order: one worker at a time
-        applies each, under a lease (dashboard/leases.py). The others are shared by every
+        applies each, under a lease (dashboard/worker/leases.py). The others are shared by every
         worker of the group: pings commute (a track row per (unit, ts), the latest position
         by the newest ts) and a change only re-pushes its case's current row."""
         return (self.incidents,)
@@ -225,39 +225,6 @@ def is_transient_redis(exc: BaseException) -> bool:
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError | OSError):
         return True
     return isinstance(exc, redis.ResponseError) and str(exc).startswith(_TRANSIENT_REPLIES)
-
-
-def _raw(value: Any) -> bytes:
-    """A field name or value for a dead letter: bytes as they are; text as UTF-8, with a lone
-    surrogate kept as its (invalid) bytes rather than failing the whole dead letter."""
-    if isinstance(value, bytes):
-        return value
-    return str(value).encode("utf-8", "surrogatepass")
-
-
-def dead_letter_fields(
-    *,
-    stream: str,
-    entry_id: str,
-    code: str,
-    reason: str,
-    field: str | None,
-    raw: Mapping[bytes, bytes],
-    consumer: str,
-) -> dict[bytes | str, bytes | str]:
-    """A dead letter: why, where from, and the original fields byte for byte (``f:<name>``)."""
-    out: dict[bytes | str, bytes | str] = {
-        "stream": stream,
-        "entry": entry_id,
-        "code": code,
-        "reason": reason,
-        "field": field or "",
-        "consumer": consumer,
-        "at": now_utc().isoformat(timespec="milliseconds"),
-    }
-    for name, value in raw.items():
-        out[b"f:" + _raw(name)] = _raw(value)
-    return out
 
 
 def dumps(value: Any) -> str:

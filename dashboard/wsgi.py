@@ -15,8 +15,8 @@ production instance never starts an embedded Redis; ``DATABASE_URL``,
 
 from __future__ import annotations
 
-from dashboard.app import create_app
 from dashboard.config import load_settings
+from dashboard.web.app import create_app
 
 _settings = load_settings()
 if _settings.secret_key is None:

@@ -20,7 +20,7 @@ import dash_ag_grid as dag
 from dash import dcc, html
 from dash.development.base_component import Component
 
-from dashboard.contract import STATUSES
+from dashboard.contract.entries import STATUSES
 from dashboard.i18n import CATEGORY_LABELS, SOURCE_LABELS, STATUS_LABELS, UNIT_KIND_LABELS, t
 from dashboard.services.geo import MapView
 from dashboard.theme import OVERDUE_COLOR, STATUS_COLORS

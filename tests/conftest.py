@@ -82,7 +82,7 @@ def quiet_socketio_listeners() -> None:
     """Each app's Socket.IO Redis listener is a daemon thread with no stop(); once the
     session's Redis is gone they would only log their reconnection attempts."""
     logging.getLogger("socketio.server").setLevel(logging.CRITICAL)
-    logging.getLogger("dashboard.security").setLevel(logging.CRITICAL)  # the socket guards
+    logging.getLogger("dashboard.web.security").setLevel(logging.CRITICAL)  # the socket guards
 
 
 def clean_database(url: str) -> None:

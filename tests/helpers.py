@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dashboard.ops import group_states
 from dashboard.runtime import Runtime
-from dashboard.worker import Worker
+from dashboard.web.ops import group_states
+from dashboard.worker.loop import Worker
 
 
 def wait_for(

@@ -14,7 +14,7 @@ alike, so both follow the same rules in the same order:
 
 A change bumps the case's version, refreshes its deadline, adds a timeline entry
 (CaseEvent ``kind="change"`` with the actor), an audit event, and an outbox row that
-becomes the `lq:changes` entry (dashboard/changes.py explains the ordering) — all in
+becomes the `lq:changes` entry (dashboard/live/outbox.py explains the ordering) — all in
 the caller's transaction. :func:`perform` owns that transaction and publishes after
 the commit: the workers then push the case's new state to every screen.
 """
@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dashboard.changes import ChangeLog, entry_fields, new_change_id
-from dashboard.contract import ID_RE
+from dashboard.contract.changes import entry_fields, new_change_id
+from dashboard.contract.entries import ID_RE
 from dashboard.lifecycle import OPEN_STATUSES, TERMINAL, may_reopen
+from dashboard.live.outbox import ChangeLog
 from dashboard.models import Case, CaseEvent, ChangeOutbox, Department, Grid, Unit, Zone
 from dashboard.services.accounts import Principal, audit
 from dashboard.services.cases import case_to_api, get_case, iso
@@ -500,7 +501,7 @@ def perform(
     ip: str | None = None,
 ) -> list[Outcome]:
     """Run one action (``case_id``) or a bulk one (``cases``) in its own transaction, then
-    publish its changes to lq:changes (after the commit: see dashboard/changes.py)."""
+    publish its changes to lq:changes (after the commit: see dashboard/live/outbox.py)."""
     now = rt.now()
     common: dict[str, Any] = {
         "principal": principal,

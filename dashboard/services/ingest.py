@@ -18,7 +18,7 @@ from sqlalchemy import Table, and_, bindparam, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from dashboard.contract import ContractError, IncidentMessage, PingMessage
+from dashboard.contract.entries import ContractError, IncidentMessage, PingMessage
 from dashboard.geo import GridIndex
 from dashboard.lifecycle import STAGE_COLUMNS, CaseView, Decision, Effect, decide
 from dashboard.models import Case, CaseEvent, Unit, UnitPing

@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, text
 from sqlalchemy.orm import Session
 
-from dashboard.contract import ID_RE
+from dashboard.contract.entries import ID_RE
 from dashboard.lifecycle import OPEN_STATUSES
 from dashboard.models import Case, Department, Grid, Zone
 from dashboard.services.kpis import (

@@ -11,7 +11,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dashboard.contract import PingMessage
+from dashboard.contract.entries import PingMessage
 from dashboard.models import Unit
 from dashboard.services.cases import iso, ms
 from dashboard.streams import Keys

@@ -220,9 +220,7 @@ def test_durations_never_read_sixty_seconds(browser: Browser, live_demo: DemoPro
     """Minutes and seconds come from one rounding (119.6 s once read "1分60秒")."""
     page = open_wall(browser, live_demo, 1920, 1080)
     try:
-        got = page.evaluate(
-            "[0.4, 59.6, 65.4, 119.6, 3599.6].map(s => lq.panels.fmtDuration(s))"
-        )
+        got = page.evaluate("[0.4, 59.6, 65.4, 119.6, 3599.6].map(s => lq.panels.fmtDuration(s))")
         assert got == ["0秒", "1分", "1分5秒", "2分", "1.0小时"], got
         every = page.evaluate(
             "Array.from({length: 7200}, (_, i) => lq.panels.fmtDuration(i / 2))"

@@ -24,8 +24,8 @@ from helpers import make_token, wait_for
 from sqlalchemy import func, select
 
 from dashboard.config import Settings
+from dashboard.live.publisher import NAMESPACE
 from dashboard.models import Case, CaseEvent
-from dashboard.realtime import NAMESPACE
 from dashboard.redis_server import EmbeddedRedis, redis_client
 from dashboard.runtime import Runtime
 from dashboard.streams import Producer
@@ -178,7 +178,7 @@ def test_a_locked_database_pauses_acks_flags_degraded_then_catches_up(
         pytest.skip("locks the SQLite file (the PostgreSQL outage is the server variant)")
     from werkzeug.serving import make_server
 
-    from dashboard.app import create_app, runtime_of
+    from dashboard.web.app import create_app, runtime_of
 
     app = create_app(runtime.settings)
     server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -28,11 +28,11 @@ from helpers import wait_for
 from sqlalchemy import func, select
 
 from bench.histories import History, stream_of
-from dashboard.leases import lease_states
 from dashboard.models import Case, CaseEvent, UnitPing
-from dashboard.ops import group_states
 from dashboard.runtime import Runtime
 from dashboard.streams import Producer
+from dashboard.web.ops import group_states
+from dashboard.worker.leases import lease_states
 
 NODE = socket.gethostname()
 SEED = int(os.environ.get("LIANQIN_TEST_SEED", "0")) or random.randrange(1, 10**6)

@@ -13,9 +13,9 @@ from flask.testing import FlaskClient
 from helpers import make_token
 from werkzeug.serving import make_server
 
-from dashboard.app import create_app, runtime_of
 from dashboard.config import Settings
 from dashboard.runtime import Runtime
+from dashboard.web.app import create_app, runtime_of
 
 
 @pytest.fixture

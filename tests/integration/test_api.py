@@ -10,10 +10,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from helpers import drain
 
-from dashboard.app import runtime_of
 from dashboard.runtime import Runtime
 from dashboard.streams import Producer
-from dashboard.worker import Worker
+from dashboard.web.app import runtime_of
+from dashboard.worker.loop import Worker
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
-from dashboard.app import create_app, runtime_of
 from dashboard.config import Settings
 from dashboard.streams import Producer
-from dashboard.worker import Worker
+from dashboard.web.app import create_app, runtime_of
+from dashboard.worker.loop import Worker
 
 
 @pytest.fixture

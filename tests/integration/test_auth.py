@@ -17,12 +17,12 @@ from helpers import make_token, seed_case
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from dashboard.app import create_app, runtime_of
 from dashboard.config import Settings
+from dashboard.live.publisher import NAMESPACE
 from dashboard.models import AuditEvent, Case, User
-from dashboard.realtime import NAMESPACE
 from dashboard.runtime import Runtime
 from dashboard.services import accounts
+from dashboard.web.app import create_app, runtime_of
 
 PASSWORD = "correct horse battery"
 

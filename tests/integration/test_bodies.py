@@ -20,10 +20,10 @@ from helpers import callback_body, make_token, seed_case
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from dashboard.bodies import MAX_BODY
 from dashboard.models import Case, CaseEvent, ChangeOutbox
 from dashboard.runtime import Runtime
 from dashboard.services import accounts
+from dashboard.web.bodies import MAX_BODY
 from layouts import ids
 
 PASSWORD = "correct horse battery"

@@ -15,16 +15,16 @@ from flask.testing import FlaskClient
 from helpers import drain, make_token
 from sqlalchemy import select
 
-from dashboard.app import runtime_of
-from dashboard.changes import ChangeLog, pending
 from dashboard.config import Settings
 from dashboard.geo import haversine_m
+from dashboard.live.outbox import ChangeLog, pending
 from dashboard.models import AuditEvent, Case, CaseEvent, ChangeOutbox, Department, Unit
 from dashboard.runtime import Runtime
 from dashboard.services import accounts, dispatch
 from dashboard.services.accounts import ROLES, Principal
 from dashboard.streams import Producer
-from dashboard.worker import Worker
+from dashboard.web.app import runtime_of
+from dashboard.worker.loop import Worker
 
 PASSWORD = "correct horse battery"
 LAT, LON = 29.3702, 106.2610

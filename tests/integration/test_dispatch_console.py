@@ -13,13 +13,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from helpers import drain
 
-from dashboard.app import runtime_of
 from dashboard.models import Case, Department, Unit
 from dashboard.runtime import Runtime
 from dashboard.services import accounts
 from dashboard.services.accounts import ROLES
 from dashboard.streams import Producer
-from dashboard.worker import Worker
+from dashboard.web.app import runtime_of
+from dashboard.worker.loop import Worker
 from layouts import ids
 
 PASSWORD = "correct horse battery"

@@ -20,7 +20,7 @@ from dashboard.runtime import Runtime
 from dashboard.services import accounts
 from dashboard.services.trends import safe_cell, to_csv, to_xlsx
 from dashboard.streams import Producer
-from dashboard.worker import Worker
+from dashboard.worker.loop import Worker
 from layouts import ids
 
 PASSWORD = "correct horse battery"

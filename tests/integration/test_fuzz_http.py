@@ -33,10 +33,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine
 
-from dashboard.app import create_app, runtime_of
 from dashboard.config import Settings
 from dashboard.models import Base
 from dashboard.services import accounts
+from dashboard.web.app import create_app, runtime_of
 from layouts import ids
 
 PASSWORD = "correct horse battery"

@@ -11,12 +11,12 @@ from helpers import drain
 from sqlalchemy import select
 
 from dashboard.cli import main
-from dashboard.district import generate_district, seed_district
+from dashboard.demo.district import generate_district, seed_district
 from dashboard.geo import wgs84_to_gcj02
 from dashboard.models import Case, Grid, MapFeature
 from dashboard.runtime import Runtime
 from dashboard.streams import Producer
-from dashboard.worker import Worker
+from dashboard.worker.loop import Worker
 
 
 def square(lon: float, lat: float, d: float = 0.01) -> list[list[list[float]]]:

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from dashboard.district import generate_district, seed_district
-from dashboard.history import generate_history
+from dashboard.demo.district import generate_district, seed_district
+from dashboard.demo.history import generate_history
 from dashboard.models import Case, UnitPing
 from dashboard.runtime import Runtime
 from dashboard.services import trends

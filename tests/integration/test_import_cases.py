@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from dashboard.cli import main
 from dashboard.config import Settings
 from dashboard.geo import GridIndex
-from dashboard.importers import IMPORTERS, ImportResult, LoadSummary, load_cases
+from dashboard.imports.cases import IMPORTERS, ImportResult, LoadSummary, load_cases
 from dashboard.models import Case, CaseEvent
 from dashboard.runtime import Runtime
 

@@ -10,10 +10,10 @@ from flask.testing import FlaskClient
 from helpers import drain
 from test_kpis import fixture_cases
 
-from dashboard.app import runtime_of
 from dashboard.services.kpis import KPI_NAMES
 from dashboard.streams import Producer
-from dashboard.worker import Worker
+from dashboard.web.app import runtime_of
+from dashboard.worker.loop import Worker
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_needs_a_token(app: Flask) -> None:
 
 
 def test_geo_layers_shift_for_gcj02_tiles(app: Flask, client: FlaskClient) -> None:
-    from dashboard.district import generate_district, seed_district
+    from dashboard.demo.district import generate_district, seed_district
     from dashboard.geo import wgs84_to_gcj02
 
     with runtime_of(app).db.write() as session:

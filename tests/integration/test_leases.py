@@ -17,11 +17,11 @@ import pytest
 from helpers import drain, wait_for
 from sqlalchemy import select
 
-from dashboard.leases import lease_states, take_fence
 from dashboard.models import Case, CaseEvent
 from dashboard.runtime import Runtime
 from dashboard.streams import Producer
-from dashboard.worker import Worker
+from dashboard.worker.leases import lease_states, take_fence
+from dashboard.worker.loop import Worker
 
 GROUP = "lianqin"
 

@@ -26,14 +26,16 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-import dashboard.realtime as realtime
-from dashboard.app import runtime_of
+import dashboard.live.snapshot as live_snapshot
 from dashboard.config import Settings
+from dashboard.live.deltas import body
+from dashboard.live.publisher import NAMESPACE, Publisher
+from dashboard.live.snapshot import REUSE_BEHIND, SnapshotStore
 from dashboard.models import Case, Unit
-from dashboard.ops import render_metrics
-from dashboard.realtime import NAMESPACE, REUSE_BEHIND, Publisher, SnapshotStore, body
 from dashboard.runtime import Runtime
 from dashboard.services.cases import start_of_day
+from dashboard.web.app import runtime_of
+from dashboard.web.ops import render_metrics
 
 SCREENS = 50
 CASES = 3000
@@ -313,7 +315,7 @@ def test_a_snapshot_is_not_reused_past_its_window_or_its_day(
     ref = store.current(rt)
     assert store.current(rt) == ref
     later = time.time() + 6
-    monkeypatch.setattr(realtime.time, "time", lambda: later)
+    monkeypatch.setattr(live_snapshot.time, "time", lambda: later)
     again = store.current(rt)
     assert again.built > ref.built and builds(rt) == 2
     tomorrow = datetime.now(UTC) + timedelta(days=1)
@@ -343,7 +345,7 @@ def test_requests_on_every_instance_wait_for_the_one_build(rt: Runtime) -> None:
 def test_a_waiter_builds_itself_when_the_builder_never_finishes(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(realtime, "BUILD_WAIT_S", 0.3)
+    monkeypatch.setattr(live_snapshot, "BUILD_WAIT_S", 0.3)
     store = SnapshotStore(rt.redis, rt.keys, reuse_s=60)
     rt.redis.set(rt.keys.snapshot_lock, "a-dead-instance", px=60_000)
     ref = store.current(rt)
@@ -483,7 +485,7 @@ def test_any_sync_payload_gets_a_catchup_or_a_pointer_to_a_snapshot(rt: Runtime,
     store = SnapshotStore(rt.redis, rt.keys, reuse_s=300)
     if not rt.redis.exists(rt.keys.deltas):
         Deltas(rt).publish()
-    reply = realtime.handle_sync(rt, store, data)
+    reply = live_snapshot.handle_sync(rt, store, data)
     assert reply["mode"] in ("catchup", "snapshot")
     if reply["mode"] == "snapshot":
         assert set(reply) == {"mode", "seq", "cursor", "url", "bytes", "at", "kpis"}

@@ -21,13 +21,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from werkzeug.serving import make_server
 
-from dashboard.app import create_app, runtime_of
 from dashboard.config import Settings
-from dashboard.ops import JsonFormatter, RedactingFilter, redact
-from dashboard.realtime import NAMESPACE
+from dashboard.live.publisher import NAMESPACE
+from dashboard.logs import JsonFormatter, RedactingFilter, redact
 from dashboard.runtime import Runtime
 from dashboard.streams import Producer
-from dashboard.worker import Worker
+from dashboard.web.app import create_app, runtime_of
+from dashboard.worker.loop import Worker
 
 METRICS_TOKEN = "metrics-secret-for-tests"
 

@@ -23,7 +23,11 @@ def test_the_wheel_holds_assets_migrations_and_the_console_script(tmp_path: Path
         assert f"dashboard/web_assets/{asset}" in names, asset
     assert "dashboard/migrations/env.py" in names
     assert any(n.startswith("dashboard/migrations/versions/0001_") for n in names)
-    assert {"layouts/wall.py", "callbacks/router.py", "dashboard/cli.py"} <= names
+    assert {"layouts/wall.py", "callbacks/router.py", "dashboard/cli/__main__.py"} <= names
+    # every package of the tree, and every module in it (a package missing from
+    # pyproject.toml's list installs without its modules)
+    for module in sorted(ROOT.glob("dashboard/**/*.py")):
+        assert str(module.relative_to(ROOT)) in names, module
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "lianqin = dashboard.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

@@ -34,19 +34,20 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
 from test_dispatch_console import PASSWORD, Dash, sign_in
 
-import dashboard.worker as worker_module
-from dashboard.app import runtime_of
-from dashboard.changes import FIELDS, ChangeLog, parse_change
-from dashboard.deadletters import iterate
+import dashboard.worker.loop as worker_module
+from dashboard.contract.changes import FIELDS, parse_change
+from dashboard.contract.deadletters import iterate
+from dashboard.live.outbox import ChangeLog
+from dashboard.live.snapshot import snapshot
 from dashboard.models import Case, CaseEvent, ChangeOutbox
-from dashboard.realtime import snapshot
 from dashboard.runtime import Runtime
 from dashboard.services import accounts, trends
 from dashboard.services.cases import case_to_live
 from dashboard.services.kpis import KpiOptions
 from dashboard.streams import Producer
 from dashboard.times import NO_DEADLINE
-from dashboard.worker import TransientError, Worker
+from dashboard.web.app import runtime_of
+from dashboard.worker.loop import TransientError, Worker
 from layouts import ids
 
 POISON = "HZ-POISON"
@@ -127,7 +128,7 @@ def _entries_hold_poison(_session: Any, entries: Any, **_: Any) -> bool:
 
 
 STAGES: dict[str, tuple[str, Callable[..., bool], BaseException]] = {
-    # stage: (what is replaced in dashboard.worker, which call is the poison's, what it raises)
+    # stage: (what is replaced in dashboard.worker.loop, which call is the poison's, what it raises)
     "parse": ("parse_incident", _fields_id, RuntimeError("a parser bug")),
     "apply: a value the database refuses": (
         "apply_incidents",

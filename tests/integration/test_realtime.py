@@ -12,10 +12,10 @@ import requests
 import socketio
 from helpers import drain, make_token, wait_for
 
-from dashboard.realtime import NAMESPACE, Publisher
+from dashboard.live.publisher import NAMESPACE, Publisher
 from dashboard.runtime import Runtime
 from dashboard.streams import Producer
-from dashboard.worker import Worker
+from dashboard.worker.loop import Worker
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from helpers import dataset, drain
 from dashboard.cli import main
 from dashboard.runtime import Runtime
 from dashboard.services.kpis import KpiOptions, Period, compute_kpis, day_period
-from dashboard.worker import Worker
+from dashboard.worker.loop import Worker
 
 BOSTON = ZoneInfo("America/New_York")
 # shared/ sits beside the repository (a module-level path: `conftest` is ambiguous here).

@@ -18,14 +18,14 @@ from helpers import make_token, wait_for
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from dashboard.app import create_app, runtime_of
 from dashboard.config import Settings
+from dashboard.live.publisher import NAMESPACE
 from dashboard.models import AuditEvent
-from dashboard.realtime import NAMESPACE
 from dashboard.runtime import Runtime
-from dashboard.security import announce_revocation
 from dashboard.services import accounts
 from dashboard.streams import now_utc
+from dashboard.web.app import create_app, runtime_of
+from dashboard.web.security import announce_revocation
 
 PASSWORD = "correct horse battery"
 
@@ -92,7 +92,7 @@ def test_every_response_carries_a_csp_without_inline_script(app: Flask, rt: Runt
 
 
 def test_tile_hosts_are_allowed_as_images_only(sec_settings: Settings) -> None:
-    from dashboard.security import content_security_policy
+    from dashboard.web.security import content_security_policy
 
     amap = sec_settings.model_copy(update={"tile_preset": "amap"})
     csp = content_security_policy(amap, [])

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 from helpers import drain
 from sqlalchemy import func, select
 
-from dashboard.district import generate_district, seed_district
+from dashboard.demo.district import generate_district, seed_district
+from dashboard.demo.simulator import Simulator
 from dashboard.models import Case, Unit
-from dashboard.simulator import Simulator
-from dashboard.worker import Worker
+from dashboard.worker.loop import Worker
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -10,12 +10,12 @@ import socketio
 from flask import Flask
 from helpers import drain, make_token, wait_for
 
-from dashboard.app import runtime_of
+from dashboard.live.publisher import NAMESPACE, Publisher
 from dashboard.models import Case
-from dashboard.realtime import NAMESPACE, Publisher
 from dashboard.runtime import Runtime
 from dashboard.streams import Producer
-from dashboard.worker import Worker
+from dashboard.web.app import runtime_of
+from dashboard.worker.loop import Worker
 
 
 class Clock:

@@ -15,7 +15,7 @@ from dashboard.geo import wgs84_to_gcj02
 from dashboard.models import Case, CaseEvent, Unit, UnitPing
 from dashboard.runtime import Runtime
 from dashboard.streams import Producer
-from dashboard.worker import Worker
+from dashboard.worker.loop import Worker
 
 
 def now_ms(offset_s: float = 0) -> int:

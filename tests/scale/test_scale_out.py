@@ -28,8 +28,8 @@ from sqlalchemy.engine import make_url
 
 from dashboard.config import Settings
 from dashboard.db import make_database
+from dashboard.live.publisher import NAMESPACE
 from dashboard.models import CaseEvent, UnitPing
-from dashboard.realtime import NAMESPACE
 from dashboard.redis_server import redis_client
 from dashboard.services.accounts import create_token
 

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from dashboard.changes import parse_change
 from dashboard.config import Settings
-from dashboard.contract import (
+from dashboard.contract.changes import parse_change
+from dashboard.contract.entries import (
     FIELD_MAX,
     ID_RE,
     INCIDENT_FIELDS,

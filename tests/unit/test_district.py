@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from dashboard import db
 from dashboard.config import Settings
-from dashboard.contract import ID_RE
-from dashboard.district import KIND_COUNTS, District, generate_district, seed_district
+from dashboard.contract.entries import ID_RE
+from dashboard.demo.district import KIND_COUNTS, District, generate_district, seed_district
 from dashboard.models import Department, Facility, Grid, MapFeature, Unit, Zone
 
 # 1e-6 degrees is about 0.1 m: the rounding of the coordinates.

@@ -9,13 +9,8 @@ import pytest
 from helpers import dataset
 
 from dashboard.config import Settings
-from dashboard.contract import parse_incident
-from dashboard.importers import (
-    BOSTON_PLACEHOLDER,
-    RowError,
-    boston311_case,
-    read_boston311,
-)
+from dashboard.contract.entries import parse_incident
+from dashboard.imports.cases import BOSTON_PLACEHOLDER, RowError, boston311_case, read_boston311
 
 DATASET = dataset("boston311-100.csv")
 ROW = {

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from dashboard.config import Settings
-from dashboard.leases import holder_of
+from dashboard.worker.leases import holder_of
 
 
 @given(

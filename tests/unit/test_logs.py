@@ -2,7 +2,7 @@
 
 The redaction's patterns used to rescan a long word from every position (quadratic: a
 10,000-character field name took 1.6 s, a megabyte minutes), stalling the worker between
-its commit and its Redis step. They are linear by construction now (dashboard/ops.py);
+its commit and its Redis step. They are linear by construction now (dashboard/logs.py);
 these tests run them on megabytes of the worst shapes for each pattern — on the old
 patterns the first one alone would not finish within the suite's timeout."""
 
@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from dashboard.ops import LOG_LINE_MAX, RedactingFilter, clip, redact
+from dashboard.logs import LOG_LINE_MAX, RedactingFilter, clip, redact
 
 MB = 1024 * 1024
 

@@ -20,11 +20,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dashboard.config import Settings
-from dashboard.contract import IncidentMessage, PingMessage, parse_incident, parse_ping
-from dashboard.district import District, generate_district
+from dashboard.contract.entries import IncidentMessage, PingMessage, parse_incident, parse_ping
+from dashboard.demo.district import District, generate_district
+from dashboard.demo.simulator import Simulator
 from dashboard.geo import haversine_m
 from dashboard.lifecycle import TERMINAL, CaseView, Effect, decide
-from dashboard.simulator import Simulator
 from dashboard.sla import SlaPolicy
 from dashboard.streams import Producer
 

@@ -1,10 +1,10 @@
-"""Operations: readiness (`/readyz`), Prometheus metrics (`/metrics`), structured logs.
+"""Operations: readiness (`/readyz`) and Prometheus metrics (`/metrics`) (logs: dashboard/logs.py).
 
 Every figure is read from shared state (Redis, the database) at scrape time, never
 from per-process globals, so any web instance answers the same for the whole
 deployment: the workers count entries and push latencies in Redis hashes in the
 same MULTI that acknowledges a batch; each web process writes how many sockets it
-holds (dashboard/security.py); lag and pending counts come from the consumer group.
+holds (dashboard/web/security.py); lag and pending counts come from the consumer group.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,53 +30,18 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from dashboard.leases import lease_states
+from dashboard.live.latency import LATENCY_BUCKETS
 from dashboard.runtime import Runtime
-from dashboard.streams import Keys
+from dashboard.worker.leases import lease_states
 
 log = logging.getLogger(__name__)
 ops = Blueprint("ops", __name__)
 
-# Push latency buckets (seconds): from an entry's XADD to the delta carrying its effect.
-LATENCY_BUCKETS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-)  # fmt: skip
 CLIENTS_FRESH_S = 30  # a web process that has not reported its sockets for this long is gone
 _LAG_LUA = """
 local r = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', tonumber(ARGV[2]))
 return #r
 """
-
-
-# -- the push latency histogram (written by workers) ----------------------------------------
-def bucket_of(seconds: float) -> str:
-    for bound in LATENCY_BUCKETS:
-        if seconds <= bound:
-            return repr(bound)
-    return "+Inf"
-
-
-def record_latencies(pipe: Any, keys: Keys, entry_ids: Iterable[str], now_ms: int) -> None:
-    """Queue the latencies of ``entry_ids`` (their time is in the id) on a pipeline."""
-    counts: dict[str, int] = {}
-    total_ms = 0
-    n = 0
-    for entry_id in entry_ids:
-        try:
-            added = int(entry_id.split("-", 1)[0])
-        except ValueError:
-            continue
-        delay = max(0, now_ms - added)
-        bucket = bucket_of(delay / 1000)
-        counts[bucket] = counts.get(bucket, 0) + 1
-        total_ms += delay
-        n += 1
-    if not n:
-        return
-    for bucket, count in counts.items():
-        pipe.hincrby(keys.latency, f"b:{bucket}", count)
-    pipe.hincrby(keys.latency, "sum_ms", total_ms)
-    pipe.hincrby(keys.latency, "count", n)
 
 
 # -- consumer groups --------------------------------------------------------------------------
@@ -153,7 +117,7 @@ def readiness(rt: Runtime) -> tuple[bool, dict[str, Any]]:
             g.stream: {"lag": g.lag, "pending": g.pending, "consumers": g.consumers} for g in states
         }
         try:
-            # Who applies each ordered stream (dashboard/leases.py): shown, not a reason to
+            # Who applies each ordered stream (dashboard/worker/leases.py): shown, not a reason to
             # be unready (a takeover takes up to lease_ms; lag and pending show a stall).
             checks["leases"] = {
                 lease.stream: {
@@ -219,7 +183,8 @@ class SharedStateCollector:
         yield dead
         yield CounterMetricFamily(
             "lianqin_snapshot_builds",
-            "Live snapshots built (dashboard/realtime.py): one per cursor, shared by all screens.",
+            "Live snapshots built (dashboard/live/snapshot.py): one per cursor, shared by all "
+            "screens.",
             value=snapshots["builds"],
         )
         yield CounterMetricFamily(
@@ -315,7 +280,7 @@ def metrics_allowed(rt: Runtime) -> bool:
     """The metrics token (bearer), an admin's API token or signed-in session, or
     ``metrics_public``. As everywhere, one credential per request: with an Authorization
     header, the session cookie is not looked at."""
-    from dashboard.auth import authorization, bearer_principal, bearer_token, current_principal
+    from dashboard.web.auth import authorization, bearer_principal, bearer_token, current_principal
 
     settings = rt.settings
     if settings.metrics_public:
@@ -351,71 +316,3 @@ def metrics() -> Response | tuple[Response, int]:
     except (redis.RedisError, OSError) as exc:
         return jsonify({"error": f"redis unavailable: {exc.__class__.__name__}"}), 503
     return Response(payload, mimetype=CONTENT_TYPE_LATEST)
-
-
-# -- logs ---------------------------------------------------------------------------------------
-# Linear time by construction, whatever a line holds (a field name of megabytes): every
-# pattern starts with a literal or at the start of a word (the look-behind fails at once
-# inside a word, where ``\w+`` used to rescan the rest of the word from every position),
-# and every repetition is bounded or stops at a character that also ends the next match.
-# No log line is longer than LOG_LINE_MAX characters either.
-_SECRETS = (
-    # user:password@ in URLs; the password stops at "/" (it would be percent-encoded)
-    (
-        re.compile(r"(?<![\w+.-])([A-Za-z][\w+.-]{0,31}://[^:/@\s]{0,256}:)[^@\s/]{1,256}@"),
-        r"\1***@",
-    ),
-    (re.compile(r"lq_[A-Za-z0-9_-]{8,}"), "lq_***"),  # API and kiosk tokens
-    (re.compile(r"((?:token|password|secret)=)[^&\s]+", re.I), r"\1***"),
-)
-LOG_LINE_MAX = 16_000
-
-
-def clip(message: str, limit: int = LOG_LINE_MAX) -> str:
-    """A log line cut to ``limit`` characters, saying how much was cut."""
-    if len(message) <= limit:
-        return message
-    return f"{message[:limit]}… ({len(message) - limit} more characters)"
-
-
-def redact(message: str) -> str:
-    for pattern, replacement in _SECRETS:
-        message = pattern.sub(replacement, message)
-    return message
-
-
-class RedactingFilter(logging.Filter):
-    """Masks passwords in URLs, tokens and ``password=``/``token=`` values in every record,
-    its traceback included, and cuts each longer than ``LOG_LINE_MAX`` characters (masking
-    first: a secret that straddles the cut is masked whole)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = clip(redact(message))
-        if clean != message:
-            record.msg, record.args = clean, None
-        if record.exc_info and not record.exc_text:  # formatters use exc_text when it is set
-            record.exc_text = clip(redact(_TRACEBACKS.formatException(record.exc_info)))
-        return True
-
-
-_TRACEBACKS = logging.Formatter()
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, process, message (and the exception)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "pid": record.process,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            out["exc"] = record.exc_text or clip(redact(self.formatException(record.exc_info)))
-        return json.dumps(out, ensure_ascii=False)
-
-
-JsonFormatter.converter = time.gmtime

@@ -1,4 +1,5 @@
-"""The `lq:changes` stream: every change the dashboard itself makes, with who made it.
+"""The outbox of the `lq:changes` stream: every change the dashboard itself makes, with who
+made it, published once (the entry's contract: dashboard/contract/changes.py).
 
 Why an outbox. A change (a reassignment, a reopen …) is a database commit *and* an
 entry on `lq:changes`; the two cannot share one transaction. Committing first and
@@ -30,8 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,25 +39,16 @@ import redis
 from sqlalchemy import Text, cast, select, update
 from sqlalchemy.orm import Session
 
-from dashboard.contract import ContractError, decode_fields, parse_ident, show
+from dashboard.contract.changes import FIELDS, parse_change
+from dashboard.contract.deadletters import dead_letter_fields
+from dashboard.contract.entries import ContractError, show
 from dashboard.db import Database
 from dashboard.models import ChangeOutbox
-from dashboard.streams import Keys, dead_letter_fields, is_transient_redis
+from dashboard.streams import Keys, is_transient_redis
 
 log = logging.getLogger(__name__)
 
-# What a change entry may say it did.
-ACTIONS: tuple[str, ...] = ("assign", "priority", "note", "cancel", "reopen")
-# Every field an entry may carry (README "lq:changes"); values are strings.
-FIELDS = frozenset(
-    {
-        "change", "case", "action", "actor", "ts", "version", "base_version", "status",
-        "prev_status", "unit", "prev_unit", "department", "prev_department", "priority",
-        "prev_priority", "note", "reason", "flags", "batch",
-    }
-)  # fmt: skip
 SENT_TTL_S = 7 * 86_400
-_VERSION_RE = re.compile(r"[0-9]{1,18}", re.ASCII)
 
 _PUBLISH_LUA = """
 local done = redis.call('GET', KEYS[2])
@@ -67,52 +57,6 @@ local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV,
 redis.call('SET', KEYS[2], id, 'EX', ARGV[2])
 return id
 """
-
-
-def new_change_id() -> str:
-    """A unique, roughly time-ordered change id (the entry's idempotency key)."""
-    return f"chg-{secrets.token_hex(10)}"
-
-
-def entry_fields(values: Mapping[str, Any]) -> dict[str, str]:
-    """An entry's fields as strings, without the empty ones."""
-    out: dict[str, str] = {}
-    for name, value in values.items():
-        if value is None or value == "":
-            continue
-        if name not in FIELDS:
-            raise ValueError(f"not a lq:changes field: {name}")
-        out[name] = str(value)
-    return out
-
-
-def parse_change(fields: Mapping[bytes | str, bytes | str]) -> str:
-    """Validate a `lq:changes` entry as the worker reads it; return the case it names.
-
-    Only ``case`` is required (any tool may ask the workers to re-push a case's state);
-    an entry that says what it did must name a known action and its actor.
-    """
-    values = decode_fields(fields)
-    case_id = values.get("case")
-    if not case_id:
-        raise ContractError(
-            "missing_field", "a change entry names its case in field 'case'", "case"
-        )
-    parse_ident(case_id, "case")
-    action = values.get("action")
-    if action is not None:
-        if action not in ACTIONS:
-            raise ContractError(
-                "unknown_action",
-                f"unknown action {action[:40]!r} (one of: {', '.join(ACTIONS)})",
-                "action",
-            )
-        if not values.get("actor"):
-            raise ContractError("missing_field", "a change entry names its actor", "actor")
-    version = values.get("version")
-    if version is not None and not _VERSION_RE.fullmatch(version):
-        raise ContractError("bad_version", "version must be a positive integer", "version")
-    return case_id
 
 
 def outbox_entry(stored_json: str | None) -> dict[str, str]:

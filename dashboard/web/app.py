@@ -32,10 +32,10 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     settings = settings or load_settings()
     runtime = Runtime.open(settings, redis_url=redis_url)
 
-    from dashboard.bodies import JSONProvider, LianqinRequest
+    from dashboard.web.bodies import JSONProvider, LianqinRequest
 
     server = Flask("lianqin")
-    server.json = JSONProvider(server)  # every JSON body checked (dashboard/bodies.py)
+    server.json = JSONProvider(server)  # every JSON body checked (dashboard/web/bodies.py)
     server.request_class = LianqinRequest
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
         n = settings.trusted_proxies
         server.wsgi_app = ProxyFix(server.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
-    from dashboard.bodies import MAX_BODY, install_body_limits
+    from dashboard.web.bodies import MAX_BODY, install_body_limits
 
     server.config.update(
         SECRET_KEY=secret or secrets.token_hex(32),
@@ -55,18 +55,18 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     install_body_limits(server)  # before the guard: too big is refused before anything
     server.extensions["lianqin"] = runtime
 
-    from dashboard.api import api  # imported here: no import cycles, no work at import time
-    from dashboard.auth import init_auth
+    from dashboard.api.read import api
+    from dashboard.web.auth import init_auth
 
     init_auth(server, runtime)
     server.register_blueprint(api)
-    from dashboard.api_write import api_write
+    from dashboard.api.write import api_write
 
     server.register_blueprint(api_write)
-    from dashboard.ops import ops
+    from dashboard.web.ops import ops
 
     server.register_blueprint(ops)
-    from dashboard.openapi import openapi
+    from dashboard.api.openapi import openapi
 
     server.register_blueprint(openapi)
 
@@ -79,7 +79,8 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
         ping_interval=10,
         ping_timeout=10,
     )
-    from dashboard.realtime import SnapshotStore, live_http, register_socket_handlers
+    from dashboard.live.namespace import live_http, register_socket_handlers
+    from dashboard.live.snapshot import SnapshotStore
 
     snapshots = SnapshotStore(runtime.redis, runtime.keys, reuse_s=settings.snapshot_reuse_s)
     server.extensions["lianqin_snapshots"] = snapshots
@@ -106,10 +107,10 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     dash_app.layout = create_root_layout()
     register_all(dash_app)
     server.extensions["dash"] = dash_app
-    from dashboard.bodies import install_callback_checks
+    from dashboard.web.bodies import install_callback_checks
 
     install_callback_checks(server, dash_app.callback_map)
-    from dashboard.security import content_security_policy, install_headers
+    from dashboard.web.security import content_security_policy, install_headers
 
     # After every callback is registered: the hashes cover Dash's own inline scripts.
     install_headers(server, content_security_policy(settings, dash_app.csp_hashes()))

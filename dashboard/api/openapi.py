@@ -1,6 +1,6 @@
 """The OpenAPI 3.0 description of the HTTP API, served at ``/api/v1/openapi.json``.
 
-Written by hand next to the code it describes (dashboard/api.py, api_write.py,
+Written by hand next to the code it describes (dashboard/api/read.py, api/write.py,
 ops.py) and checked against the running app by schemathesis in the tests
 (tests/integration/test_api_schema.py): every documented status, no 500s, error
 bodies with reasons, authentication enforced where declared.
@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from dashboard.contract import STATUSES
+from dashboard.contract.entries import STATUSES
 from dashboard.services.dispatch import ACTIONS, NOTE_MAX, REASON_MAX
 
 openapi = Blueprint("openapi", __name__)

@@ -448,7 +448,7 @@ def load_cases(
     transaction; entries are keyed ``(import:<source>, entry_key)`` so a re-import is a no-op."""
     from sqlalchemy import select
 
-    from dashboard.contract import ContractError, parse_incident
+    from dashboard.contract.entries import ContractError, parse_incident
     from dashboard.models import Case
     from dashboard.services.ingest import apply_incidents
 

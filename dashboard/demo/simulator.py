@@ -34,13 +34,7 @@ from zoneinfo import ZoneInfo
 import redis
 
 from dashboard.config import Settings
-from dashboard.district import (
-    District,
-    FacilitySpec,
-    GridSpec,
-    UnitSpec,
-    random_point_in_grid,
-)
+from dashboard.demo.district import District, FacilitySpec, GridSpec, UnitSpec, random_point_in_grid
 from dashboard.geo import EARTH_RADIUS_M, haversine_m, wgs84_to_gcj02
 
 log = logging.getLogger(__name__)

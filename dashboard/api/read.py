@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from dashboard.contract import ID_RE, STATUSES
+from dashboard.contract.entries import ID_RE, STATUSES
 from dashboard.runtime import Runtime
 from dashboard.services import cases as case_service
 from dashboard.services import geo as geo_service

@@ -18,7 +18,7 @@ again entry by entry, and an entry that still fails alone is dead-lettered with 
 unreachable, Redis refusing writes) leaves entries pending, to be retried.
 
 Order: the ordered streams (`lq:incidents`) are read by one worker at a time, the
-holder of the stream's lease (dashboard/leases.py), and applied in stream order.
+holder of the stream's lease (dashboard/worker/leases.py), and applied in stream order.
 On taking over, the holder fences the database (a newer epoch: its predecessor can
 no longer commit) and applies every entry pending in the group on that stream —
 on any consumer, dead or alive, under any name — in id order before reading new
@@ -48,8 +48,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from dashboard.changes import ChangeLog, parse_change
-from dashboard.contract import (
+from dashboard.contract.changes import parse_change
+from dashboard.contract.deadletters import dead_letter_fields
+from dashboard.contract.entries import (
     ContractError,
     IncidentMessage,
     PingMessage,
@@ -57,16 +58,18 @@ from dashboard.contract import (
     parse_ping,
 )
 from dashboard.geo import GridIndex, GridShape
-from dashboard.leases import LeaseLost, StreamLease, check_fence, take_fence
+from dashboard.live.deltas import body, body_encoded
+from dashboard.live.latency import record_latencies
+from dashboard.live.outbox import ChangeLog
+from dashboard.live.publisher import Publisher
 from dashboard.models import Case, Grid
-from dashboard.ops import record_latencies
-from dashboard.realtime import Publisher, body, body_encoded
 from dashboard.runtime import Runtime
 from dashboard.services import kpis as kpi_service
 from dashboard.services.cases import case_to_live, sweep_overdue
 from dashboard.services.ingest import apply_incidents, apply_pings
 from dashboard.services.units import encode_record, unit_live_record
-from dashboard.streams import dead_letter_fields, ensure_groups, is_transient_redis
+from dashboard.streams import ensure_groups, is_transient_redis
+from dashboard.worker.leases import LeaseLost, StreamLease, check_fence, take_fence
 
 log = logging.getLogger(__name__)
 Entry = tuple[str, dict[bytes, bytes]]
@@ -424,7 +427,8 @@ class Worker:
 
     def relay_changes(self) -> int:
         """Publish dashboard changes still in the outbox after the grace period (the web
-        process died or Redis was down between its commit and its XADD: dashboard/changes.py)."""
+        process died or Redis was down between its commit and its XADD:
+        dashboard/live/outbox.py)."""
         changes = ChangeLog(
             self.rt.redis,
             self.keys,

@@ -1,6 +1,6 @@
 """The dead-letter stream `lq:dead`: read, re-drive and purge (``lianqin dead …``).
 
-A dead letter (dashboard/streams.py ``dead_letter_fields``) holds where it came from
+A dead letter (``dead_letter_fields``) holds where it came from
 (``stream``, ``entry``), why (``code``, ``reason``, ``field``), who (``consumer``),
 when (``at``) and the original fields byte for byte as ``f:<name>``. Retrying adds
 those original fields again, unchanged, to their source stream (a new entry, so the
@@ -9,16 +9,49 @@ workers validate it afresh) and removes the dead letter, in one MULTI.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from dashboard.config import Settings
-from dashboard.streams import Keys
+from dashboard.streams import Keys, now_utc
 
 _META = ("stream", "entry", "code", "reason", "field", "consumer", "at")
+
+
+def _raw(value: Any) -> bytes:
+    """A field name or value for a dead letter: bytes as they are; text as UTF-8, with a lone
+    surrogate kept as its (invalid) bytes rather than failing the whole dead letter."""
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8", "surrogatepass")
+
+
+def dead_letter_fields(
+    *,
+    stream: str,
+    entry_id: str,
+    code: str,
+    reason: str,
+    field: str | None,
+    raw: Mapping[bytes, bytes],
+    consumer: str,
+) -> dict[bytes | str, bytes | str]:
+    """A dead letter: why, where from, and the original fields byte for byte (``f:<name>``)."""
+    out: dict[bytes | str, bytes | str] = {
+        "stream": stream,
+        "entry": entry_id,
+        "code": code,
+        "reason": reason,
+        "field": field or "",
+        "consumer": consumer,
+        "at": now_utc().isoformat(timespec="milliseconds"),
+    }
+    for name, value in raw.items():
+        out[b"f:" + _raw(name)] = _raw(value)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

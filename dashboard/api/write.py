@@ -2,7 +2,7 @@
 
 ``POST /api/v1/cases/<id>/<action>`` with a JSON body, ``action`` one of ``assign``,
 ``priority``, ``note``, ``cancel``, ``reopen`` (dashboard/services/dispatch.py has the
-rules, shared with the console). The guard (dashboard/auth.py) has already required a
+rules, shared with the console). The guard (dashboard/web/auth.py) has already required a
 principal (401) and, for browser sessions, a CSRF token; the role is checked per
 action here (403). Answers: 200 with the case after the change, 401, 403, 404, 409 on a
 stale version or a closed case, 413 for a body over 1 MiB, 422 with a reason per field
@@ -20,10 +20,10 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from dashboard.auth import client_ip, current_principal
-from dashboard.bodies import BodyRefused
 from dashboard.runtime import Runtime
 from dashboard.services import dispatch
+from dashboard.web.auth import client_ip, current_principal
+from dashboard.web.bodies import BodyRefused
 
 log = logging.getLogger(__name__)
 api_write = Blueprint("api_write", __name__)
@@ -40,7 +40,7 @@ def _error(status: int, body: dict[str, Any]) -> tuple[Response, int]:
 
 
 def _body() -> Any:
-    """The request's JSON, or a 422 that says what is wrong with it (dashboard/bodies.py
+    """The request's JSON, or a 422 that says what is wrong with it (dashboard/web/bodies.py
     refuses too-deep nesting and text that cannot be stored, naming the field)."""
     try:
         return request.get_json()

@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from dashboard.district import District
-from dashboard.services.kpis import local_midnight
-from dashboard.simulator import (
+from dashboard.demo.district import District
+from dashboard.demo.simulator import (
     CATEGORY_WEIGHTS,
     DEPARTMENT_FOR,
     HOURLY_FACTOR,
@@ -35,6 +34,7 @@ from dashboard.simulator import (
     TEMPLATES,
     URGENT_CATEGORIES,
 )
+from dashboard.services.kpis import local_midnight
 from dashboard.sla import SlaPolicy
 
 log = logging.getLogger(__name__)

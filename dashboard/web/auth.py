@@ -47,19 +47,19 @@ from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from werkzeug.datastructures import MultiDict
 
 from dashboard.runtime import Runtime
-from dashboard.security import (
+from dashboard.services import accounts
+from dashboard.services.accounts import Principal
+from dashboard.web.security import (
     announce_revocation,
     login_blocked,
     login_failed,
     login_succeeded,
     note_token_use,
 )
-from dashboard.services import accounts
-from dashboard.services.accounts import Principal
 
 log = logging.getLogger(__name__)
 
-# /metrics checks its own credentials (the metrics token or an admin: dashboard/ops.py).
+# /metrics checks its own credentials (the metrics token or an admin: dashboard/web/ops.py).
 PUBLIC_PREFIXES = (
     "/assets/", "/_dash-component-suites/", "/_favicon.ico", "/healthz", "/readyz", "/metrics",
 )  # fmt: skip

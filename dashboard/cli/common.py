@@ -1,0 +1,84 @@
+"""What the command groups share: settings from the command line, Redis (configured or
+embedded), the database, signals, the web server."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from dashboard.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from dashboard.db import Database
+
+log = logging.getLogger("lianqin")
+
+
+def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
+    base: dict[str, Any] = dict(ctx.obj or {})
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return load_settings(**base)
+    except Exception as exc:  # pydantic's ValidationError: a clear message, not a traceback
+        raise click.ClickException(f"invalid settings: {exc}") from exc
+
+
+def server_options(func: Any) -> Any:
+    func = click.option("--port", type=int, help="Default: LIANQIN_PORT or 8050.")(func)
+    func = click.option("--host", help="Default: LIANQIN_HOST or 127.0.0.1.")(func)
+    return func
+
+
+@contextlib.contextmanager
+def running_redis(settings: Settings) -> Iterator[str]:
+    """The configured Redis, or the embedded one (started here and stopped on exit if we own it)."""
+    from dashboard.redis_server import resolve_redis_url
+
+    url, owned = resolve_redis_url(settings)
+    try:
+        yield url
+    finally:
+        if owned is not None:
+            owned.stop()
+
+
+@contextlib.contextmanager
+def open_database(ctx: click.Context, settings: Settings | None = None) -> Iterator[Database]:
+    """The configured database (of ``settings``, else of the command line) for one command,
+    disposed of when it ends."""
+    from dashboard.db import make_database
+
+    database = make_database(settings or settings_of(ctx.find_root()))
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: Any) -> None:
+        log.info("signal %s: stopping after the current batch", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def run_web(
+    settings: Settings, redis_url: str, host: str, port: int, *, banner: str | None
+) -> None:
+    from dashboard.web.app import create_app, socketio_of
+
+    app = create_app(settings, redis_url=redis_url)
+    sio = socketio_of(app)
+    if banner:
+        click.echo(banner, err=False)
+    sio.run(
+        app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False, log_output=False
+    )
