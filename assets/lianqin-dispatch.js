@@ -159,7 +159,7 @@
   }
 
   function remaining(c, overdue) {
-    if (c.deadline == null || c.status === "closed" || c.status === "cancelled") return "–";
+    if (c.deadline == null || (lq.live && lq.live.isTerminal && lq.live.isTerminal(c.status))) return "–";
     var left = c.deadline - now();
     if (overdue) return (labels().overdue_by || "late") + " " + span(-left);
     return span(left);

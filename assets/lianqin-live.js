@@ -18,7 +18,10 @@
 (function () {
   "use strict";
 
-  var TERMINAL = { closed: true, cancelled: true };
+  // Status sets from the page config (dashboard/vocabulary.py), filled in when it is read:
+  // closed or cancelled (drawn hollow, never overdue), and open (not yet disposed).
+  var TERMINAL = {};
+  var OPEN = {};
   var STALE_MS = 10000;
   // Up to this many cases each dot is an SVG path (crisp, CSS-animatable, easy to inspect);
   // past it the dots move to one shared canvas, which paints 50,000 of them in one frame.
@@ -84,12 +87,21 @@
   lq.live = lq.live || {};
   lq.live.stats = live.stats;
 
+  function asSet(list) {
+    var out = {};
+    for (var i = 0; list && i < list.length; i++) out[list[i]] = true;
+    return out;
+  }
+
   function config() {
     if (!live.config) {
       var el = document.getElementById("lq-live-config");
       // Not cached until the page is there (the router renders it after the scripts run).
       if (!el) return { colors: {}, labels: {} };
       live.config = JSON.parse(el.getAttribute("data-config"));
+      var statuses = live.config.statuses || {};
+      TERMINAL = asSet(statuses.terminal);
+      OPEN = asSet(statuses.open);
     }
     return live.config;
   }
@@ -790,7 +802,7 @@
     var ids = Object.keys(state.cases);
     for (var i = 0; i < ids.length; i++) {
       var c = state.cases[ids[i]];
-      if (!c.grid || TERMINAL[c.status] || c.status === "resolved") continue;
+      if (!c.grid || !OPEN[c.status]) continue;
       counts[c.grid] = (counts[c.grid] || 0) + 1;
       if (counts[c.grid] > max) max = counts[c.grid];
     }
@@ -821,6 +833,10 @@
   lq.live.config = config;
   lq.live.serverNow = serverNow;
   lq.live.isOverdue = isOverdue;
+  lq.live.isTerminal = function (status) {
+    config();
+    return TERMINAL[status] === true;
+  };
   lq.live.caseStyle = function (id) {
     var m = live.caseMarkers[id];
     return m ? { fill: m.options.fillColor, stroke: m.options.color, renderer: live.mode, ring: !!live.ringMarkers[id] } : null;

@@ -99,8 +99,8 @@
     var eps = fmt === "rate" ? 0.0005 : fmt === "duration" ? 0.5 : 0;
     if (Math.abs(d) <= eps) return { arrow: "＝", text: "", cls: "flat" };
     var cls = "flat";
-    if (better === "higher") cls = d > 0 ? "better" : "worse";
-    if (better === "lower") cls = d < 0 ? "better" : "worse";
+    if (better === "up") cls = d > 0 ? "better" : "worse";
+    if (better === "down") cls = d < 0 ? "better" : "worse";
     var size;
     if (fmt === "rate") size = (Math.abs(d) * 100).toFixed(1) + (en() ? " pt" : "个点");
     else if (fmt === "duration") size = fmtDuration(Math.abs(d));
@@ -115,8 +115,9 @@
     for (var i = 0; i < tiles.length; i++) {
       var tile = tiles[i];
       var name = tile.getAttribute("data-kpi");
-      var fmt = tile.getAttribute("data-format");
-      var better = tile.getAttribute("data-better");
+      var kpi = (cfg().kpis || {})[name] || {}; // how it reads: dashboard/vocabulary.py
+      var fmt = kpi.format;
+      var better = kpi.better;
       var sub = tile.getAttribute("data-sub");
       var value = today[name];
       setText(tile.querySelector(".lq-kpi-value"), fmtValue(fmt, value));

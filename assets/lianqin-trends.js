@@ -16,8 +16,6 @@
     clock: "lq-trends-replay-clock",
     info: "lq-trends-replay-info",
   };
-  var STAGES = ["reported", "registered", "dispatched", "on_scene", "resolved", "closed", "cancelled"];
-  var HOLLOW = { closed: true, cancelled: true };
   var FRAME_MS = 100; // redraw at most ten times a second
   var SLIDER_MS = 250; // and move the slider four times a second
 
@@ -94,12 +92,14 @@
     if (replay.data) draw(true);
   };
 
-  function stageAt(c, t) {
+  // The stages in lifecycle order and the hollow (terminal) ones come with the replay's data
+  // (callbacks/trends.py, from dashboard/vocabulary.py).
+  function stageAt(c, t, stages) {
     var current = null;
-    for (var i = 0; i < STAGES.length; i++) {
-      var at = c.t[STAGES[i]];
+    for (var i = 0; i < stages.length; i++) {
+      var at = c.t[stages[i]];
       if (at !== undefined && at <= t) {
-        if (current === null || at >= c.t[current]) current = STAGES[i];
+        if (current === null || at >= c.t[current]) current = stages[i];
       }
     }
     return current;
@@ -156,9 +156,14 @@
     var d = replay.data;
     if (!d || !replay.layer) return;
     var colors = d.colors || {};
+    var stages = (d.statuses && d.statuses.order) || [];
+    var hollow = {};
+    ((d.statuses && d.statuses.terminal) || []).forEach(function (s) {
+      hollow[s] = true;
+    });
     var shown = 0;
     d.cases.forEach(function (c) {
-      var stage = stageAt(c, replay.t);
+      var stage = stageAt(c, replay.t, stages);
       var marker = replay.caseMarkers[c.id];
       if (!stage) {
         if (marker) marker.remove();
@@ -169,9 +174,9 @@
       var style = {
         radius: 5,
         color: color,
-        weight: HOLLOW[stage] ? 2 : 1,
+        weight: hollow[stage] ? 2 : 1,
         fillColor: color,
-        fillOpacity: HOLLOW[stage] ? 0 : 0.9,
+        fillOpacity: hollow[stage] ? 0 : 0.9,
       };
       if (!marker) {
         marker = L.circleMarker([c.lat, c.lon], style);

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from dashboard.lifecycle import STAGE_COLUMNS
+from dashboard.vocabulary import STAGE_COLUMNS
 
 CATEGORIES = ("dispute", "traffic", "noise", "environment", "public_security", "other")
 FULL = ("reported", "registered", "dispatched", "on_scene", "resolved", "closed")

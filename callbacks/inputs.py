@@ -14,11 +14,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar, get_type_hints
+from typing import Any, TypeVar, get_type_hints
 
 from pydantic import TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic needs it on Python 3.11
 from werkzeug.exceptions import BadRequest
+
+from dashboard.vocabulary import Lang
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,7 +37,7 @@ class ConsoleContext(TypedDict):
     """The dispatch console's fixed context (layouts/dispatch.py ``DISPATCH_LANG``). The
     callbacks take the time zone from the settings, never from this client-held copy."""
 
-    lang: Literal["zh-CN", "en"]
+    lang: Lang
     tz: str
     departments: dict[str, str]
 

@@ -16,17 +16,15 @@ from callbacks.trends import render_print as render_trends_print
 from dashboard.runtime import Runtime
 from dashboard.services.geo import map_view
 from dashboard.tiles import tile_source
+from dashboard.vocabulary import pick_language
 from layouts import ids
 from layouts.root import create_not_found
 from layouts.wall import create_wall_layout, pick_layers
 
-LANGS = ("zh-CN", "en")
-
 
 def page_language(search: str | None, default: str) -> str:
     """``?lang=en`` overrides the configured language for one screen."""
-    lang = parse_qs((search or "").lstrip("?")).get("lang", [default])[0]
-    return lang if lang in LANGS else default
+    return pick_language(parse_qs((search or "").lstrip("?")).get("lang", [default])[0], default)
 
 
 def register(app: Dash) -> None:

@@ -30,6 +30,7 @@ from dashboard.services.geo import map_view
 from dashboard.services.kpis import options_for
 from dashboard.services.trends import Filters, TrendError
 from dashboard.theme import STATUS_COLORS
+from dashboard.vocabulary import pick_language, status_config
 from dashboard.web.auth import current_principal
 from layouts import ids
 from layouts.trends import (
@@ -59,8 +60,7 @@ def _state(search: str | None) -> PageState:
 
 
 def _lang(search: str | None, default: str) -> str:
-    lang = parse_qs((search or "").lstrip("?")).get("lang", [default])[0]
-    return lang if lang in ("zh-CN", "en") else default
+    return pick_language(parse_qs((search or "").lstrip("?")).get("lang", [default])[0], default)
 
 
 def _names(options: dict[str, Any], lang: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -287,6 +287,7 @@ def register(app: Dash) -> None:
         lang = _lang(search, rt.settings.language)
         data["tz"] = rt.settings.tz
         data["colors"] = STATUS_COLORS
+        data["statuses"] = status_config()
         data["labels"] = {"cases": t(lang, "tr_replay_cases"), "units": t(lang, "tr_replay_units")}
         return data
 

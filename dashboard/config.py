@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dashboard.vocabulary import DEFAULT_LANGUAGE, Lang
+
 
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -46,7 +48,7 @@ class Settings(BaseSettings):
     # see the browser's address, not the proxy's. 0 (direct) trusts none: never more than
     # really exist, or a client could forge its address.
     trusted_proxies: int = Field(default=0, ge=0, le=5)
-    language: Literal["zh-CN", "en"] = "zh-CN"
+    language: Lang = DEFAULT_LANGUAGE
     log_format: Literal["text", "json"] = "text"  # json: one object per line, for collectors
     # How long a SQLite writer waits for the lock before the write fails (and is retried).
     sqlite_busy_s: float = Field(default=30.0, ge=0.1, le=600)

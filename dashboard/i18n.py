@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from dashboard.vocabulary import LANGUAGES, Lang
 
-Lang = Literal["zh-CN", "en"]
+__all__ = ["LANGUAGES", "Lang"]  # the languages themselves: dashboard/vocabulary.py
 
 STATUS_LABELS: dict[str, dict[str, str]] = {
     "zh-CN": {

@@ -1,5 +1,7 @@
 """The case lifecycle (DESIGN.md): which status a message may move a case to.
 
+The statuses themselves (rank, open, terminal, stage column) are dashboard/vocabulary.py's.
+
 Pure decisions over a small view of the case, so they are tested without a
 database. The rules, in the order they are checked:
 
@@ -24,26 +26,9 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-RANK: dict[str, int] = {
-    "reported": 0,
-    "registered": 1,
-    "dispatched": 2,
-    "on_scene": 3,
-    "resolved": 4,
-    "closed": 5,
-}
-TERMINAL = frozenset({"closed", "cancelled"})
-OPEN_STATUSES = ("reported", "registered", "dispatched", "on_scene")
-ACTIVE_STATUSES = ("reported", "registered", "dispatched", "on_scene", "resolved")
-STAGE_COLUMNS: dict[str, str] = {
-    "reported": "reported_at",
-    "registered": "registered_at",
-    "dispatched": "dispatched_at",
-    "on_scene": "on_scene_at",
-    "resolved": "resolved_at",
-    "closed": "closed_at",
-    "cancelled": "cancelled_at",
-}
+from dashboard.vocabulary import RANK, TERMINAL, Status
+
+__all__ = ["TERMINAL", "CaseView", "Decision", "Effect", "decide", "may_reopen"]
 
 
 class Effect(enum.StrEnum):
@@ -94,14 +79,14 @@ def decide(case: CaseView | None, status: str, ts: datetime) -> Decision:
             f"impossible transition {current} → {status}: a {current} case is reopened only "
             "by a shift lead",
         )
-    if status == "cancelled" or RANK[status] > RANK[current]:
+    if status == Status.CANCELLED or RANK[status] > RANK[current]:
         if case.floor_ts is not None and ts < case.floor_ts:
             return Decision(Effect.LATE, "older than the case's last rework or reopen")
         return Decision(Effect.CANCEL if status == "cancelled" else Effect.ADVANCE)
     # A backwards move.
     if ts <= case.status_ts:
         return Decision(Effect.LATE, f"out of order: the case is already {current}")
-    if current == "resolved" and status == "dispatched":
+    if current == Status.RESOLVED and status == Status.DISPATCHED:
         return Decision(Effect.REWORK)
     return Decision(
         Effect.IMPOSSIBLE,

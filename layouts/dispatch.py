@@ -20,18 +20,17 @@ import dash_ag_grid as dag
 from dash import dcc, html
 from dash.development.base_component import Component
 
-from dashboard.contract.entries import STATUSES
 from dashboard.i18n import CATEGORY_LABELS, SOURCE_LABELS, STATUS_LABELS, UNIT_KIND_LABELS, t
 from dashboard.services.geo import MapView
 from dashboard.theme import OVERDUE_COLOR, STATUS_COLORS
 from dashboard.tiles import TileSource
 from dashboard.times import in_zone
+from dashboard.vocabulary import OPEN_STATUSES, STATUSES
 from layouts import ids
 from layouts.wall import create_legend, create_map, live_config
 
 # The console's map: the wall's layers minus the ones only a big screen needs.
 CONSOLE_LAYERS = frozenset({"tiles", "basemap", "grids", "zones", "cases", "units"})
-QUEUE_STATUSES = ("reported", "registered", "dispatched", "on_scene", "resolved")
 PRIORITIES = (1, 2, 3, 4)
 
 
@@ -345,7 +344,7 @@ def create_dispatch_layout(
             "page": "dispatch",
             "interactive": True,  # dots are clickable here, not on the wall
             "gridZone": options["grid_zone"],
-            "queueStatuses": list(QUEUE_STATUSES[:4]),
+            "queueStatuses": list(OPEN_STATUSES),
             "text": {k: t(lang, k) for k in ("remaining_left", "overdue_by")},
         }
     )

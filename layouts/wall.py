@@ -34,33 +34,25 @@ from dashboard.theme import (
     UNIT_COLORS,
 )
 from dashboard.tiles import TileSource
+from dashboard.vocabulary import KPIS, STATUSES, UNIT_STATUSES, kpi_config, status_config
 from layouts import ids
 
-LEGEND_ORDER = (
-    "reported",
-    "registered",
-    "dispatched",
-    "on_scene",
-    "resolved",
-    "closed",
-    "cancelled",
+# The tiles, in order: a KPI (dashboard/vocabulary.py says how it reads) and the figure
+# shown under it (the P90 under a median).
+KPI_TILES: tuple[tuple[str, str | None], ...] = (
+    ("reported", None),
+    ("open", None),
+    ("overdue", None),
+    ("disposal_rate", None),
+    ("closure_rate", None),
+    ("on_time_rate", None),
+    ("dispatch_p50_s", "dispatch_p90_s"),
+    ("arrival_p50_s", "arrival_p90_s"),
+    ("rework_rate", None),
+    ("dispute_resolution_rate", None),
+    ("units_online", None),
+    ("coverage_5min", None),
 )
-# name, format, which direction is better ("" = neither), the P90 shown under it
-KPI_TILES: tuple[tuple[str, str, str, str | None], ...] = (
-    ("reported", "count", "", None),
-    ("open", "count", "lower", None),
-    ("overdue", "count", "lower", None),
-    ("disposal_rate", "rate", "higher", None),
-    ("closure_rate", "rate", "higher", None),
-    ("on_time_rate", "rate", "higher", None),
-    ("dispatch_p50_s", "duration", "lower", "dispatch_p90_s"),
-    ("arrival_p50_s", "duration", "lower", "arrival_p90_s"),
-    ("rework_rate", "rate", "lower", None),
-    ("dispute_resolution_rate", "rate", "higher", None),
-    ("units_online", "units", "", None),
-    ("coverage_5min", "rate", "higher", None),
-)
-_KPI_LABEL_KEYS = {"dispatch_p50_s": "kpi_dispatch", "arrival_p50_s": "kpi_arrival"}
 # Map layers: name → (label key, on by default). `?layers=a,b,c` picks others for a screen.
 LAYERS: dict[str, tuple[str, bool]] = {
     "tiles": ("layer_tiles", True),
@@ -128,6 +120,8 @@ def live_config(
             "facilityColors": FACILITY_COLORS,
             "densityColors": DENSITY_COLORS,
             "labels": labels,
+            "statuses": status_config(),
+            "kpis": kpi_config(),
         },
         ensure_ascii=False,
     )
@@ -146,7 +140,7 @@ def create_legend(*, lang: str) -> Component:
             ],
             className="lq-legend-item",
         )
-        for status in LEGEND_ORDER
+        for status in STATUSES
     ]
     items.append(
         html.Li(
@@ -171,7 +165,7 @@ def create_legend(*, lang: str) -> Component:
             ],
             className="lq-legend-item",
         )
-        for status in ("available", "busy", "off_duty")
+        for status in UNIT_STATUSES
     ]
     return html.Div(
         [
@@ -296,15 +290,15 @@ def _panel(panel_id: str, title: str, body: Component, *, extra: str = "") -> Co
 
 def create_kpis(*, lang: str) -> Component:
     tiles = []
-    for name, fmt, better, sub in KPI_TILES:
-        attrs = {"data-kpi": name, "data-format": fmt, "data-better": better}
+    for name, sub in KPI_TILES:
+        kpi = KPIS[name]
+        attrs = {"data-kpi": name}  # its format and better direction: the page config's kpis
         if sub:
             attrs["data-sub"] = sub
         tiles.append(
             html.Div(
                 [
-                    html.Div(t(lang, _KPI_LABEL_KEYS.get(name, f"kpi_{name}")),
-                             className="lq-kpi-label"),
+                    html.Div(t(lang, kpi.label), className="lq-kpi-label"),
                     html.Div("–", className="lq-kpi-value"),
                     html.Div(
                         [html.Span("", className="lq-kpi-sub"),
@@ -313,7 +307,7 @@ def create_kpis(*, lang: str) -> Component:
                     ),
                 ],
                 id=f"lq-kpi-{name}",
-                className=f"lq-kpi lq-kpi-{fmt}",
+                className=f"lq-kpi lq-kpi-{kpi.format}",
                 **attrs,  # type: ignore[arg-type]
             )
         )  # fmt: skip

@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from dashboard.cli.common import log, open_database, settings_of
-from dashboard.services.accounts import ROLES, AccountError
+from dashboard.services.accounts import AccountError
+from dashboard.vocabulary import ROLES, Role
 
 
 @contextlib.contextmanager
@@ -142,7 +143,7 @@ def tokens() -> None:
 
 @tokens.command("create")
 @click.option("--name", required=True, help="e.g. hall-screen, cad-gateway")
-@click.option("--role", default="viewer", show_default=True, type=click.Choice(ROLES))
+@click.option("--role", default=Role.VIEWER.value, show_default=True, type=click.Choice(ROLES))
 @click.pass_context
 def tokens_create(ctx: click.Context, name: str, role: str) -> None:
     """Create a token and print it once (only its hash is kept)."""

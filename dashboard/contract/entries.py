@@ -16,18 +16,10 @@ from datetime import UTC, datetime, timedelta
 
 from dashboard.geo import CRS_VALUES, to_wgs84
 from dashboard.times import EARLIEST, LATEST, NO_DEADLINE
+from dashboard.vocabulary import STATUSES, UNIT_STATUSES
 
 CONTRACT_VERSION = 1
 
-STATUSES: tuple[str, ...] = (
-    "reported",
-    "registered",
-    "dispatched",
-    "on_scene",
-    "resolved",
-    "closed",
-    "cancelled",
-)
 SOURCES: tuple[str, ...] = (
     "hotline_12345",
     "police_110",
@@ -38,7 +30,6 @@ SOURCES: tuple[str, ...] = (
     "walk_in",
     "other",
 )
-UNIT_STATUSES: tuple[str, ...] = ("available", "busy", "off_duty")
 
 INCIDENT_FIELDS = frozenset(
     {

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dashboard.config import Settings
+from dashboard.vocabulary import ROLES, Role
 
 DEMO_WALL_TOKEN = "demo-wall"  # noqa: S105 - the token's name, not a secret
 DEMO_WALL_TOKEN_FILE = "kiosk_token"  # noqa: S105 - a file name
@@ -35,7 +36,7 @@ def demo_accounts(settings: Settings) -> tuple[list[tuple[str, str, str]], str]:
     database = make_database(settings)
     try:
         with database.write() as session:
-            for role in accounts.ROLES:
+            for role in ROLES:
                 if accounts.get_user(session, username=role) is None:
                     password = accounts.generate_password()
                     accounts.create_user(
@@ -47,14 +48,15 @@ def demo_accounts(settings: Settings) -> tuple[list[tuple[str, str, str]], str]:
             saved = settings.data_dir / DEMO_WALL_TOKEN_FILE
             token = saved.read_text(encoding="utf-8").strip() if saved.exists() else ""
             principal = accounts.token_principal(session, plaintext=token) if token else None
-            if principal is None or principal.role != "viewer" or principal.name != DEMO_WALL_TOKEN:
+            wall = (Role.VIEWER, DEMO_WALL_TOKEN)
+            if principal is None or (principal.role, principal.name) != wall:
                 existing = {t.name: t for t in accounts.list_tokens(session)}
                 if DEMO_WALL_TOKEN in existing and existing[DEMO_WALL_TOKEN].revoked_at is None:
                     accounts.revoke_token(
                         session, name=DEMO_WALL_TOKEN, now=now_utc(), actor="demo"
                     )
                 _, token = accounts.create_token(
-                    session, name=DEMO_WALL_TOKEN, role="viewer", actor="demo"
+                    session, name=DEMO_WALL_TOKEN, role=Role.VIEWER, actor="demo"
                 )
                 write_private(saved, token)
     finally:

@@ -33,19 +33,19 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from dashboard.models import ApiToken, AuditEvent, User, WebSession
+from dashboard.vocabulary import ROLES, Role
 
-ROLES: tuple[str, ...] = ("viewer", "operator", "lead", "leader", "admin")
-
+# The roles themselves (Role, ROLES): dashboard/vocabulary.py.
 PERMISSIONS: Mapping[str, frozenset[str]] = {
     "view_wall": frozenset(ROLES),
     "read_api": frozenset(ROLES),
-    "view_dispatch": frozenset({"operator", "lead", "admin"}),
-    "add_note": frozenset({"operator", "lead", "admin"}),
-    "dispatch": frozenset({"lead", "admin"}),  # reassign, priority, cancel, bulk
-    "reopen": frozenset({"lead", "admin"}),
-    "view_trends": frozenset({"leader", "lead", "admin"}),
-    "export": frozenset({"leader", "lead", "admin"}),
-    "manage": frozenset({"admin"}),  # users and tokens
+    "view_dispatch": frozenset({Role.OPERATOR, Role.LEAD, Role.ADMIN}),
+    "add_note": frozenset({Role.OPERATOR, Role.LEAD, Role.ADMIN}),
+    "dispatch": frozenset({Role.LEAD, Role.ADMIN}),  # reassign, priority, cancel, bulk
+    "reopen": frozenset({Role.LEAD, Role.ADMIN}),
+    "view_trends": frozenset({Role.LEADER, Role.LEAD, Role.ADMIN}),
+    "export": frozenset({Role.LEADER, Role.LEAD, Role.ADMIN}),
+    "manage": frozenset({Role.ADMIN}),  # users and tokens
 }
 MIN_PASSWORD = 10
 _USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -230,7 +230,7 @@ def load_user_principal(session: Session, *, user_id: int, epoch: int) -> Princi
 
 # -- tokens ---------------------------------------------------------------------------------
 def create_token(
-    session: Session, *, name: str, role: str = "viewer", actor: str = "system"
+    session: Session, *, name: str, role: str = Role.VIEWER, actor: str = "system"
 ) -> tuple[ApiToken, str]:
     """A new token; the plaintext is returned once and never stored."""
     _check_name(name, "name")

@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from dashboard.lifecycle import STAGE_COLUMNS, TERMINAL
 from dashboard.models import Case, CaseEvent
 from dashboard.times import iso as iso  # every read path renders times with it: it never raises
+from dashboard.vocabulary import STAGE_COLUMNS, TERMINAL
 
 
 def ms(value: datetime | None) -> int | None:

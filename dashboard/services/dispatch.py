@@ -33,13 +33,14 @@ from sqlalchemy.orm import Session
 
 from dashboard.contract.changes import entry_fields, new_change_id
 from dashboard.contract.entries import ID_RE
-from dashboard.lifecycle import OPEN_STATUSES, TERMINAL, may_reopen
+from dashboard.lifecycle import may_reopen
 from dashboard.live.outbox import ChangeLog
 from dashboard.models import Case, CaseEvent, ChangeOutbox, Department, Grid, Unit, Zone
 from dashboard.services.accounts import Principal, audit
 from dashboard.services.cases import case_to_api, get_case, iso
 from dashboard.services.units import LatestPositions
 from dashboard.sla import SlaPolicy
+from dashboard.vocabulary import OPEN_STATUSES, TERMINAL
 
 if TYPE_CHECKING:
     from dashboard.runtime import Runtime

@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 
 from dashboard.contract.entries import ContractError, IncidentMessage, PingMessage
 from dashboard.geo import GridIndex
-from dashboard.lifecycle import STAGE_COLUMNS, CaseView, Decision, Effect, decide
+from dashboard.lifecycle import CaseView, Decision, Effect, decide
 from dashboard.models import Case, CaseEvent, Unit, UnitPing
 from dashboard.sla import SlaPolicy
+from dashboard.vocabulary import STAGE_COLUMNS
 
 log = logging.getLogger(__name__)
 _CREATE_FIELDS = ("lat", "lon", "category")

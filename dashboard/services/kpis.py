@@ -57,32 +57,18 @@ from sqlalchemy.orm import Session
 
 from dashboard.config import Settings
 from dashboard.geo import haversine_m
-from dashboard.lifecycle import OPEN_STATUSES, TERMINAL
 from dashboard.models import Case, Grid, Unit
 from dashboard.sla import SlaPolicy
+from dashboard.vocabulary import (
+    DISPOSED,
+    KPI_NAMES,
+    OPEN_STATUSES,
+    TERMINAL,
+    UNIT_STATUSES,
+    Status,
+)
 
-KPI_NAMES: tuple[str, ...] = (
-    "reported",
-    "open",
-    "disposal_rate",
-    "closure_rate",
-    "on_time_rate",
-    "overdue",
-    "dispatch_p50_s",
-    "dispatch_p90_s",
-    "arrival_p50_s",
-    "arrival_p90_s",
-    "rework_rate",
-    "dispute_resolution_rate",
-    "units_online",
-    "coverage_5min",
-)
-PERIOD_KPIS: tuple[str, ...] = tuple(
-    k for k in KPI_NAMES if k not in ("overdue", "units_online", "coverage_5min")
-)
-UNIT_STATUSES: tuple[str, ...] = ("available", "busy", "off_duty")
 COVERAGE_S = 300  # the "5-minute service circle"
-_DISPOSED = ("resolved", "closed")
 # Times are compared to the millisecond: SQLite's julianday() carries ~0.1 ms of rounding.
 _EPSILON_S = 0.001
 
@@ -157,7 +143,7 @@ def _in_period(period: Period) -> ColumnElement[bool]:
     return and_(
         Case.reported_at >= period.start,
         Case.reported_at < period.end,
-        Case.status != "cancelled",
+        Case.status != Status.CANCELLED,
     )
 
 
@@ -237,12 +223,12 @@ def count_columns(dialect: str, options: KpiOptions) -> list[ColumnElement[Any]]
         + resolution_limit_s(options.policy, options.categories),
     )
     dispute = Case.category == "dispute"
-    disposed = Case.status.in_(_DISPOSED)
+    disposed = Case.status.in_(DISPOSED)
     return [
         func.count(),
         _count(Case.status.in_(OPEN_STATUSES)),
         _count(disposed),
-        _count(Case.status == "closed"),
+        _count(Case.status == Status.CLOSED),
         _count(resolved_ever),
         _count(and_(resolved_ever, resolved_when <= deadline + _EPSILON_S)),
         _count(and_(resolved_ever, Case.rework_count > 0)),

@@ -49,6 +49,7 @@ from werkzeug.datastructures import MultiDict
 from dashboard.runtime import Runtime
 from dashboard.services import accounts
 from dashboard.services.accounts import Principal
+from dashboard.vocabulary import Role
 from dashboard.web.security import (
     announce_revocation,
     login_blocked,
@@ -71,7 +72,7 @@ PAGE_PERMISSIONS: dict[str, str] = {
     "/trends": "view_trends",
 }
 WALL_PATHS = frozenset({"/", "/wall"})  # where a kiosk link (?token=) may be opened
-KIOSK_ROLES = frozenset({"viewer"})
+KIOSK_ROLES = frozenset({Role.VIEWER})
 CSRF_COOKIE = "_csrf_token"  # the name Dash's renderer reads to send X-CSRFToken
 SESSION_KEY = "lq_sid"  # the session's secret in the signed cookie (its hash: web_sessions.id)
 KIOSK_SESSION_DAYS = 30

@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from dashboard.lifecycle import OPEN_STATUSES
 from dashboard.models import Case, Department, Grid, Zone
 from dashboard.services.kpis import (
     COUNT_NAMES,
@@ -43,6 +42,7 @@ from dashboard.services.trends.periods import (
     local_seconds,
     previous_period,
 )
+from dashboard.vocabulary import NOT_TERMINAL, STAGE_COLUMNS, Status
 
 # Rates the page compares period over period, and whether a rise is good news.
 COMPARED: tuple[tuple[str, bool], ...] = (
@@ -59,8 +59,6 @@ COMPARED: tuple[tuple[str, bool], ...] = (
 )
 # Dispatch / arrival time histogram bins (upper edges, seconds); the last is open-ended.
 HIST_EDGES_S: tuple[int, ...] = (30, 60, 120, 180, 300, 600, 900, 1800, 3600)
-
-_NOT_TERMINAL = (*OPEN_STATUSES, "resolved")
 
 
 # -- filters ----------------------------------------------------------------------------------
@@ -89,7 +87,7 @@ def base_clause(period: Period, filters: Filters) -> ColumnElement[bool]:
     parts = [
         Case.reported_at >= period.start,
         Case.reported_at < period.end,
-        Case.status != "cancelled",
+        Case.status != Status.CANCELLED,
     ]
     extra = filter_clause(filters)
     if extra is not None:
@@ -337,7 +335,7 @@ def top_cases(
         .where(
             where,
             # An IN list, not NOT IN: the (status, reported_at) index finds the few open ones.
-            Case.status.in_(_NOT_TERMINAL),
+            Case.status.in_(NOT_TERMINAL),
             Case.deadline_at.is_not(None),
             Case.deadline_at < now,
         )
@@ -416,15 +414,7 @@ def trends_page(
 # -- replay -------------------------------------------------------------------------------------
 REPLAY_MAX_CASES = 20_000
 REPLAY_MAX_POINTS = 30_000  # unit positions sent to the browser for one replay
-_STAGE_TIMES = (
-    ("reported", Case.reported_at),
-    ("registered", Case.registered_at),
-    ("dispatched", Case.dispatched_at),
-    ("on_scene", Case.on_scene_at),
-    ("resolved", Case.resolved_at),
-    ("closed", Case.closed_at),
-    ("cancelled", Case.cancelled_at),
-)
+_STAGE_TIMES = tuple((status, getattr(Case, column)) for status, column in STAGE_COLUMNS.items())
 
 
 def _ms(value: object) -> int | None:
