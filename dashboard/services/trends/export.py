@@ -47,7 +47,7 @@ def export_tables(data: Mapping[str, Any]) -> dict[str, list[list[Any]]]:
             (cmp.get("previous") or {}).get(name),
             (cmp.get("last_year") or {}).get(name),
         ]
-        for name, _ in COMPARED
+        for name in COMPARED
     ]
     return tables
 

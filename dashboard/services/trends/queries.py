@@ -42,20 +42,21 @@ from dashboard.services.trends.periods import (
     local_seconds,
     previous_period,
 )
-from dashboard.vocabulary import NOT_TERMINAL, STAGE_COLUMNS, Status
+from dashboard.vocabulary import KPIS, NOT_TERMINAL, STAGE_COLUMNS, Status
 
-# Rates the page compares period over period, and whether a rise is good news.
-COMPARED: tuple[tuple[str, bool], ...] = (
-    ("reported", False),
-    ("disposal_rate", True),
-    ("closure_rate", True),
-    ("on_time_rate", True),
-    ("dispatch_p50_s", False),
-    ("dispatch_p90_s", False),
-    ("arrival_p50_s", False),
-    ("arrival_p90_s", False),
-    ("rework_rate", False),
-    ("dispute_resolution_rate", True),
+# The KPIs the page compares period over period, in order (how each reads, and whether a
+# rise is good news: the KPI registry, dashboard/vocabulary.py).
+COMPARED: tuple[str, ...] = (
+    "reported",
+    "disposal_rate",
+    "closure_rate",
+    "on_time_rate",
+    "dispatch_p50_s",
+    "dispatch_p90_s",
+    "arrival_p50_s",
+    "arrival_p90_s",
+    "rework_rate",
+    "dispute_resolution_rate",
 )
 # Dispatch / arrival time histogram bins (upper edges, seconds); the last is open-ended.
 HIST_EDGES_S: tuple[int, ...] = (30, 60, 120, 180, 300, 600, 900, 1800, 3600)
@@ -318,7 +319,7 @@ def change(current: Any, before: Any, name: str) -> dict[str, Any] | None:
     """The change of one KPI: points for rates, percent for counts and times."""
     if current is None or before is None:
         return None
-    if name.endswith("_rate"):
+    if KPIS[name].change_kind == "points":
         return {"kind": "points", "value": round((current - before) * 100, 1)}
     if before == 0:
         return None
