@@ -46,6 +46,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from werkzeug.datastructures import MultiDict
 
+from dashboard.i18n import LOGIN_TEXT
 from dashboard.runtime import Runtime
 from dashboard.services import accounts
 from dashboard.services.accounts import Principal
@@ -361,51 +362,7 @@ def init_auth(server: Flask, rt: Runtime) -> None:
 # -- the login page ---------------------------------------------------------------------------
 pages = Blueprint("auth_pages", __name__)
 
-_TEXT = {
-    "zh-CN": {
-        "title": "联勤指挥中心",
-        "subtitle": "登录",
-        "username": "用户名",
-        "password": "密码",
-        "submit": "登录",
-        "failed": "用户名或密码错误，或账号已停用。",
-        "limited": "登录失败次数过多，请 {minutes} 分钟后再试。",
-        "forbidden": "无权访问",
-        "back": "返回",
-        "other": "English",
-        "other_lang": "en",
-        "kiosk_role": "大屏链接（?token=）只接受 viewer 角色的令牌；此令牌的角色是 {role}。"
-        "API 客户端请使用 Authorization: Bearer 请求头。",
-        "kiosk_path": "大屏链接（?token=）只能打开大屏（/wall）。",
-        "kiosk_title": "切换为大屏令牌？",
-        "kiosk_signed_in": "此浏览器当前以 {name}（{role}）身份登录。",
-        "kiosk_question": "是否将此浏览器切换为大屏令牌 {screen}？切换后 {name} 将退出登录。",
-        "kiosk_switch": "切换为大屏",
-        "kiosk_stay": "保持当前登录",
-    },
-    "en": {
-        "title": "Lianqin Command Center",
-        "subtitle": "Sign in",
-        "username": "Username",
-        "password": "Password",
-        "submit": "Sign in",
-        "failed": "Wrong username or password, or the account is disabled.",
-        "limited": "Too many failed sign-ins. Try again in {minutes} min.",
-        "forbidden": "Not allowed",
-        "back": "Back",
-        "other": "中文",
-        "other_lang": "zh-CN",
-        "kiosk_role": "Wall links (?token=) take viewer tokens only; this token's role is "
-        "{role}. API clients send it as an Authorization: Bearer header.",
-        "kiosk_path": "Wall links (?token=) open the wall (/wall) only.",
-        "kiosk_title": "Switch to the wall screen token?",
-        "kiosk_signed_in": "This browser is signed in as {name} ({role}).",
-        "kiosk_question": "Switch this browser to the wall screen token {screen}? {name} will "
-        "be signed out.",
-        "kiosk_switch": "Switch to the wall screen",
-        "kiosk_stay": "Stay signed in",
-    },
-}
+_TEXT = LOGIN_TEXT  # the sign-in and kiosk pages' strings: dashboard/data/i18n/*.json "login"
 
 _LOGIN = """<!doctype html>
 <html lang="{{ lang }}"><head><meta charset="utf-8">

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from dashboard.i18n import TRENDS_TEXT
 from dashboard.services import trends
 from layouts import ids
 from layouts.trends import build_figures, fmt_value, hist_labels, kpi_cards
@@ -81,10 +80,6 @@ def test_kpi_cards_show_changes() -> None:
     assert fmt_value("dispatch_p50_s", 90.0, "en") == "90s"
     assert fmt_value("on_time_rate", None, "en") == "—"
     assert hist_labels("en")[0] == "<30s" and hist_labels("en")[-1] == "≥1 h"
-
-
-def test_both_languages_have_every_string() -> None:
-    assert set(TRENDS_TEXT["zh-CN"]) == set(TRENDS_TEXT["en"])
 
 
 def test_exports() -> None:
