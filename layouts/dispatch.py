@@ -25,7 +25,7 @@ from dashboard.services.geo import MapView
 from dashboard.theme import OVERDUE_COLOR, STATUS_COLORS
 from dashboard.tiles import TileSource
 from dashboard.times import in_zone
-from dashboard.vocabulary import OPEN_STATUSES, STATUSES
+from dashboard.vocabulary import OPEN_STATUSES, STATUSES, TERMINAL
 from layouts import ids
 from layouts.wall import create_legend, create_map, live_config
 
@@ -502,7 +502,7 @@ def create_case_detail(
     """The open case's fields, its untrusted text as text, and the deadline countdown."""
     dept = case.get("department")
     deadline = case.get("deadline")
-    terminal = case["status"] in ("closed", "cancelled")
+    terminal = case["status"] in TERMINAL
     return html.Div(
         [
             html.Div(

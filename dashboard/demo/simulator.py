@@ -36,6 +36,7 @@ import redis
 from dashboard.config import Settings
 from dashboard.demo.district import District, FacilitySpec, GridSpec, UnitSpec, random_point_in_grid
 from dashboard.geo import EARTH_RADIUS_M, haversine_m, wgs84_to_gcj02
+from dashboard.vocabulary import TERMINAL
 
 log = logging.getLogger(__name__)
 
@@ -887,7 +888,7 @@ class Simulator:
                 extra["department"] = case.department
             self._emit(case, status, ts, **extra)
             out.append(self._outbox.pop())
-        if case.status in ("closed", "cancelled"):
+        if case.status in TERMINAL:
             del self.cases[case.id]
             if case.status == "closed":
                 self.stats["closed"] += 1
