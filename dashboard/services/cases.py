@@ -1,9 +1,9 @@
-"""Reading cases back: the JSON shapes of the API and of the live map."""
+"""Cases read back (the JSON shapes of the API and of the live map) and their deadlines."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -12,6 +12,9 @@ from dashboard.lifecycle import STAGE_COLUMNS, TERMINAL
 from dashboard.models import Case, CaseEvent
 from dashboard.times import iso as iso  # every read path renders times with it: it never raises
 
+if TYPE_CHECKING:
+    from dashboard.sla import SlaPolicy
+
 
 def ms(value: datetime | None) -> int | None:
     return None if value is None else int(value.timestamp() * 1000)
@@ -19,6 +22,20 @@ def ms(value: datetime | None) -> int | None:
 
 def is_overdue(case: Case, now: datetime) -> bool:
     return case.deadline_at is not None and case.status not in TERMINAL and now > case.deadline_at
+
+
+def refresh_deadline(case: Case, policy: SlaPolicy, now: datetime) -> None:
+    """Recompute a case's current stage deadline and overdue flag after it changed (the
+    worker's ingest and the console's actions both call it; the sweep flags the rest)."""
+    case.deadline_at = policy.stage_deadline(
+        status=case.status,
+        status_since=case.status_since,
+        category=case.category,
+        priority=case.priority,
+        reported_at=case.reported_at,
+        due=case.due_at,
+    )
+    case.overdue = case.deadline_at is not None and now > case.deadline_at
 
 
 def case_to_api(case: Case, *, zone: tzinfo, now: datetime) -> dict[str, Any]:

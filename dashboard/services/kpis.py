@@ -52,10 +52,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, and_, case, cast, extract, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from dashboard.config import Settings
+from dashboard.dialect import epoch_s, floor_int, percentiles
+from dashboard.dialect import name as dialect_name
 from dashboard.geo import haversine_m
 from dashboard.lifecycle import OPEN_STATUSES, TERMINAL
 from dashboard.models import Case, Grid, Unit
@@ -125,24 +127,9 @@ def today_period(now: datetime, zone: tzinfo) -> Period:
     return day_period(now.astimezone(zone).date(), zone)
 
 
-# -- SQL helpers -----------------------------------------------------------------------------
+# -- SQL helpers (the SQLite/PostgreSQL differences are dashboard/dialect.py's) ----------------
 def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
-def epoch_s(column: Any, dialect: str) -> ColumnElement[Any]:
-    """Seconds since 1970 of a UTC datetime column, in SQL, on SQLite and PostgreSQL."""
-    if dialect == "sqlite":
-        # SQLite stores the UTC columns as naive ISO text; julianday reads it.
-        return (func.julianday(column) - 2440587.5) * 86400.0
-    return extract("epoch", column)
-
-
-def _floor(expr: Any, dialect: str) -> ColumnElement[Any]:
-    """floor() of a non-negative number (SQLite's CAST truncates; PostgreSQL's rounds)."""
-    if dialect == "sqlite":
-        return cast(expr, Integer)
-    return cast(func.floor(expr), Integer)
+    return dialect_name(session)
 
 
 def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -173,49 +160,6 @@ def resolution_limit_s(policy: SlaPolicy, categories: Iterable[str]) -> ColumnEl
         _, seconds = policy.limits("\0unknown", priority)
         whens.append((Case.priority == priority, seconds))
     return case(*whens, else_=policy.default_resolve_s)
-
-
-def percentiles(
-    session: Session,
-    value: ColumnElement[Any],
-    where: ColumnElement[bool],
-    ps: Sequence[float] = (0.5, 0.9),
-) -> list[float | None]:
-    """Linearly interpolated percentiles of ``value`` over the rows matching ``where``.
-
-    PostgreSQL computes ``percentile_cont``; SQLite has no ordered-set aggregates, so
-    the same interpolation is done from row numbers over one sorted window (the
-    database sorts; only the rows at the wanted ranks come back).
-    """
-    if _dialect(session) == "postgresql":
-        row = session.execute(
-            select(*[func.percentile_cont(p).within_group(value) for p in ps]).where(where)
-        ).one()
-        return [None if v is None else round(float(v), 1) for v in row]
-    # One sort for all the ranks: row numbers and the count over a window.
-    inner = select(
-        value.label("v"),
-        func.row_number().over(order_by=value).label("rn"),
-        func.count().over().label("n"),
-    ).where(where)
-    sub = inner.subquery()
-    wanted = []
-    for p in ps:
-        rank = _floor(p * (sub.c.n - 1), "sqlite") + 1  # 1-based, at or below the position
-        wanted += [sub.c.rn == rank, sub.c.rn == rank + 1]
-    rows = session.execute(select(sub.c.v, sub.c.rn, sub.c.n).where(or_(*wanted))).all()
-    if not rows:
-        return [None for _ in ps]
-    n = int(rows[0][2])
-    at = {int(rn): float(v) for v, rn, _ in rows}
-    out: list[float | None] = []
-    for p in ps:
-        pos = p * (n - 1)
-        lo = math.floor(pos)
-        low = at[lo + 1]
-        high = at.get(lo + 2, low)
-        out.append(round(low + (high - low) * (pos - lo), 1))
-    return out
 
 
 # -- the figures ----------------------------------------------------------------------------------
@@ -414,7 +358,7 @@ def hourly(session: Session, *, period: Period, hours: int = 24) -> list[int]:
     dialect = _dialect(session)
     start_s = period.start.timestamp()
     since = epoch_s(Case.reported_at, dialect) - start_s + _EPSILON_S  # 09:00:00 is hour 9
-    bucket = _floor(since / 3600.0, dialect)
+    bucket = floor_int(since / 3600.0, dialect)
     rows = session.execute(
         select(bucket, func.count()).where(_in_period(period)).group_by(bucket)
     ).tuples()
