@@ -17,7 +17,8 @@ and the migrations) looks at the dialect's name.
   ``executemany`` on SQLite) with ``timestamp_texts``, the text form each stores.
 * ``in_values``: ``col = ANY(:array)`` on PostgreSQL (one statement whatever the list's
   length), ``col IN (…)`` on SQLite.
-* ``tune_for_analytics``: per-transaction settings for the trends page's aggregates.
+* ``tune_for_analytics``: per-transaction settings for the trends page's aggregates;
+  ``analyze``: planner statistics after a bulk load.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 SQLITE = "sqlite"
@@ -376,3 +378,10 @@ def tune_for_analytics(session: Session) -> None:
     if name(session) == POSTGRESQL:
         session.execute(text("SET LOCAL jit = off"))
         session.execute(text("SET LOCAL work_mem = '64MB'"))
+
+
+def analyze(engine: Engine) -> None:
+    """What autovacuum does after a bulk load: planner statistics, and (PostgreSQL) the
+    visibility map that lets a covering index answer alone."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE" if engine.dialect.name == POSTGRESQL else "ANALYZE"))
