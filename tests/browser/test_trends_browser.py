@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import screenshot_dir
 from demo_process import DemoProcess
+from helpers import screenshot_dir
 from playwright.sync_api import Browser, Page
 
 pytestmark = pytest.mark.browser

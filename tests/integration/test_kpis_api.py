@@ -7,8 +7,7 @@ import time
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from helpers import drain
-from test_kpis import fixture_cases
+from helpers import drain, fixture_cases
 
 from dashboard.services.kpis import KPI_NAMES
 from dashboard.streams import Producer
