@@ -1,4 +1,4 @@
-"""The case lifecycle (DESIGN.md): which status a message may move a case to.
+"""The case lifecycle (README "The lifecycle"): which status a message may move a case to.
 
 Pure decisions over a small view of the case, so they are tested without a
 database. The rules, in the order they are checked:

@@ -39,7 +39,7 @@ def refresh_deadline(case: Case, policy: SlaPolicy, now: datetime) -> None:
 
 
 def case_to_api(case: Case, *, zone: tzinfo, now: datetime) -> dict[str, Any]:
-    """A case with the stream contract's field names (CONTRACT.md "Reading back")."""
+    """A case with the stream contract's field names (README "Reading back", docs/contract.md)."""
     return {
         "id": case.id,
         "status": case.status,

@@ -1,47 +1,12 @@
-"""The KPI engine: DESIGN.md's definitions, aggregated in SQL, for the wall, the API and trends.
+"""The KPI engine: the definitions of docs/kpis.md, aggregated in SQL, for the wall, the
+API and trends.
 
-Every figure is computed by the database (conditional counts over an indexed
-range of ``cases.reported_at``, percentiles by the database's sort); no case row
-is loaded into Python, so the same functions serve one day or months of history.
-
-Definitions (DESIGN.md "KPIs", with what it leaves open decided here):
-
-* The **period** P is ``[start, end)`` in UTC, usually whole local days of the
-  configured time zone. A case belongs to P when it was *reported* in P (its
-  ``reported_at``); it keeps counting there whatever happens to it later, so a
-  case reported at 23:50 and closed at 00:20 counts for the first day.
-* The **base** is the cases of P that are not cancelled. ``reported`` is its size.
-* ``open``: base cases not yet disposed, i.e. still ``reported``, ``registered``,
-  ``dispatched`` or ``on_scene`` (so ``open + disposed == reported``).
-* ``disposal_rate`` = (``resolved`` + ``closed``) / ``reported``;
-  ``closure_rate`` = ``closed`` / ``reported``.
-* A case **was resolved** when it ever reached ``resolved`` or ``closed``
-  (``resolved_at`` or ``closed_at`` is set): a case closed without a ``resolved``
-  message counts as resolved at its ``closed_at``, and a reworked case (back to
-  ``dispatched``) still counts, so that the rework rate cannot exceed 1.
-* ``on_time_rate`` = resolved cases whose *first* resolution time
-  (``resolved_at``, else ``closed_at``) is at or before their resolution
-  deadline / resolved cases. The resolution deadline is the SLA's: the entry's
-  ``due`` when given, else ``reported_at`` + the category's and priority's
-  resolution time (dashboard/sla.py) — the same deadline the map's ``on_scene``
-  stage uses.
-* ``dispatch_p50_s``/``p90_s``: ``dispatched_at − reported_at`` over base cases
-  that were dispatched; ``arrival_*``: ``on_scene_at − dispatched_at`` over
-  those that reached the scene after a dispatch. Percentiles interpolate
-  linearly between ranks (PostgreSQL's ``percentile_cont``), in seconds. A case
-  created directly as ``dispatched`` has a dispatch time of 0. Negative spans
-  (a late message that filled in an earlier stage time) are left out.
-* ``rework_rate`` = resolved cases that went ``resolved → dispatched`` at least
-  once / resolved cases.
-* ``dispute_resolution_rate`` = the disposal rate of the base's ``dispute`` cases.
-* Live figures, not per period (computed at ``now``): ``overdue`` = cases not
-  closed or cancelled whose current stage deadline has passed (the cases with a
-  ring on the map, ``resolved`` ones waiting for verification included);
-  ``units_online`` = units with a ping in the last ``unit_stale_s`` (5 min), by
-  status, with ``total``; ``coverage_5min`` = share of grids (level ``grid``)
-  whose centroid lies within 5 minutes of an online ``available`` unit,
-  straight-line at ``coverage_speed_kmh``.
-* Rates are fractions 0..1 and ``None`` (JSON null) when their denominator is 0.
+Every figure is computed by the database (conditional counts over an indexed range of
+``cases.reported_at``, percentiles by the database's sort: dashboard/dialect.py); no case
+row is loaded into Python, so the same functions serve one day or months of history.
+docs/kpis.md is the definition of each figure, including what the short definitions
+leave open (the period and its base, "was resolved", the resolution deadline, negative
+spans, the interpolation of percentiles); change it with the code.
 """
 
 from __future__ import annotations
@@ -196,7 +161,7 @@ def count_columns(dialect: str, options: KpiOptions) -> list[ColumnElement[Any]]
 
 
 def rates_of(counts: dict[str, int]) -> dict[str, Any]:
-    """DESIGN.md's count and rate figures from the COUNT_NAMES counts."""
+    """The count and rate figures (docs/kpis.md) from the COUNT_NAMES counts."""
     return {
         "reported": counts["reported"],
         "open": counts["open"],
@@ -331,7 +296,7 @@ def compute_kpis(
     options: KpiOptions,
     live: bool = True,
 ) -> dict[str, Any]:
-    """All KPIs in DESIGN.md's names and order; ``live=False`` leaves out the live figures."""
+    """All KPIs in docs/kpis.md's names and order; ``live=False`` leaves out the live figures."""
     figures = period_kpis(session, period=period, options=options)
     if live:
         figures["overdue"] = overdue_count(session, now=now)

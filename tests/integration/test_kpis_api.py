@@ -1,4 +1,4 @@
-"""`GET /api/v1/kpis`: DESIGN.md's names, periods in the configured time zone, clear 400s."""
+"""`GET /api/v1/kpis`: docs/kpis.md's names, periods in the configured time zone, clear 400s."""
 
 from __future__ import annotations
 
