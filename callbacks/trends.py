@@ -1,7 +1,8 @@
 """The briefing view's callbacks: the URL holds the state, one service call answers it.
 
 The controls write the page state into the URL's query (so a link reproduces the view);
-the URL's query is what the charts are computed from (dashboard/services/trends.py).
+the URL's query (callbacks/trends_state.py) is what the charts are computed from
+(dashboard/services/trends/).
 The replay is animated in the browser (assets/lianqin-trends.js); the server only reads
 the stored history of the chosen shift. Dash callback requests pass the app's login
 guard but not its page check, so every callback here checks the role itself.
@@ -18,14 +19,16 @@ from dash.development.base_component import Component
 from dash.exceptions import PreventUpdate
 from flask import current_app
 
+from callbacks import trends_state
 from callbacks.inputs import checked
+from callbacks.trends_state import PageState
 from dashboard.contract.entries import SOURCES
 from dashboard.i18n import CATEGORY_LABELS, SOURCE_LABELS, t
 from dashboard.runtime import Runtime
 from dashboard.services import trends
 from dashboard.services.geo import map_view
 from dashboard.services.kpis import options_for
-from dashboard.services.trends import Filters, PageState, TrendError
+from dashboard.services.trends import Filters, TrendError
 from dashboard.theme import STATUS_COLORS
 from dashboard.web.auth import current_principal
 from layouts import ids
@@ -52,7 +55,7 @@ def _allowed(permission: str) -> bool:
 
 
 def _state(search: str | None) -> PageState:
-    return trends.parse_state(parse_qs((search or "").lstrip("?")))
+    return trends_state.parse_state(parse_qs((search or "").lstrip("?")))
 
 
 def _lang(search: str | None, default: str) -> str:
@@ -70,7 +73,7 @@ def _names(options: dict[str, Any], lang: str) -> tuple[dict[str, str], dict[str
 def _page_data(state: PageState) -> tuple[dict[str, Any], dict[str, Any]]:
     """The service's answer for a page state, and the filter options (names)."""
     rt = _rt()
-    req = trends.request_of(state, now=rt.now(), zone=rt.settings.zone)
+    req = trends_state.request_of(state, now=rt.now(), zone=rt.settings.zone)
     with rt.db.read() as session:
         data = trends.trends_page(
             session, req=req, options=options_for(rt.settings, rt.policy), now=rt.now()
@@ -161,7 +164,7 @@ def render_print(*, lang: str, search: str | None) -> Component:
 
 # -- callbacks ------------------------------------------------------------------------------------
 def _day(value: str | None) -> date | None:
-    return trends.parse_day(value)
+    return trends_state.parse_day(value)
 
 
 def _values(value: list[str] | str | None) -> tuple[str, ...]:
@@ -213,7 +216,7 @@ def register(app: Dash) -> None:
             replay_day=_day(replay_day),
             replay_shift=shift or "all",
         )  # fmt: skip
-        query = trends.state_query(state)
+        query = trends_state.state_query(state)
         lang = parse_qs((search or "").lstrip("?")).get("lang")
         if lang:
             query["lang"] = lang[0]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dash_leaflet as dl
 import plotly.graph_objects as go
@@ -27,10 +27,12 @@ from dashboard.services.trends import (
     HIST_EDGES_S,
     PERIOD_KINDS,
     SHIFTS,
-    PageState,
 )
 from dashboard.theme import DENSITY_COLORS
 from layouts import ids
+
+if TYPE_CHECKING:  # the URL state is the callbacks' (they hand it in); no import at run time
+    from callbacks.trends_state import PageState
 
 FONT = (
     '"Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "PingFang SC", '

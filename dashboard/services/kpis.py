@@ -128,7 +128,7 @@ def resolution_limit_s(policy: SlaPolicy, categories: Iterable[str]) -> ColumnEl
 
 
 # -- the figures ----------------------------------------------------------------------------------
-# The counts behind the per-period rates, in order: trends (dashboard/services/trends.py)
+# The counts behind the per-period rates, in order: trends (dashboard/services/trends/)
 # groups the very same aggregates by time bucket, grid or department.
 COUNT_NAMES: tuple[str, ...] = (
     "reported", "open", "disposed", "closed", "resolved", "on_time", "rework",

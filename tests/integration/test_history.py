@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from callbacks import trends_state
 from dashboard.demo.district import generate_district, seed_district
 from dashboard.demo.history import generate_history
 from dashboard.models import Case, UnitPing
@@ -54,7 +55,7 @@ def test_history_in_bulk_is_idempotent_and_readable(runtime: Runtime) -> None:
         )
         assert bad == 0
         assert session.scalar(select(func.count()).where(Case.grid_code.is_(None))) == 0
-        req = trends.request_of(trends.PageState(period="last_week"), now=NOW, zone=SH)
+        req = trends_state.request_of(trends_state.PageState(period="last_week"), now=NOW, zone=SH)
         page = trends.trends_page(
             session, req=req, options=options_for(runtime.settings, runtime.policy), now=NOW
         )

@@ -12,11 +12,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from callbacks import trends_state
+from callbacks.trends_state import PageState
 from dashboard.models import Case, Grid, UnitPing
 from dashboard.runtime import Runtime
 from dashboard.services import trends
 from dashboard.services.kpis import KpiOptions, Period, period_kpis
-from dashboard.services.trends import Filters, PageState, TrendRequest
+from dashboard.services.trends import Filters, TrendRequest
 from dashboard.sla import SlaPolicy
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -276,9 +278,9 @@ def test_named_periods_and_the_url_state() -> None:
         filters=Filters(categories=("dispute", "noise"), zone="Z1", department="police"),
         replay_day=date(2026, 11, 5), replay_shift="night",
     )  # fmt: skip
-    again = trends.parse_state(parse_qs(urlencode(trends.state_query(state))))
+    again = trends_state.parse_state(parse_qs(urlencode(trends_state.state_query(state))))
     assert again == state
-    assert trends.parse_state({"period": ["bogus"], "g": ["year"]}) == PageState()
+    assert trends_state.parse_state({"period": ["bogus"], "g": ["year"]}) == PageState()
 
 
 def test_daylight_saving_buckets() -> None:
