@@ -6,8 +6,9 @@ module (and the engine setup in dashboard/db.py, the column types in dashboard/m
 and the migrations) looks at the dialect's name.
 
 * ``name(session)`` — the dialect of a session's bind: ``"sqlite"`` or ``"postgresql"``.
-* Expressions: ``epoch_s`` (seconds since 1970 of a UTC timestamp column) and
-  ``floor_int`` (floor of a non-negative number, as an integer).
+* Expressions: ``epoch_s`` (seconds since 1970 of a UTC timestamp column, compared with a
+  tolerance of ``EPSILON_S``) and ``floor_int`` (floor of a non-negative number, as an
+  integer).
 * ``percentiles`` / ``grouped_percentiles``: linearly interpolated percentiles — PostgreSQL's
   ``percentile_cont``; on SQLite the same interpolation from row numbers over one window.
 * Writes: ``insert_ignore`` (INSERT … ON CONFLICT DO NOTHING of ORM-typed rows),
@@ -55,6 +56,10 @@ from sqlalchemy.orm import Session
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 NAT = np.iinfo(np.int64).min  # "no time" in the epoch arrays of timestamp_texts
+# Times computed by epoch_s are compared to the millisecond: SQLite's julianday() carries
+# ~0.1 ms of rounding (so that 09:00:00 falls in hour 9 and a deadline met to the second
+# is met).
+EPSILON_S = 0.001
 
 
 def name(session: Session) -> str:
@@ -70,7 +75,7 @@ def epoch_s(column: Any, dialect: str) -> ColumnElement[Any]:
     """Seconds since 1970 of a UTC datetime column, in SQL."""
     if dialect == SQLITE:
         # SQLite stores the UTC columns as naive ISO text; julianday reads it (with ~0.1 ms
-        # of rounding: callers compare to the millisecond).
+        # of rounding: callers compare with EPSILON_S).
         return (func.julianday(column) - 2440587.5) * 86400.0
     return extract("epoch", column)
 
