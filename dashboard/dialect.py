@@ -7,7 +7,6 @@ dialect's name.
 
 * ``create_engine_for``: the engine of a URL, set up for its database (SQLite: WAL, busy
   timeout, BEGIN IMMEDIATE for writers; PostgreSQL: psycopg, UTC sessions, a pool).
-
 * ``name(session)`` — the dialect of a session's bind: ``"sqlite"`` or ``"postgresql"``.
 * Expressions: ``epoch_s`` (seconds since 1970 of a UTC timestamp column, compared with a
   tolerance of ``EPSILON_S``) and ``floor_int`` (floor of a non-negative number, as an
