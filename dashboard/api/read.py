@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -34,6 +34,11 @@ class BadRequest(Exception):
 def runtime() -> Runtime:
     rt: Runtime = current_app.extensions["lianqin"]
     return rt
+
+
+def answer(adapter: Any, data: Any) -> Response:
+    """A 200 JSON answer through its response model (dashboard/api/responses.py)."""
+    return Response(out.dump_json(adapter, data), mimetype="application/json")
 
 
 @api.errorhandler(BadRequest)
@@ -69,7 +74,7 @@ def parse_since(value: str, rt: Runtime) -> datetime:
 @api.get("/healthz")
 def healthz() -> Response:
     """Liveness: the process answers."""
-    return jsonify(out.dump(out.Health, {"status": "ok"}))
+    return answer(out.Health, {"status": "ok"})
 
 
 @api.get("/api/v1/cases/<case_id>")
@@ -83,7 +88,7 @@ def get_case(case_id: str) -> Response:
         data = case_service.get_case(session, case_id=case_id, zone=rt.settings.zone, now=rt.now())
     if data is None:
         return api_error(404, "not_found", f"no case {case_id}", {"id": "unknown"})
-    return jsonify(out.dump(out.CaseDetail, data))
+    return answer(out.CaseDetail, data)
 
 
 @api.get("/api/v1/cases")
@@ -95,7 +100,7 @@ def list_cases() -> Response:
             session, zone=rt.settings.zone, now=rt.now(), status=query.status,
             since=query.since, limit=query.limit,
         )  # fmt: skip
-    return jsonify(out.dump(out.CASE_LIST, data))
+    return answer(out.CASE_LIST, data)
 
 
 @api.get("/api/v1/units")
@@ -105,7 +110,7 @@ def list_units() -> Response:
         data = unit_service.list_units(
             session, zone=rt.settings.zone, now=rt.now(), stale_s=rt.settings.unit_stale_s
         )
-    return jsonify(out.dump(out.UNIT_LIST, data))
+    return answer(out.UNIT_LIST, data)
 
 
 def _bound(name: str, value: str, rt: Runtime, *, end: bool) -> datetime:
@@ -153,12 +158,12 @@ def kpis() -> Response:
         "at": case_service.iso(now, zone),
         **figures,
     }
-    return jsonify(out.dump(out.Kpis, data))
+    return answer(out.Kpis, data)
 
 
 def _geo(payload: dict[str, Any], crs: str) -> Response:
     """``crs``: the datum of the map's tiles (dashboard/tiles.py)."""
-    response = jsonify(out.dump(out.FeatureCollection, geo_service.for_display(payload, crs)))
+    response = answer(out.FeatureCollection, geo_service.for_display(payload, crs))
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from dashboard.api import responses as out
 from dashboard.api.errors import api_error
+from dashboard.api.read import answer
 from dashboard.runtime import Runtime
 from dashboard.services import dispatch
 from dashboard.web.auth import client_ip, current_principal
@@ -94,4 +95,4 @@ def case_action(case_id: str, action: str) -> Response:
         },
         "warnings": outcome.warnings,
     }
-    return jsonify(out.dump(out.ActionResult, result))
+    return answer(out.ActionResult, result)
