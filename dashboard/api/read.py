@@ -43,8 +43,10 @@ def answer(adapter: Any, data: Any) -> Response:
 
 @api.errorhandler(BadRequest)
 def _bad_request(exc: BadRequest) -> Response:
-    reason = "; ".join(exc.fields.values()) or "bad request"
-    return api_error(exc.status, None, reason, exc.fields)
+    reason = "; ".join(
+        text if text.startswith(name) else f"{name}: {text}" for name, text in exc.fields.items()
+    )
+    return api_error(exc.status, None, reason or "bad request", exc.fields)
 
 
 @api.errorhandler(HTTPException)
@@ -63,14 +65,6 @@ def _query(model: type[Query], rt: Runtime) -> Query:
         raise BadRequest(schemas.field_errors(exc, model)) from None
 
 
-def parse_since(value: str, rt: Runtime) -> datetime:
-    """An ISO date or datetime (local time zone when it has no offset) or epoch milliseconds."""
-    try:
-        return schemas.parse_time_param(value, rt.settings.zone, "since")
-    except ValueError as exc:
-        raise BadRequest({"since": str(exc)}) from None
-
-
 @api.get("/healthz")
 def healthz() -> Response:
     """Liveness: the process answers."""
@@ -82,7 +76,7 @@ def get_case(case_id: str) -> Response:
     try:
         schemas.CASE_ID.validate_python(case_id)
     except ValidationError as exc:
-        raise BadRequest({"id": f"a case id: {schemas.field_errors(exc)['body']}"}) from None
+        raise BadRequest({"id": schemas.field_errors(exc)["body"]}) from None
     rt = runtime()
     with rt.db.read() as session:
         data = case_service.get_case(session, case_id=case_id, zone=rt.settings.zone, now=rt.now())
