@@ -5,7 +5,8 @@ alike, so both follow the same rules in the same order:
 
 1. the role (403): ``assign``, ``priority`` and ``cancel`` need ``dispatch``,
    ``note`` needs ``add_note``, ``reopen`` needs ``reopen`` (accounts.PERMISSIONS);
-2. the input (422, with a reason per field);
+2. the input (422, with a reason per field): each action's body model, the write API's
+   own (dashboard/api/schemas.py);
 3. the case (404), then optimistic concurrency (409): the caller sends the case's
    ``version`` as it saw it, and a case changed since — by a producer's message or by
    another lead — is refused, never silently overwritten;
@@ -78,13 +79,6 @@ class DispatchError(Exception):
         self.fields = dict(fields or {})
         self.code = code
         self.current_version = current_version
-
-    def to_json(self) -> dict[str, Any]:
-        """The API's error shape (dashboard/api/errors.py)."""
-        body: dict[str, Any] = {"error": self.error, "code": self.code, "fields": self.fields}
-        if self.current_version is not None:
-            body["version"] = self.current_version
-        return body
 
 
 @dataclass(frozen=True, slots=True)
