@@ -20,6 +20,7 @@ import dash_ag_grid as dag
 from dash import dcc, html
 from dash.development.base_component import Component
 
+from dashboard.contract.changes import CANCEL_REASON_MAX, NOTE_MAX
 from dashboard.i18n import CATEGORY_LABELS, SOURCE_LABELS, STATUS_LABELS, UNIT_KIND_LABELS, t
 from dashboard.services.geo import MapView
 from dashboard.theme import OVERDUE_COLOR, STATUS_COLORS
@@ -186,7 +187,7 @@ def create_bulk_bar(*, lang: str, options: Mapping[str, Any], can_dispatch: bool
                 id=ids.BULK_NOTE,
                 placeholder=t(lang, "note_placeholder"),
                 className="lq-input",
-                maxLength=1000,
+                maxLength=NOTE_MAX,
             ),
             html.Button(
                 t(lang, "bulk_button"),
@@ -240,7 +241,7 @@ def create_actions(*, lang: str, options: Mapping[str, Any], perms: frozenset[st
                     id=ids.ASSIGN_NOTE,
                     placeholder=t(lang, "note_placeholder"),
                     className="lq-textarea",
-                    maxLength=1000,
+                    maxLength=NOTE_MAX,
                 ),
                 html.Button(
                     t(lang, "assign_button"), id=ids.ASSIGN_BUTTON, className="lq-btn lq-btn-go"
@@ -275,7 +276,7 @@ def create_actions(*, lang: str, options: Mapping[str, Any], perms: frozenset[st
                         id=ids.NOTE_TEXT,
                         placeholder=t(lang, "note_text"),
                         className="lq-input",
-                        maxLength=1000,
+                        maxLength=NOTE_MAX,
                     ),
                     ids.NOTE_BUTTON,
                     t(lang, "note_button"),
@@ -292,7 +293,7 @@ def create_actions(*, lang: str, options: Mapping[str, Any], perms: frozenset[st
                         id=ids.CANCEL_REASON,
                         placeholder=t(lang, "cancel_reason"),
                         className="lq-input",
-                        maxLength=300,
+                        maxLength=CANCEL_REASON_MAX,
                     ),
                     ids.CANCEL_BUTTON,
                     t(lang, "cancel_button"),
@@ -310,7 +311,7 @@ def create_actions(*, lang: str, options: Mapping[str, Any], perms: frozenset[st
                         id=ids.REOPEN_NOTE,
                         placeholder=t(lang, "reopen_note"),
                         className="lq-input",
-                        maxLength=1000,
+                        maxLength=NOTE_MAX,
                     ),
                     ids.REOPEN_BUTTON,
                     t(lang, "reopen_button"),

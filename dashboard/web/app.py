@@ -110,6 +110,9 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     from dashboard.web.bodies import install_callback_checks
 
     install_callback_checks(server, dash_app.callback_map)
+    from callbacks.permissions import install_callback_guard
+
+    install_callback_guard(server)  # after the envelope check: who may call which callback
     from dashboard.web.security import content_security_policy, install_headers
 
     # After every callback is registered: the hashes cover Dash's own inline scripts.

@@ -36,7 +36,6 @@ from flask import (
     Response,
     current_app,
     g,
-    jsonify,
     redirect,
     render_template_string,
     request,
@@ -46,6 +45,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from werkzeug.datastructures import MultiDict
 
+from dashboard.api.errors import api_error
 from dashboard.i18n import LOGIN_TEXT
 from dashboard.runtime import Runtime
 from dashboard.services import accounts
@@ -182,12 +182,10 @@ def _without_token(path: str) -> str:
     return path + (f"?{urlencode(list(query.items(multi=True)))}" if query else "")
 
 
-def _deny(status: int, reason: str) -> Response:
+def _deny(status: int, reason: str, code: str | None = None) -> Response:
     path = request.path
-    if _wants_json(path):
-        response = jsonify({"error": reason})
-        response.status_code = status
-        return response
+    if _wants_json(path):  # the API's one error shape (dashboard/api/errors.py)
+        return api_error(status, code, reason)
     if status == 401:
         target = quote(_without_token(path), safe="/?=&,;:@+")  # no raw CR/LF in Location
         return redirect(f"/login?next={target}")  # type: ignore[return-value]
@@ -356,7 +354,7 @@ def init_auth(server: Flask, rt: Runtime) -> None:
 
     @server.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> Response:
-        return _deny(400, f"CSRF check failed: {exc.description}")
+        return _deny(400, f"CSRF check failed: {exc.description}", "csrf_failed")
 
 
 # -- the login page ---------------------------------------------------------------------------

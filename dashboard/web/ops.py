@@ -30,6 +30,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from dashboard.api.errors import api_error
 from dashboard.live.latency import LATENCY_BUCKETS
 from dashboard.runtime import Runtime
 from dashboard.worker.leases import lease_states
@@ -307,12 +308,12 @@ def readyz() -> tuple[Response, int]:
 
 
 @ops.get("/metrics")
-def metrics() -> Response | tuple[Response, int]:
+def metrics() -> Response:
     rt = _runtime()
-    if not metrics_allowed(rt):
-        return jsonify({"error": "metrics need the metrics token or an admin"}), 401
+    if not metrics_allowed(rt):  # the API's error shape (dashboard/api/errors.py)
+        return api_error(401, "unauthenticated", "metrics need the metrics token or an admin")
     try:
         payload = render_metrics(rt)
     except (redis.RedisError, OSError) as exc:
-        return jsonify({"error": f"redis unavailable: {exc.__class__.__name__}"}), 503
+        return api_error(503, "unavailable", f"redis unavailable: {exc.__class__.__name__}")
     return Response(payload, mimetype=CONTENT_TYPE_LATEST)
