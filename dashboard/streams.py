@@ -12,6 +12,7 @@ from typing import Any
 import redis
 
 from dashboard.config import Settings
+from dashboard.text import as_str
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,7 @@ class Producer:
 
     def _add(self, stream: str, values: Mapping[str, Any], maxlen: int) -> str:
         entry_id = self.client.xadd(stream, self.fields(values), maxlen=maxlen, approximate=True)
-        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        return as_str(entry_id)
 
     def pipeline_pings(self, pings: Sequence[Mapping[str, Any]]) -> None:
         """Many pings in one round trip."""

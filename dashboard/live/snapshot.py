@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from dashboard.live.deltas import _s
 from dashboard.streams import Keys
+from dashboard.text import as_str
 
 if TYPE_CHECKING:
     from dashboard.runtime import Runtime
@@ -54,7 +54,7 @@ def snapshot(runtime: Runtime) -> dict[str, Any]:
         "day_start": ms(start_of_day(now, runtime.settings.zone)),
         "cases": cases,
         "units": list(units.values()),
-        "kpis": _s(kpis) if kpis else None,
+        "kpis": as_str(kpis) if kpis else None,
     }
 
 
@@ -203,7 +203,7 @@ class SnapshotStore:
                 pipe.watch(self.keys.snapshot_lock)
                 held: Any = pipe.get(self.keys.snapshot_lock)
                 pipe.multi()
-                if held is not None and _s(held) == token:
+                if held is not None and as_str(held) == token:
                     pipe.delete(self.keys.snapshot_lock)
                 pipe.execute()
             except redis.WatchError:
@@ -228,5 +228,5 @@ def handle_sync(runtime: Runtime, store: SnapshotStore, data: Any) -> dict[str, 
         "url": ref.url,
         "bytes": ref.bytes,
         "at": int(time.time() * 1000),
-        "kpis": _s(kpis) if kpis else None,
+        "kpis": as_str(kpis) if kpis else None,
     }

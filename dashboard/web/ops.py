@@ -32,6 +32,7 @@ from sqlalchemy.exc import DBAPIError
 
 from dashboard.live.latency import LATENCY_BUCKETS
 from dashboard.runtime import Runtime
+from dashboard.text import as_str
 from dashboard.worker.leases import lease_states
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,6 @@ class GroupState:
     exists: bool
 
 
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def group_states(rt: Runtime, *, cap: int) -> list[GroupState]:
     """Lag and pending count of the workers' group on every input stream.
 
@@ -72,13 +69,15 @@ def group_states(rt: Runtime, *, cap: int) -> list[GroupState]:
         except redis.ResponseError:  # no such stream yet: nothing written, nothing behind
             out.append(GroupState(short, 0, 0, 0, False))
             continue
-        group = next((g for g in groups if _s(g.get("name")) == rt.settings.consumer_group), None)
+        group = next(
+            (g for g in groups if as_str(g.get("name")) == rt.settings.consumer_group), None
+        )
         if group is None:
             out.append(GroupState(short, int(rt.redis.xlen(stream)), 0, 0, False))
             continue
         lag = group.get("lag")
         if lag is None:
-            last = _s(group.get("last-delivered-id") or "0-0")
+            last = as_str(group.get("last-delivered-id") or "0-0")
             lag = rt.redis.eval(_LAG_LUA, 1, stream, last, cap)
         out.append(
             GroupState(
@@ -171,7 +170,7 @@ class SharedStateCollector:
         )
         snapshots = {"builds": 0, "served": 0}
         for raw_name, raw_value in sorted(counters.items()):
-            name, value = _s(raw_name), int(raw_value)
+            name, value = as_str(raw_name), int(raw_value)
             parts = name.split(":")
             if parts[0] == "ingested" and len(parts) == 2:
                 ingested.add_metric([parts[1]], value)
@@ -232,7 +231,7 @@ class SharedStateCollector:
         yield leader
         yield epoch
 
-        values = {_s(k): int(v) for k, v in latency.items()}
+        values = {as_str(k): int(v) for k, v in latency.items()}
         buckets: list[tuple[str, float]] = []
         running = 0
         for bound in [*map(repr, LATENCY_BUCKETS), "+Inf"]:

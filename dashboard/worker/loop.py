@@ -69,6 +69,7 @@ from dashboard.services.cases import case_to_live, sweep_overdue
 from dashboard.services.ingest import apply_incidents, apply_pings
 from dashboard.services.units import encode_record, unit_live_record
 from dashboard.streams import ensure_groups, is_transient_redis
+from dashboard.text import as_str
 from dashboard.worker.leases import LeaseLost, StreamLease, check_fence, take_fence
 
 log = logging.getLogger(__name__)
@@ -322,9 +323,9 @@ class Worker:
         )
         batches: dict[str, list[Entry]] = {}
         for stream, entries in response or []:
-            name = stream.decode() if isinstance(stream, bytes) else stream
+            name = as_str(stream)
             if entries:
-                batches[name] = [(self._id(eid), fields) for eid, fields in entries]
+                batches[name] = [(as_str(eid), fields) for eid, fields in entries]
         if self._retry_pending and not batches:
             self._retry_pending = False
             return 0
@@ -356,7 +357,7 @@ class Worker:
         summary: Any = self.rt.redis.xpending(stream, self.group)
         if int(summary["pending"]) != count:
             return False
-        return all(self._id(c["name"]) == self.consumer for c in summary["consumers"])
+        return all(as_str(c["name"]) == self.consumer for c in summary["consumers"])
 
     def _catch_up(self, stream: str) -> int:
         """Apply every entry pending in the group on an ordered stream, whoever it was
@@ -371,11 +372,11 @@ class Worker:
             )
             if not rows:
                 break
-            ids: list[Any] = [self._id(row["message_id"]) for row in rows]
+            ids: list[Any] = [as_str(row["message_id"]) for row in rows]
             claimed: Any = self.rt.redis.xclaim(
                 stream, self.group, self.consumer, min_idle_time=0, message_ids=ids
             )
-            entries = [(self._id(eid), fields) for eid, fields in claimed if eid is not None]
+            entries = [(as_str(eid), fields) for eid, fields in claimed if eid is not None]
             gone = set(ids) - {eid for eid, _ in entries}
             if gone:
                 log.error(
@@ -415,8 +416,8 @@ class Worker:
                     start_id=start,
                     count=self.settings.worker_batch,
                 )
-                start = self._id(reply[0])
-                entries = [(self._id(eid), fields) for eid, fields in reply[1] if eid is not None]
+                start = as_str(reply[0])
+                entries = [(as_str(eid), fields) for eid, fields in reply[1] if eid is not None]
                 if entries:
                     log.info("claimed %d pending entries of %s", len(entries), stream)
                     self.handle({stream: entries})
@@ -466,7 +467,7 @@ class Worker:
             payload = body(live, [])
             self.rt.deltas.append(payload, pipe)
             seq, cursor = pipe.execute()[0]
-            self._publish(int(seq), self._id(cursor), payload)
+            self._publish(int(seq), as_str(cursor), payload)
 
     def push_kpis(self, *, force: bool = False) -> dict[str, Any] | None:
         """Recompute the wall's KPI summary (SQL aggregates over today), keep a copy in Redis
@@ -718,7 +719,7 @@ class Worker:
         replies = pipe.execute()
         if payload is not None:
             seq, cursor = replies[0]
-            result.seq, result.cursor = int(seq), self._id(cursor)
+            result.seq, result.cursor = int(seq), as_str(cursor)
             self._publish(result.seq, result.cursor, payload)
         return result
 
@@ -734,7 +735,3 @@ class Worker:
     @staticmethod
     def _parse_change(fields: dict[bytes, bytes]) -> str:
         return parse_change(fields)  # type: ignore[arg-type]
-
-    @staticmethod
-    def _id(value: Any) -> str:
-        return value.decode() if isinstance(value, bytes) else str(value)
