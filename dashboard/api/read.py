@@ -6,7 +6,7 @@ import re
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from dashboard.contract.entries import ID_RE, STATUSES
@@ -15,6 +15,7 @@ from dashboard.services import cases as case_service
 from dashboard.services import geo as geo_service
 from dashboard.services import kpis as kpi_service
 from dashboard.services import units as unit_service
+from dashboard.web.context import current_runtime
 
 api = Blueprint("api", __name__)
 # ASCII digits only: str.isdigit() and \d also take "²" and "٢", which int() then refuses.
@@ -33,11 +34,6 @@ class BadRequest(Exception):
         self.field = field
         self.reason = reason
         self.status = status
-
-
-def runtime() -> Runtime:
-    rt: Runtime = current_app.extensions["lianqin"]
-    return rt
 
 
 @api.errorhandler(BadRequest)
@@ -98,7 +94,7 @@ def healthz() -> Response:
 def get_case(case_id: str) -> Response | tuple[Response, int]:
     if not ID_RE.fullmatch(case_id):
         raise BadRequest("id", "a case id is 1-64 characters of A-Z a-z 0-9 . _ : -")
-    rt = runtime()
+    rt = current_runtime()
     with rt.db.read() as session:
         data = case_service.get_case(session, case_id=case_id, zone=rt.settings.zone, now=rt.now())
     if data is None:
@@ -108,7 +104,7 @@ def get_case(case_id: str) -> Response | tuple[Response, int]:
 
 @api.get("/api/v1/cases")
 def list_cases() -> Response:
-    rt = runtime()
+    rt = current_runtime()
     status = _statuses(rt)
     since_raw = request.args.get("since")
     since = parse_since(since_raw, rt) if since_raw else None
@@ -122,7 +118,7 @@ def list_cases() -> Response:
 
 @api.get("/api/v1/units")
 def list_units() -> Response:
-    rt = runtime()
+    rt = current_runtime()
     with rt.db.read() as session:
         data = unit_service.list_units(
             session, zone=rt.settings.zone, now=rt.now(), stale_s=rt.settings.unit_stale_s
@@ -149,7 +145,7 @@ def _bound(name: str, value: str, rt: Runtime, *, end: bool) -> datetime:
 @api.get("/api/v1/kpis")
 def kpis() -> Response:
     """KPIs of a period (DESIGN.md names): ``from``/``to`` ISO dates or datetimes, default today."""
-    rt = runtime()
+    rt = current_runtime()
     now = rt.now()
     zone = rt.settings.zone
     today = kpi_service.today_period(now, zone)
@@ -189,7 +185,7 @@ def _geo(payload: dict[str, Any]) -> Response:
 
 @api.get("/api/v1/geo/basemap")
 def geo_basemap() -> Response:
-    with runtime().db.read() as session:
+    with current_runtime().db.read() as session:
         return _geo(geo_service.basemap(session))
 
 
@@ -198,13 +194,13 @@ def geo_grids() -> Response:
     level = request.args.get("level", "grid")
     if level not in ("grid", "micro"):
         raise BadRequest("level", "level is grid or micro")
-    with runtime().db.read() as session:
+    with current_runtime().db.read() as session:
         return _geo(geo_service.grids(session, level=level))
 
 
 @api.get("/api/v1/geo/zones")
 def geo_zones() -> Response:
-    with runtime().db.read() as session:
+    with current_runtime().db.read() as session:
         return _geo(geo_service.zones(session))
 
 
@@ -213,5 +209,5 @@ def geo_facilities() -> Response:
     kind = request.args.get("kind")
     if kind is not None and kind not in ("camera", "sensor", "station"):
         raise BadRequest("kind", "kind is camera, sensor or station")
-    with runtime().db.read() as session:
+    with current_runtime().db.read() as session:
         return _geo(geo_service.facilities(session, kind=kind))

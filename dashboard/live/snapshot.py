@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from dashboard.services.cases import live_cases, ms, start_of_day
+from dashboard.services.units import live_units
 from dashboard.streams import Keys
 from dashboard.text import as_str
 
@@ -36,9 +38,6 @@ NO_CURSOR = "0-0"  # in a version, the cursor of an empty log
 def snapshot(runtime: Runtime) -> dict[str, Any]:
     """The whole live state with the cursor it reflects (read the cursor first, then the DB:
     it holds at least everything up to ``seq``; later deltas re-applied change nothing)."""
-    from dashboard.services.cases import live_cases, ms, start_of_day
-    from dashboard.services.units import live_units
-
     head = runtime.deltas.head()
     now = runtime.now()
     with runtime.db.read() as session:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -33,6 +33,8 @@ from sqlalchemy.exc import DBAPIError
 from dashboard.live.latency import LATENCY_BUCKETS
 from dashboard.runtime import Runtime
 from dashboard.text import as_str
+from dashboard.web.auth import authorization, bearer_principal, bearer_token, current_principal
+from dashboard.web.context import current_runtime
 from dashboard.worker.leases import lease_states
 
 log = logging.getLogger(__name__)
@@ -270,17 +272,10 @@ def render_metrics(rt: Runtime) -> bytes:
     return generate_latest(registry)
 
 
-def _runtime() -> Runtime:
-    rt: Runtime = current_app.extensions["lianqin"]
-    return rt
-
-
 def metrics_allowed(rt: Runtime) -> bool:
     """The metrics token (bearer), an admin's API token or signed-in session, or
     ``metrics_public``. As everywhere, one credential per request: with an Authorization
     header, the session cookie is not looked at."""
-    from dashboard.web.auth import authorization, bearer_principal, bearer_token, current_principal
-
     settings = rt.settings
     if settings.metrics_public:
         return True
@@ -301,13 +296,13 @@ def metrics_allowed(rt: Runtime) -> bool:
 @ops.get("/readyz")
 def readyz() -> tuple[Response, int]:
     """Readiness: 200 when Redis and the database answer and the workers keep up, else 503."""
-    ready, details = readiness(_runtime())
+    ready, details = readiness(current_runtime())
     return jsonify(details), 200 if ready else 503
 
 
 @ops.get("/metrics")
 def metrics() -> Response | tuple[Response, int]:
-    rt = _runtime()
+    rt = current_runtime()
     if not metrics_allowed(rt):
         return jsonify({"error": "metrics need the metrics token or an admin"}), 401
     try:
