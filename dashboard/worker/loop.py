@@ -70,6 +70,7 @@ from dashboard.services.ingest import apply_incidents, apply_pings
 from dashboard.services.units import encode_record, unit_live_record
 from dashboard.streams import ensure_groups, is_transient_redis
 from dashboard.text import as_str
+from dashboard.worker.jobs import PeriodicJob, run_due
 from dashboard.worker.leases import LeaseLost, StreamLease, check_fence, take_fence
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,12 @@ def _is_outage(exc: BaseException) -> bool:
     return isinstance(exc, TransientError) or is_transient_redis(exc)
 
 
+def _pauses(exc: BaseException) -> bool:
+    """A periodic job's exception that stops the round and goes to the loop, which backs off
+    (an outage, a newer lease holder, Redis refusing); anything else is the job's own."""
+    return isinstance(exc, TransientError | redis.RedisError | OSError)
+
+
 def _describe(exc: BaseException) -> str:
     """The exception's class and the first line of its message (a DBAPIError's driver
     error, not its SQL and parameters), for a reason or a log line."""
@@ -156,8 +163,6 @@ class Worker:
         self.grids = GridIndex([])
         self._grids_version: Any = b"unset"
         self._retry_pending = True  # after a start or a failure, our own pending entries first
-        self._last_reclaim = 0.0
-        self._last_sweep = 0.0
         self._last_kpis = 0.0
         self._kpis_dirty = True  # cases changed since the wall's KPIs were last pushed
         self._kpis_cost = 0.0  # seconds the last computation took
@@ -179,6 +184,30 @@ class Worker:
             )
             for stream in self.keys.ordered_streams
         }
+        self.jobs = self._housekeeping_jobs()
+
+    def _housekeeping_jobs(self) -> list[PeriodicJob]:
+        """Between batches, in this order (dashboard/worker/jobs.py): renew or take the leases
+        (every round, first: the rest may take a while), then on the sweep tick reload the grid
+        index if it changed, flag overdue cases, relay the outbox and tell the screens the
+        pipeline is alive; the wall's KPIs when cases changed; dead consumers' entries."""
+        sweep_s = self.settings.sweep_interval_s
+        return [
+            PeriodicJob("leases", 0.0, self._tick_leases),
+            PeriodicJob("grids", sweep_s, self.reload_grids),
+            PeriodicJob("sweep", sweep_s, self.sweep),
+            PeriodicJob("outbox", sweep_s, self.relay_changes),
+            PeriodicJob("clock", sweep_s, self._clock_tick),
+            # At most once per interval, and never more than ~20 % of the worker's time (a
+            # day with tens of thousands of cases takes the database most of a second).
+            PeriodicJob(
+                "kpis",
+                lambda: max(self.settings.kpi_interval_s, 5 * self._kpis_cost),
+                self.push_kpis,
+                when=lambda: self._kpis_dirty,
+            ),
+            PeriodicJob("reclaim", max(1.0, self.settings.claim_idle_ms / 2000), self.reclaim),
+        ]
 
     # -- set-up ---------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -207,8 +236,7 @@ class Worker:
                 if not prepared:
                     self.prepare()
                     prepared = True
-                self._tick_leases()  # also before the housekeeping, which may take a while
-                self.housekeeping()
+                self.housekeeping()  # the leases first, then the periodic jobs that are due
                 self.step()
                 backoff = 0.5
             except Fenced as exc:  # from the housekeeping's catch-up; step() handles its own
@@ -240,27 +268,24 @@ class Worker:
         for lease in self.leases.values():
             lease.drop()
 
-    def housekeeping(self) -> None:
-        now = time.monotonic()
-        if now - self._last_sweep >= self.settings.sweep_interval_s:
-            self._last_sweep = now
-            self.reload_grids()
-            self.sweep()
-            self.relay_changes()
-            self._kpis_dirty = True  # the clock moves live figures (overdue, units online)
-            if self.publisher is not None:
-                try:
-                    self.publisher.tick(self.rt.deltas.head())
-                except (redis.RedisError, OSError) as exc:
-                    log.warning("tick not published: %s", exc)
-        # At most once per interval, and never more than ~20 % of the worker's time (a day
-        # with tens of thousands of cases takes the database most of a second).
-        spacing = max(self.settings.kpi_interval_s, 5 * self._kpis_cost)
-        if self._kpis_dirty and now - self._last_kpis >= spacing:
-            self.push_kpis()
-        if now - self._last_reclaim >= max(1.0, self.settings.claim_idle_ms / 2000):
-            self._last_reclaim = now
-            self.reclaim()
+    def housekeeping(self) -> list[str]:
+        """Run the periodic jobs that are due (``self.jobs``); returns their names. A job that
+        fails is logged and the others still run; an outage stops the round (the loop backs
+        off) and the jobs not reached run in the next one."""
+        return run_due(self.jobs, time.monotonic(), pauses=_pauses)
+
+    def job(self, name: str) -> PeriodicJob:
+        return next(j for j in self.jobs if j.name == name)
+
+    def _clock_tick(self) -> None:
+        """The clock moves live figures (overdue, units online): the KPIs are due again; and
+        the heartbeat, so an idle screen knows the pipeline is alive."""
+        self._kpis_dirty = True
+        if self.publisher is not None:
+            try:
+                self.publisher.tick(self.rt.deltas.head())
+            except (redis.RedisError, OSError) as exc:
+                log.warning("tick not published: %s", exc)
 
     def _tell_degraded(self, reason: str) -> None:
         """The database is out: tell the screens (a tick flagged degraded), so the wall shows
