@@ -69,6 +69,12 @@ class Keys:
         return self._k("metrics:latency")
 
     @property
+    def consumer_counts(self) -> str:
+        """Entries each consumer of the group handled (applied or dead-lettered), by consumer
+        name: counted in the MULTI that acknowledges them, so each entry counts once."""
+        return self._k("metrics:consumers")
+
+    @property
     def web_clients(self) -> str:
         """Open sockets per web process (field: instance, value: JSON count and time)."""
         return self._k("web:clients")

@@ -75,6 +75,7 @@ from dashboard.worker.leases import LeaseLost, StreamLease, check_fence, take_fe
 
 log = logging.getLogger(__name__)
 Entry = tuple[str, dict[bytes, bytes]]
+CONSUMER_COUNTS_TTL_S = 7 * 86400  # the per-consumer counts outlive the last worker by a week
 
 
 class TransientError(Exception):
@@ -365,7 +366,7 @@ class Worker:
         if batches:
             result = self.handle(batches)
             handled = result.applied + len(result.dead)
-            # Per consumer, so that the share of each worker in a group can be seen (and tested).
+            # Per consumer (counted in Redis too: ``Keys.consumer_counts``).
             log.debug(
                 "consumer %s handled %d entries (%d dead-lettered)",
                 self.consumer,
@@ -734,6 +735,11 @@ class Worker:
         for name, value in counts.items():
             if value:
                 pipe.hincrby(self.keys.metrics, name, value)
+        if result.applied or result.dead:  # each worker's share of the group's work
+            pipe.hincrby(
+                self.keys.consumer_counts, self.consumer, result.applied + len(result.dead)
+            )
+            pipe.expire(self.keys.consumer_counts, CONSUMER_COUNTS_TTL_S)  # gone when all stop
         if payload is not None:  # XADD → pushed delta, for every entry whose effect it carries
             record_latencies(
                 pipe,
