@@ -77,7 +77,7 @@ class DeadLetter:
                 text = value.decode("utf-8")
             except UnicodeDecodeError:
                 text = repr(value)
-            out[name.decode("utf-8", "backslashreplace")] = text
+            out[as_str(name, "backslashreplace")] = text
         return out
 
     def to_json(self, *, full: bool = True, limit: int = 200) -> dict[str, Any]:
