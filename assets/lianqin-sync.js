@@ -5,7 +5,8 @@
  * server's sequence going backwards (a new epoch: Redis was reset) and a missed last delta
  * (a tick ahead of us), and asks `sync` again — backing off with full jitter when a sync
  * fails. What "apply", "ask" and "fetch" mean is the page's business (assets/lianqin-live.js
- * draws markers); tests/js/sync.test.js drives it with fakes under Node (`node --test tests/js/`).
+ * draws markers); tests/js/sync.test.js drives it with fakes under Node
+ * (`node --test tests/js/*.test.js`).
  *
  * Loaded as a browser script it sets window.lq.sync; under Node it is a CommonJS module.
  * Dash loads assets in alphabetical order, after lianqin-live.js: that file looks it up only

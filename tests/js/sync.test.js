@@ -1,6 +1,6 @@
 // The browser's side of the /live protocol (assets/lianqin-sync.js), without a browser:
 // sequence numbers, gaps, catch-up, snapshots with the deltas that arrive meanwhile, a new
-// epoch, a missed last delta, retries with backoff. Run: node --test tests/js/
+// epoch, a missed last delta, retries with backoff. Run: node --test tests/js/*.test.js
 "use strict";
 
 const test = require("node:test");
