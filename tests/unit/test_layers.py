@@ -140,11 +140,13 @@ def test_no_import_cycle() -> None:
 
 
 def test_the_worker_imports_no_web_framework() -> None:
-    """A worker process (``lianqin worker``) loads no Flask, Flask-SocketIO or Dash."""
+    """A worker process (``lianqin worker``: the CLI, the runtime, the loop, the publisher)
+    loads no Flask, Flask-SocketIO or Dash."""
     code = (
         "import sys\n"
         "import dashboard.worker, dashboard.worker.loop, dashboard.worker.leases\n"
         "import dashboard.live.publisher, dashboard.live.deltas, dashboard.live.outbox\n"
+        "import dashboard.runtime, dashboard.cli  # what `lianqin worker` loads\n"
         "web = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('flask', 'flask_socketio', 'flask_login', 'flask_wtf', 'dash'))\n"
         "print(','.join(web))\n"
