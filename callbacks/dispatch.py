@@ -13,16 +13,15 @@ from typing import Any
 
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 from dash.development.base_component import Component
-from flask import current_app
 from flask_wtf.csrf import generate_csrf
 
 from callbacks.inputs import BulkRequest, CaseRequest, CaseState, ConsoleContext, checked
 from dashboard.i18n import t
-from dashboard.runtime import Runtime
 from dashboard.services import dispatch
 from dashboard.services.geo import map_view
 from dashboard.tiles import tile_source
 from dashboard.web.auth import client_ip, current_principal
+from dashboard.web.context import current_runtime
 from layouts import ids
 from layouts.dispatch import (
     create_case_detail,
@@ -42,14 +41,9 @@ BUTTONS = {
 CONSOLE_PERMISSIONS = ("dispatch", "add_note", "reopen")
 
 
-def _rt() -> Runtime:
-    rt: Runtime = current_app.extensions["lianqin"]
-    return rt
-
-
 def render_page(*, lang: str) -> Component:
     """The /dispatch page for the signed-in principal (the router calls this)."""
-    rt = _rt()
+    rt = current_runtime()
     principal = current_principal()
     if principal is None or not principal.can("view_dispatch"):
         return html.Div(t(lang, "err_forbidden"), className="lq-not-found")
@@ -131,7 +125,7 @@ def register(app: Dash) -> None:
         """Show a case: its fields, timeline and the nearest units (read when opened)."""
         lang = context["lang"]
         case_id = (request or {}).get("id") or ""
-        rt = _rt()
+        rt = current_runtime()
         tz = rt.settings.tz
         with rt.db.read() as session:
             data = dispatch.console_case(
@@ -205,7 +199,7 @@ def register(app: Dash) -> None:
         }
         try:
             [outcome] = dispatch.perform(
-                _rt(),
+                current_runtime(),
                 principal=current_principal(),
                 action=action,
                 case_id=shown["id"],
@@ -265,7 +259,7 @@ def register(app: Dash) -> None:
         }
         try:
             outcomes = dispatch.perform(
-                _rt(),
+                current_runtime(),
                 principal=current_principal(),
                 action="assign",
                 cases=request["cases"],

@@ -339,7 +339,7 @@ def create_dispatch_layout(
     csrf_token: str,
 ) -> Component:
     crs = tiles.crs if tiles else "wgs84"
-    config = json.loads(live_config(lang=lang, tz=tz, display_crs=crs))
+    config = live_config(lang=lang, tz=tz, display_crs=crs)
     config.update(
         {
             "page": "dispatch",

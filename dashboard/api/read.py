@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -17,6 +17,7 @@ from dashboard.services import cases as case_service
 from dashboard.services import geo as geo_service
 from dashboard.services import kpis as kpi_service
 from dashboard.services import units as unit_service
+from dashboard.web.context import current_runtime
 
 api = Blueprint("api", __name__)
 Query = TypeVar("Query", bound=BaseModel)
@@ -30,10 +31,6 @@ class BadRequest(Exception):
         self.fields = fields
         self.status = status
 
-
-def runtime() -> Runtime:
-    rt: Runtime = current_app.extensions["lianqin"]
-    return rt
 
 
 def answer(adapter: Any, data: Any) -> Response:
@@ -77,7 +74,7 @@ def get_case(case_id: str) -> Response:
         schemas.CASE_ID.validate_python(case_id)
     except ValidationError as exc:
         raise BadRequest({"id": schemas.field_errors(exc)["body"]}) from None
-    rt = runtime()
+    rt = current_runtime()
     with rt.db.read() as session:
         data = case_service.get_case(session, case_id=case_id, zone=rt.settings.zone, now=rt.now())
     if data is None:
@@ -87,7 +84,7 @@ def get_case(case_id: str) -> Response:
 
 @api.get("/api/v1/cases")
 def list_cases() -> Response:
-    rt = runtime()
+    rt = current_runtime()
     query = _query(schemas.CasesQuery, rt)
     with rt.db.read() as session:
         data = case_service.list_cases(
@@ -99,7 +96,7 @@ def list_cases() -> Response:
 
 @api.get("/api/v1/units")
 def list_units() -> Response:
-    rt = runtime()
+    rt = current_runtime()
     with rt.db.read() as session:
         data = unit_service.list_units(
             session, zone=rt.settings.zone, now=rt.now(), stale_s=rt.settings.unit_stale_s
@@ -126,7 +123,7 @@ def _bound(name: str, value: str, rt: Runtime, *, end: bool) -> datetime:
 @api.get("/api/v1/kpis")
 def kpis() -> Response:
     """KPIs of a period (docs/kpis.md): ``from``/``to`` ISO dates or datetimes, default today."""
-    rt = runtime()
+    rt = current_runtime()
     now = rt.now()
     zone = rt.settings.zone
     today = kpi_service.today_period(now, zone)
@@ -164,7 +161,7 @@ def _geo(payload: dict[str, Any], crs: str) -> Response:
 
 @api.get("/api/v1/geo/basemap")
 def geo_basemap() -> Response:
-    rt = runtime()
+    rt = current_runtime()
     query = _query(schemas.GeoQuery, rt)
     with rt.db.read() as session:
         return _geo(geo_service.basemap(session), query.crs)
@@ -172,7 +169,7 @@ def geo_basemap() -> Response:
 
 @api.get("/api/v1/geo/grids")
 def geo_grids() -> Response:
-    rt = runtime()
+    rt = current_runtime()
     query = _query(schemas.GridsQuery, rt)
     with rt.db.read() as session:
         return _geo(geo_service.grids(session, level=query.level), query.crs)
@@ -180,7 +177,7 @@ def geo_grids() -> Response:
 
 @api.get("/api/v1/geo/zones")
 def geo_zones() -> Response:
-    rt = runtime()
+    rt = current_runtime()
     query = _query(schemas.GeoQuery, rt)
     with rt.db.read() as session:
         return _geo(geo_service.zones(session), query.crs)
@@ -188,7 +185,7 @@ def geo_zones() -> Response:
 
 @api.get("/api/v1/geo/facilities")
 def geo_facilities() -> Response:
-    rt = runtime()
+    rt = current_runtime()
     query = _query(schemas.FacilitiesQuery, rt)
     with rt.db.read() as session:
         return _geo(geo_service.facilities(session, kind=query.kind), query.crs)

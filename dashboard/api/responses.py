@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
 from dashboard.contract.entries import STATUSES
-from dashboard.lifecycle import STAGE_COLUMNS
 from dashboard.services.kpis import KPI_NAMES
+from dashboard.vocabulary import STAGE_COLUMNS
 
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 Status = Literal[STATUSES]  # type: ignore[valid-type]

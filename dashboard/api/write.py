@@ -16,26 +16,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from dashboard.api import responses as out
 from dashboard.api.errors import api_error
 from dashboard.api.read import answer
-from dashboard.runtime import Runtime
 from dashboard.services import dispatch
 from dashboard.web.auth import client_ip, current_principal
 from dashboard.web.bodies import BodyRefused
+from dashboard.web.context import current_runtime
 
 log = logging.getLogger(__name__)
 api_write = Blueprint("api_write", __name__)
 _ACTIONS = ",".join(dispatch.ACTIONS)
 
-
-def _runtime() -> Runtime:
-    rt: Runtime = current_app.extensions["lianqin"]
-    return rt
 
 
 def _body() -> Any:
@@ -72,7 +68,7 @@ def case_action(case_id: str, action: str) -> Response:
         dispatch.check_permission(principal, action)  # 403 before anything about the input
         body = _body()
         outcome = dispatch.perform(
-            _runtime(),
+            current_runtime(),
             principal=principal,
             action=action,
             case_id=case_id,

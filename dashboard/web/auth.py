@@ -51,6 +51,7 @@ from dashboard.runtime import Runtime
 from dashboard.services import accounts
 from dashboard.services.accounts import Principal
 from dashboard.vocabulary import Role
+from dashboard.web.context import current_runtime
 from dashboard.web.security import (
     announce_revocation,
     login_blocked,
@@ -90,11 +91,6 @@ class SessionPrincipal(UserMixin):
     def get_id(self) -> str:
         p = self.principal
         return f"u:{p.key}:{p.epoch}" if p.kind == "user" else f"t:{p.key}"
-
-
-def runtime() -> Runtime:
-    rt: Runtime = current_app.extensions["lianqin"]
-    return rt
 
 
 def current_principal() -> Principal | None:
@@ -148,7 +144,7 @@ def _load(user_id: str) -> SessionPrincipal | None:
     secret = session.get(SESSION_KEY)
     if not isinstance(secret, str):
         return None  # a cookie from before server-side sessions, or a forged one
-    rt = runtime()
+    rt = current_runtime()
     with rt.db.read() as db_session:
         principal = accounts.session_principal(db_session, secret=secret, now=rt.now())
     if principal is None:
@@ -162,7 +158,7 @@ def bearer_principal() -> Principal | None:
     token = bearer_token()
     if token is None:
         return None
-    rt = runtime()
+    rt = current_runtime()
     with rt.db.write() as db_session:
         principal = accounts.token_principal(db_session, plaintext=token)
         if principal is not None:
@@ -199,7 +195,7 @@ def _deny(status: int, reason: str, code: str | None = None) -> Response:
 def _start_session(principal: Principal, *, permanent: bool) -> None:
     """Sign this browser in as ``principal`` with a new server-side session (no fixation:
     whatever the cookie held before is dropped)."""
-    rt = runtime()
+    rt = current_runtime()
     with rt.db.write() as db_session:
         secret, _ = accounts.open_session(
             db_session, principal, now=rt.now(), lifetime=SESSION_LIFETIME, ip=client_ip()
@@ -214,7 +210,7 @@ def _end_session() -> None:
     """Delete this browser's session row and tell every web process to cut its sockets."""
     secret = session.get(SESSION_KEY)
     if isinstance(secret, str):
-        rt = runtime()
+        rt = current_runtime()
         with rt.db.write() as db_session:
             accounts.end_session(db_session, secret=secret)
         try:
@@ -227,7 +223,7 @@ def _end_session() -> None:
 
 def _kiosk(token: str) -> Response | None:
     """``/wall?token=…``: sign the screen in, ask first, or refuse (None: carry on)."""
-    rt = runtime()
+    rt = current_runtime()
     with rt.db.write() as db_session:
         principal = accounts.token_principal(db_session, plaintext=token)
         if principal is not None:
@@ -249,7 +245,7 @@ def _kiosk(token: str) -> Response | None:
 
 def _refuse_kiosk(principal: Principal, why: str) -> Response:
     """A 403 page for a kiosk link that may not open (audited as ``token.kiosk_refused``)."""
-    rt = runtime()
+    rt = current_runtime()
     with rt.db.write() as db_session:
         accounts.audit(
             db_session, actor=principal.actor, action="token.kiosk_refused",
@@ -261,7 +257,7 @@ def _refuse_kiosk(principal: Principal, why: str) -> Response:
 
 
 def _open_kiosk(principal: Principal, *, replaced: Principal | None) -> None:
-    rt = runtime()
+    rt = current_runtime()
     with rt.db.write() as db_session:
         accounts.audit(
             db_session, actor=principal.actor, action="token.kiosk", target=request.path[:100],
@@ -322,7 +318,7 @@ def guard() -> Response | None:
 def set_csrf_cookie(response: Response) -> Response:
     """Give browser sessions the CSRF token Dash sends back as X-CSRFToken."""
     if g.get("lq_auth") == "session" and request.method == "GET":
-        settings = runtime().settings
+        settings = current_runtime().settings
         response.set_cookie(
             CSRF_COOKIE,
             generate_csrf(),
@@ -416,7 +412,7 @@ def _lang() -> str:
     requested = request.args.get("lang")
     if requested in _TEXT:
         return requested
-    return runtime().settings.language
+    return current_runtime().settings.language
 
 
 def safe_next(target: str | None) -> str:
@@ -453,7 +449,7 @@ def login_submit() -> Response | tuple[str, int]:
     lang = _lang()
     username = request.form.get("username", "")[:64]
     password = request.form.get("password", "")[:1024]
-    rt = runtime()
+    rt = current_runtime()
     ip = client_ip()
     target = safe_next(request.form.get("next"))
     # Checked before the password: a blocked guesser learns nothing, even the right one.
@@ -493,7 +489,7 @@ def logout() -> Response:
     """End this browser's session here and on every web instance (its sockets included)."""
     principal = current_principal()
     if principal is not None:
-        rt = runtime()
+        rt = current_runtime()
         with rt.db.write() as db_session:
             accounts.audit(db_session, actor=principal.actor, action="logout", ip=client_ip())
     if g.get("lq_auth") == "session":
@@ -507,7 +503,7 @@ def kiosk_switch() -> Response:
     target = safe_next(request.form.get("next"))
     if urlsplit(target).path not in WALL_PATHS:
         target = "/wall"
-    rt = runtime()
+    rt = current_runtime()
     with rt.db.read() as db_session:
         principal = accounts.token_principal(db_session, plaintext=request.form.get("token", ""))
     if principal is None:
