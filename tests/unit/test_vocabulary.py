@@ -3,8 +3,6 @@ languages and KPIs, which every surface reads instead of listing them again."""
 
 from __future__ import annotations
 
-import json
-
 from dashboard import i18n, lifecycle
 from dashboard.contract import entries
 from dashboard.models import Case
@@ -91,7 +89,7 @@ def test_every_label_key_exists_in_every_language() -> None:
 
 
 def test_the_page_config_carries_the_statuses_and_the_kpis() -> None:
-    config = json.loads(live_config(lang="zh-CN", tz="Asia/Shanghai"))
+    config = live_config(lang="zh-CN", tz="Asia/Shanghai")
     assert config["statuses"] == status_config()
     assert config["statuses"]["order"] == list(STATUSES)
     assert set(config["statuses"]["terminal"]) == TERMINAL
