@@ -117,6 +117,9 @@ TEXT: dict[str, dict[str, str]] = {
         "offline": "连接中断",
         "seconds_ago": "秒前",
         "not_found": "页面不存在",
+        "nav_wall": "大屏",
+        "nav_dispatch": "调度台",
+        "nav_trends": "研判",
         "cases_on_map": "图上案件",
         # The dispatch console (/dispatch)
         "dispatch_title": "联勤指挥中心 · 调度台",
@@ -283,6 +286,9 @@ TEXT: dict[str, dict[str, str]] = {
         "offline": "Disconnected",
         "seconds_ago": "s ago",
         "not_found": "Page not found",
+        "nav_wall": "Wall",
+        "nav_dispatch": "Dispatch",
+        "nav_trends": "Trends",
         "cases_on_map": "On the map",
         # The dispatch console (/dispatch)
         "dispatch_title": "Lianqin · Dispatch console",

@@ -54,6 +54,10 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     )
     install_body_limits(server)  # before the guard: too big is refused before anything
     server.extensions["lianqin"] = runtime
+    from callbacks.router import PAGES
+    from dashboard.web.notfound import install_not_found
+
+    install_not_found(server, PAGES, settings.language)  # before the guard: 404s for all
 
     from dashboard.api.read import api
     from dashboard.web.auth import init_auth
