@@ -188,6 +188,8 @@ TEXT: dict[str, dict[str, str]] = {
         "reopen_note": "重开原因（可选）",
         "reopen_button": "重开案件",
         "readonly_hint": "当前角色可查看案件并添加备注；指派、作废、重开需值班长权限。",
+        "operator_hint": "当前角色可添加备注，并派遣尚未指派的新案件；"
+        "改派、调整优先级、作废、重开需值班长权限。",
         "timeline_title": "处置时间线",
         "feed": "数据接入",
         "ok_assign": "已指派",
@@ -358,6 +360,8 @@ TEXT: dict[str, dict[str, str]] = {
         "reopen_button": "Reopen case",
         "readonly_hint": "Your role can view cases and add notes; assigning, cancelling and "
         "reopening need a shift lead.",
+        "operator_hint": "Your role can add notes and dispatch a new, unassigned case; "
+        "reassigning, priorities, cancelling and reopening need a shift lead.",
         "timeline_title": "Timeline",
         "feed": "feed",
         "ok_assign": "Assigned",

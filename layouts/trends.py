@@ -20,6 +20,7 @@ from dash import dcc, html
 from dash.development.base_component import Component
 
 from dashboard.i18n import CATEGORY_LABELS, SOURCE_LABELS, STATUS_LABELS, t
+from dashboard.policy import allowed
 from dashboard.services.geo import MapView
 from dashboard.services.trends import (
     COMPARED,
@@ -543,6 +544,17 @@ def _user_text(user: Mapping[str, str], lang: str) -> str:
     return f"{user.get('name', '')} · {t(lang, 'role_' + user.get('role', 'leader'))}"
 
 
+def _nav_links(user: Mapping[str, str], lang: str) -> list[Component]:
+    """Links to the other pages, by name (大屏 / Wall), the console only for roles it opens to."""
+    links = [html.A(t(lang, "nav_wall"), href="/wall", className="lq-tr-nav", id="lq-tr-nav-wall")]
+    if allowed(user.get("role", ""), "view_dispatch"):
+        links.append(
+            html.A(t(lang, "nav_dispatch"), href="/dispatch", className="lq-tr-nav",
+                   id="lq-tr-nav-dispatch")
+        )  # fmt: skip
+    return links
+
+
 def _attrs(values: Mapping[str, str]) -> dict[str, Any]:
     """HTML data- attributes for a Dash component (passed as keyword arguments)."""
     return dict(values)
@@ -653,7 +665,7 @@ def create_trends_layout(
                             html.Button(t(lang, "tr_excel"), id=ids.TRENDS_EXCEL,
                                         className="lq-tr-button"),
                             html.Span(_user_text(user, lang), className="lq-tr-user"),
-                            html.A("/wall", href="/wall", className="lq-tr-nav"),
+                            *_nav_links(user, lang),
                         ],
                         className="lq-tr-actions",
                     ),

@@ -1,14 +1,7 @@
 """Accounts, roles, API tokens and the audit trail (services with an explicit session).
 
-Roles (DESIGN.md's users):
-
-| role | who | may |
-|---|---|---|
-| ``viewer`` | a wall screen, a visitor | see the wall, read the API |
-| ``operator`` | command-center operators | + the dispatch console (read), add notes |
-| ``lead`` | shift leads (值班长) | + reassign, change priority, cancel, reopen, bulk actions |
-| ``leader`` | leaders (领导) | see the wall, the briefing view (/trends), exports, read the API |
-| ``admin`` | administrators | everything, plus users and tokens |
+Roles: ``viewer``, ``operator``, ``lead``, ``leader``, ``admin``; what each may do is the one
+table of dashboard/policy.py.
 
 Passwords are hashed with scrypt (werkzeug); tokens are random 256-bit strings of
 which only a SHA-256 is stored, so a database leak reveals neither.
@@ -23,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,20 +26,10 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from dashboard.models import ApiToken, AuditEvent, User, WebSession
+from dashboard.policy import PERMISSIONS as PERMISSIONS  # the one table: dashboard/policy.py
+from dashboard.policy import ROLES as ROLES
+from dashboard.policy import allowed as allowed
 
-ROLES: tuple[str, ...] = ("viewer", "operator", "lead", "leader", "admin")
-
-PERMISSIONS: Mapping[str, frozenset[str]] = {
-    "view_wall": frozenset(ROLES),
-    "read_api": frozenset(ROLES),
-    "view_dispatch": frozenset({"operator", "lead", "admin"}),
-    "add_note": frozenset({"operator", "lead", "admin"}),
-    "dispatch": frozenset({"lead", "admin"}),  # reassign, priority, cancel, bulk
-    "reopen": frozenset({"lead", "admin"}),
-    "view_trends": frozenset({"leader", "lead", "admin"}),
-    "export": frozenset({"leader", "lead", "admin"}),
-    "manage": frozenset({"admin"}),  # users and tokens
-}
 MIN_PASSWORD = 10
 _USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
@@ -58,10 +41,6 @@ class AccountError(ValueError):
         super().__init__(reason)
         self.reason = reason
         self.field = field
-
-
-def allowed(role: str, permission: str) -> bool:
-    return role in PERMISSIONS.get(permission, frozenset())
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,9 +92,7 @@ def install_not_found(server: Flask, pages: frozenset[str], language: str) -> No
                 response = api_error(405, None, f"{request.method} {path}: use {methods}")
                 response.headers["Allow"] = methods
                 return response
-            return api_error(
-                404, "not_found", f"no API endpoint {path} (see /api/v1/openapi.json)"
-            )
+            return api_error(404, "not_found", f"no API endpoint {path} (see /api/v1/openapi.json)")
         if rule is None or path in pages:
             return None  # not Dash's catch-all (static files, 405s…), or one of its pages
         lang = _language(language)
