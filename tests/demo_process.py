@@ -41,8 +41,9 @@ def _ignore_sigint() -> None:
 
 
 class DemoProcess:
-    """`lianqin --data-dir D demo --port P …` (or `demo … --data-dir D` with
-    ``data_dir_after``), started and stopped like a user would."""
+    """`lianqin --data-dir D demo --port P … --no-history` (or `demo … --data-dir D` with
+    ``data_dir_after``; with the demo's history when ``history`` or ``--history-days`` is
+    given), started and stopped like a user would."""
 
     def __init__(
         self,
@@ -50,7 +51,11 @@ class DemoProcess:
         *args: str,
         sigint_ignored: bool = False,
         data_dir_after: bool = False,
+        history: bool = False,
     ) -> None:
+        # The tests count cases exactly: no history unless asked for (or --history-days given).
+        if not history and "--history-days" not in args:
+            args = (*args, "--no-history")
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -32,6 +32,13 @@ from dashboard.cli.common import open_database, running_redis, settings_of, stop
     show_default=True,
     help="Cases to create at start, in various stages.",
 )
+@click.option(
+    "--warm-hours",
+    type=float,
+    default=6.0,
+    show_default=True,
+    help="The warm start's cases lie in the last H hours of today.",
+)
 @click.option("--seed", type=int, default=None, help="Random seed (default: random).")
 @click.option(
     "--history",
@@ -53,6 +60,7 @@ def simulate(
     speed: float,
     rate: float,
     warm: int,
+    warm_hours: float,
     seed: int | None,
     history: int | None,
     history_days: int,
@@ -81,7 +89,7 @@ def simulate(
             rate_per_min=rate,
         )
         if warm:
-            sim.warm_start(warm)
+            sim.warm_start(warm, hours=warm_hours)
         sim.run(stop)
 
 
