@@ -111,6 +111,16 @@ def stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+class _DropRecords(logging.Filter):
+    def __init__(self, *texts: str) -> None:
+        super().__init__()
+        self.texts = texts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(text in message for text in self.texts)
+
+
 def run_web(
     settings: Settings, redis_url: str, host: str, port: int, *, banner: str | None
 ) -> None:
@@ -120,6 +130,27 @@ def run_web(
     sio = socketio_of(app)
     if banner:
         click.echo(banner, err=False)
-    sio.run(
-        app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False, log_output=False
-    )
+    # Werkzeug's threaded server on purpose (the demo, `lianqin serve`; deployments run
+    # gunicorn, README: Deployment): its "production deployment" warning on every start
+    # says nothing here.
+    logging.getLogger("werkzeug").addFilter(_DropRecords("production deployment"))
+    try:
+        sio.run(
+            app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False,
+            log_output=False,
+        )  # fmt: skip
+    finally:
+        quiet_shutdown(app)
+
+
+def quiet_shutdown(app: Any) -> None:
+    """The web server stopped: end its background threads before Redis goes (the demo's
+    embedded Redis stops right after), so that a clean stop prints nothing alarming. The
+    socket guard stops; Socket.IO's Redis listener has no stop, so its "Cannot receive from
+    redis" retries — certain once Redis is gone, harmless as the process ends — are not
+    logged any more."""
+    guard = app.extensions.get("lianqin_socket_guard")
+    if guard is not None:
+        guard.shutdown()
+    for name in ("socketio", "socketio.server", "socketio.client", "engineio", "engineio.server"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)

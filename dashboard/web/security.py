@@ -207,13 +207,21 @@ class SocketGuard:
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self._started = False
+        self._task: Any = None
 
     def ensure_started(self) -> None:
         with self._lock:
             if self._started:
                 return
             self._started = True
-        self.socketio.start_background_task(self.run)
+        self._task = self.socketio.start_background_task(self.run)
+
+    def shutdown(self, timeout: float = 2.0) -> None:
+        """Stop for good (the process ends): before its Redis goes, so that nothing retries."""
+        self.stop.set()
+        task = self._task
+        if task is not None and hasattr(task, "join"):
+            task.join(timeout)
 
     def _rooms(self) -> dict[Any, list[str]]:
         manager = self.socketio.server.manager
