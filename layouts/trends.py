@@ -143,8 +143,17 @@ def _style(
         ),
         bargap=0.15,
     )
-    fig.update_xaxes(title_text=x_title, gridcolor=grid, zeroline=False, automargin=True)
-    fig.update_yaxes(title_text=y_title, gridcolor=grid, zeroline=False, automargin=True)
+    # The first x label is centred on the axes' corner, where the lowest y label ends: both
+    # stand off their axis (below it, left of it) so that "0" or "80%" never runs into
+    # "11-23" (issue 18; screenshots at 1366×768 and 1920×1080).
+    fig.update_xaxes(
+        title_text=x_title, gridcolor=grid, zeroline=False, automargin=True,
+        ticklabelstandoff=10, title_standoff=8,
+    )  # fmt: skip
+    fig.update_yaxes(
+        title_text=y_title, gridcolor=grid, zeroline=False, automargin=True,
+        ticklabelstandoff=8, title_standoff=8,
+    )  # fmt: skip
     return fig
 
 
@@ -316,10 +325,13 @@ def fig_disputes(data: Mapping[str, Any], lang: str, *, paper: bool = False) -> 
                 "dtick": 20},
     )  # fmt: skip
     _time_axis(fig, data["granularity"])
-    return _style(
+    _style(
         fig, t(lang, "tr_fig_disputes"), x_title=_x_title(data["granularity"], lang),
         y_title=t(lang, "tr_axis_cases"), paper=paper,
     )  # fmt: skip
+    # _style titles every y axis: the right one is the rate's.
+    fig.update_layout(yaxis2_title_text=t(lang, "tr_axis_percent"))
+    return fig
 
 
 def build_figures(
@@ -546,7 +558,9 @@ def _user_text(user: Mapping[str, str], lang: str) -> str:
 
 def _nav_links(user: Mapping[str, str], lang: str) -> list[Component]:
     """Links to the other pages, by name (大屏 / Wall), the console only for roles it opens to."""
-    links = [html.A(t(lang, "nav_wall"), href="/wall", className="lq-tr-nav", id="lq-tr-nav-wall")]
+    links: list[Component] = [
+        html.A(t(lang, "nav_wall"), href="/wall", className="lq-tr-nav", id="lq-tr-nav-wall")
+    ]
     if allowed(user.get("role", ""), "view_dispatch"):
         links.append(
             html.A(t(lang, "nav_dispatch"), href="/dispatch", className="lq-tr-nav",

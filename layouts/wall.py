@@ -296,7 +296,11 @@ def _panel(
     footer: Component | None = None,
 ) -> Component:
     return html.Section(
-        [html.H2(title, className="lq-panel-title"), body, *([footer] if footer is not None else [])],
+        [
+            html.H2(title, className="lq-panel-title"),
+            body,
+            *([footer] if footer is not None else []),
+        ],
         id=panel_id,
         className=f"lq-box {extra}".strip(),
     )
