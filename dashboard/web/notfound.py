@@ -3,7 +3,7 @@
 Dash serves its index page on every path (``/<path:path>``) and routes pages in the browser
 (callbacks/router.py). Before anything else looks at a request that landed there:
 
-* a path under ``/api/`` answers a JSON 404 in the API's one error shape (dashboard/api/
+* a path under ``/api/`` (or ``/live/``, ``/_dash-``) answers a JSON 404 in the API's one error shape (dashboard/api/
   errors.py) — or a 405 when the path exists for another method — so that an integrator's
   typo (``/api/v1/case/…``) fails where it is made, not on "not JSON" later;
 * any other path that is not one of the router's pages answers a 404 page in the
@@ -23,6 +23,8 @@ from dashboard.api.errors import api_error
 # The paths the router renders (callbacks/router.py: PAGES); every other path of Dash's
 # catch-all is unknown.
 DASH_CATCH_ALL = frozenset({"/", "/<path:path>"})
+# Paths for programs, not people: an unknown one answers in JSON (as the guard's refusals do).
+JSON_PREFIXES = ("/api/", "/live/", "/_dash-")
 
 _TEXT = {
     "zh-CN": {
@@ -83,7 +85,7 @@ def install_not_found(server: Flask, pages: frozenset[str], language: str) -> No
             return None
         failed = request.routing_exception
         path = request.path
-        if path == "/api" or path.startswith("/api/"):
+        if path == "/api" or path.startswith(JSON_PREFIXES):
             if rule is None and not isinstance(failed, NotFound | MethodNotAllowed):
                 return None  # a redirect (strict slashes) and the like: as routed
             allowed = _other_methods(path)

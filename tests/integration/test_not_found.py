@@ -21,7 +21,7 @@ def lead(app: Flask) -> FlaskClient:
 @pytest.mark.parametrize(
     "path",
     ["/api/v1/case/HZ-1", "/api/v2/cases", "/api/v1/", "/api/v1/cases/HZ-1/timeline/x", "/api",
-     "/api/v1/nope?x=1"],
+     "/api/v1/nope?x=1", "/live/nope", "/_dash-nope"],
 )  # fmt: skip
 @pytest.mark.parametrize("authenticated", [True, False])
 def test_unknown_api_paths_answer_a_json_404(
