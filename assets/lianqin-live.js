@@ -247,6 +247,21 @@
   function tagElement(marker, attr, id) {
     var el = marker.getElement && marker.getElement();
     if (el) el.setAttribute(attr, id);
+    if (marker.lqTagged) return;
+    // A layer switched off and on again gets new elements: tag them again (and the case's
+    // status and overdue mark), or a re-enabled layer's dots would lose their attributes
+    // until the next delta.
+    marker.lqTagged = true;
+    marker.on("add", function () {
+      var again = marker.getElement && marker.getElement();
+      if (!again) return;
+      again.setAttribute(attr, id);
+      var c = attr === "data-case" && state.cases[id];
+      if (c) {
+        again.setAttribute("data-status", c.status);
+        again.classList.toggle("lq-overdue", c._overdue === true);
+      }
+    });
   }
 
   function drawCase(c) {

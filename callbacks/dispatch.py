@@ -17,6 +17,7 @@ from flask_wtf.csrf import generate_csrf
 
 from callbacks.inputs import BulkRequest, CaseRequest, CaseState, ConsoleContext, checked
 from dashboard.i18n import t
+from dashboard.policy import is_new_unassigned
 from dashboard.services import dispatch
 from dashboard.services.geo import map_view
 from dashboard.tiles import tile_source
@@ -38,7 +39,10 @@ BUTTONS = {
     ids.CANCEL_BUTTON: "cancel",
     ids.REOPEN_BUTTON: "reopen",
 }
-CONSOLE_PERMISSIONS = ("dispatch", "add_note", "reopen")
+# What the console shows follows the policy (dashboard/policy.py); the service checks again.
+CONSOLE_PERMISSIONS = (
+    "dispatch_new", "reassign", "priority", "cancel", "reopen", "add_note", "bulk",
+)  # fmt: skip
 
 
 def render_page(*, lang: str) -> Component:
@@ -146,7 +150,10 @@ def register(app: Dash) -> None:
             return empty, None, None, None, [], "lq-actions lq-hidden", no_update
         case = data["case"]
         principal = current_principal()
-        can_pick = principal is not None and principal.can("dispatch")
+        first = is_new_unassigned(case["status"], case.get("unit"))
+        can_pick = principal is not None and (
+            principal.can("reassign") or (first and principal.can("dispatch_new"))
+        )
         departments = context.get("departments") or {}
         same = isinstance(shown, dict) and shown.get("id") == case["id"]
         return (
@@ -155,7 +162,7 @@ def register(app: Dash) -> None:
             create_timeline(case["timeline"], lang=lang, tz=tz, departments=departments),
             {k: case[k] for k in ("id", "version", "status", "lat", "lon", "unit", "department")},
             [{**u, "case": case["id"]} for u in data["nearest"]],
-            f"lq-actions lq-status-{case['status']}",
+            f"lq-actions lq-status-{case['status']}" + (" lq-unassigned" if first else ""),
             no_update if same else case["priority"],
         )
 

@@ -20,6 +20,10 @@ from layouts import ids
 from layouts.root import create_not_found
 from layouts.wall import create_wall_layout, pick_layers
 
+# Every page the router renders; the server answers any other path of Dash's catch-all with
+# a 404 (dashboard/web/notfound.py).
+PAGES = frozenset({"/", "/wall", "/dispatch", "/trends", "/trends/print"})
+
 
 def page_language(search: str | None, default: str) -> str:
     """``?lang=en`` overrides the configured language for one screen."""

@@ -218,7 +218,10 @@ def create_actions(*, lang: str, options: Mapping[str, Any], perms: frozenset[st
     a lead is typing survives a live refresh. Every form is mounted (the callbacks name
     them all) but only those the role may use are shown; the server checks every action
     again whatever the page shows."""
-    can_dispatch = "dispatch" in perms
+    # A lead assigns any case; an operator only a new, unassigned one: the section is then
+    # shown only while such a case is open (.lq-act-first, assets/dispatch.css).
+    can_reassign = "reassign" in perms
+    first_only = not can_reassign and "dispatch_new" in perms
     priority_options = [{"value": p, "label": t(lang, f"priority_{p}")} for p in PRIORITIES]
     parts: list[Component] = [
         _section(
@@ -247,8 +250,8 @@ def create_actions(*, lang: str, options: Mapping[str, Any], perms: frozenset[st
                     t(lang, "assign_button"), id=ids.ASSIGN_BUTTON, className="lq-btn lq-btn-go"
                 ),
             ],
-            "lq-act lq-act-assign",
-            shown=can_dispatch,
+            "lq-act lq-act-assign" + (" lq-act-first" if first_only else ""),
+            shown=can_reassign or first_only,
         ),
         _section(
             t(lang, "priority_title"),
@@ -266,7 +269,7 @@ def create_actions(*, lang: str, options: Mapping[str, Any], perms: frozenset[st
                 )
             ],
             "lq-act lq-act-priority",
-            shown=can_dispatch,
+            shown="priority" in perms,
         ),
         _section(
             t(lang, "note_title"),
@@ -301,7 +304,7 @@ def create_actions(*, lang: str, options: Mapping[str, Any], perms: frozenset[st
                 )
             ],
             "lq-act lq-act-cancel",
-            shown=can_dispatch,
+            shown="cancel" in perms,
         ),
         _section(
             t(lang, "reopen_title"),
@@ -322,8 +325,9 @@ def create_actions(*, lang: str, options: Mapping[str, Any], perms: frozenset[st
             shown="reopen" in perms,
         ),
     ]
-    if not can_dispatch:
-        parts.append(html.P(t(lang, "readonly_hint"), className="lq-readonly"))
+    if not can_reassign:
+        hint = "operator_hint" if first_only else "readonly_hint"
+        parts.append(html.P(t(lang, hint), className="lq-readonly"))
     return html.Div(parts, id=ids.ACTIONS, className="lq-actions lq-hidden")
 
 
@@ -414,7 +418,7 @@ def create_dispatch_layout(
                         className="lq-queue-head",
                     ),
                     html.Div(create_queue(lang=lang), className="lq-queue-box"),
-                    create_bulk_bar(lang=lang, options=options, can_dispatch="dispatch" in perms),
+                    create_bulk_bar(lang=lang, options=options, can_dispatch="bulk" in perms),
                 ],
                 className="lq-dqueue",
             ),

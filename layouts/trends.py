@@ -20,6 +20,7 @@ from dash import dcc, html
 from dash.development.base_component import Component
 
 from dashboard.i18n import CATEGORY_LABELS, SOURCE_LABELS, STATUS_LABELS, t
+from dashboard.policy import allowed
 from dashboard.services.geo import MapView
 from dashboard.services.trends import (
     COMPARED,
@@ -156,8 +157,17 @@ def _style(
         ),
         bargap=0.15,
     )
-    fig.update_xaxes(title_text=x_title, gridcolor=grid, zeroline=False, automargin=True)
-    fig.update_yaxes(title_text=y_title, gridcolor=grid, zeroline=False, automargin=True)
+    # The first x label is centred on the axes' corner, where the lowest y label ends: both
+    # stand off their axis (below it, left of it) so that "0" or "80%" never runs into
+    # "11-23" (issue 18; screenshots at 1366×768 and 1920×1080).
+    fig.update_xaxes(
+        title_text=x_title, gridcolor=grid, zeroline=False, automargin=True,
+        ticklabelstandoff=10, title_standoff=8,
+    )  # fmt: skip
+    fig.update_yaxes(
+        title_text=y_title, gridcolor=grid, zeroline=False, automargin=True,
+        ticklabelstandoff=8, title_standoff=8,
+    )  # fmt: skip
     return fig
 
 
@@ -329,10 +339,13 @@ def fig_disputes(data: Mapping[str, Any], lang: str, *, paper: bool = False) -> 
                 "dtick": 20},
     )  # fmt: skip
     _time_axis(fig, data["granularity"])
-    return _style(
+    _style(
         fig, t(lang, "tr_fig_disputes"), x_title=_x_title(data["granularity"], lang),
         y_title=t(lang, "tr_axis_cases"), paper=paper,
     )  # fmt: skip
+    # _style titles every y axis: the right one is the rate's.
+    fig.update_layout(yaxis2_title_text=t(lang, "tr_axis_percent"))
+    return fig
 
 
 def build_figures(
@@ -553,6 +566,19 @@ def _user_text(user: Mapping[str, str], lang: str) -> str:
     return f"{user.get('name', '')} · {t(lang, 'role_' + user.get('role', 'leader'))}"
 
 
+def _nav_links(user: Mapping[str, str], lang: str) -> list[Component]:
+    """Links to the other pages, by name (大屏 / Wall), the console only for roles it opens to."""
+    links: list[Component] = [
+        html.A(t(lang, "nav_wall"), href="/wall", className="lq-tr-nav", id="lq-tr-nav-wall")
+    ]
+    if allowed(user.get("role", ""), "view_dispatch"):
+        links.append(
+            html.A(t(lang, "nav_dispatch"), href="/dispatch", className="lq-tr-nav",
+                   id="lq-tr-nav-dispatch")
+        )  # fmt: skip
+    return links
+
+
 def _attrs(values: Mapping[str, str]) -> dict[str, Any]:
     """HTML data- attributes for a Dash component (passed as keyword arguments)."""
     return dict(values)
@@ -663,7 +689,7 @@ def create_trends_layout(
                             html.Button(t(lang, "tr_excel"), id=ids.TRENDS_EXCEL,
                                         className="lq-tr-button"),
                             html.Span(_user_text(user, lang), className="lq-tr-user"),
-                            html.A("/wall", href="/wall", className="lq-tr-nav"),
+                            *_nav_links(user, lang),
                         ],
                         className="lq-tr-actions",
                     ),

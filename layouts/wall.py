@@ -96,6 +96,7 @@ def live_config(
     keys = (
         "live", "stale", "offline", "connecting", "overdue", "overdue_by", "ago", "unit_s",
         "unit_min", "unit_h", "unit_d", "count_suffix", "none_overdue", "no_cases", "more",
+        "more_rows",
         "today", "yesterday", "vs_yesterday", "p90", "minutes_ago", "hours_ago", "just_now",
         "peak", "same_time", "seconds_ago", "degraded",
     )  # fmt: skip
@@ -279,9 +280,20 @@ def create_map(
     )
 
 
-def _panel(panel_id: str, title: str, body: Component, *, extra: str = "") -> Component:
+def _panel(
+    panel_id: str,
+    title: str,
+    body: Component,
+    *,
+    extra: str = "",
+    footer: Component | None = None,
+) -> Component:
     return html.Section(
-        [html.H2(title, className="lq-panel-title"), body],
+        [
+            html.H2(title, className="lq-panel-title"),
+            body,
+            *([footer] if footer is not None else []),
+        ],
         id=panel_id,
         className=f"lq-box {extra}".strip(),
     )
@@ -397,6 +409,7 @@ def create_wall_layout(
                         t(lang, "overdue_title"),
                         html.Ol(className="lq-list lq-overdue-list"),
                         extra="lq-box-overdue",
+                        footer=html.Div(className="lq-more", hidden=True),  # "还有 5 条"
                     ),
                     _panel(
                         ids.HOURLY,

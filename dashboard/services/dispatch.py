@@ -3,8 +3,11 @@
 One entry point, :func:`execute`, serves the console's callbacks and the write API
 alike, so both follow the same rules in the same order:
 
-1. the role (403): ``assign``, ``priority`` and ``cancel`` need ``dispatch``,
-   ``note`` needs ``add_note``, ``reopen`` needs ``reopen`` (accounts.PERMISSIONS);
+1. the role (403), by the one policy table (dashboard/policy.py): ``note`` needs
+   ``add_note``, ``priority``, ``cancel`` and ``reopen`` their own permission, a bulk action
+   ``bulk`` too; ``assign`` needs ``reassign``, or ``dispatch_new`` for a new, unassigned
+   case (checked again once the case is loaded: an operator giving an assigned case
+   another unit gets 403);
 2. the input (422, with a reason per field): each action's body model, the write API's
    own (dashboard/api/schemas.py);
 3. the case (404), then optimistic concurrency (409): the caller sends the case's
@@ -38,6 +41,7 @@ from dashboard.contract.entries import ID_RE
 from dashboard.lifecycle import may_reopen
 from dashboard.live.outbox import ChangeLog
 from dashboard.models import Case, CaseEvent, ChangeOutbox, Department, Grid, Unit, Zone
+from dashboard.policy import is_new_unassigned
 from dashboard.services.accounts import Principal, audit
 from dashboard.services.cases import case_to_api, get_case, iso, refresh_deadline
 from dashboard.services.units import LatestPositions
@@ -47,13 +51,16 @@ from dashboard.vocabulary import OPEN_STATUSES, TERMINAL
 if TYPE_CHECKING:
     from dashboard.runtime import Runtime
 
+# The permission each action needs (dashboard/policy.py); ``assign`` on a new, unassigned
+# case needs only ``dispatch_new`` (FIRST_DISPATCH).
 ACTION_PERMISSION: Mapping[str, str] = {
-    "assign": "dispatch",
-    "priority": "dispatch",
-    "cancel": "dispatch",
+    "assign": "reassign",
+    "priority": "priority",
+    "cancel": "cancel",
     "note": "add_note",
     "reopen": "reopen",
 }
+FIRST_DISPATCH = "dispatch_new"
 ACTIONS: tuple[str, ...] = tuple(ACTION_PERMISSION)
 BODY_FIELDS: Mapping[str, frozenset[str]] = {
     action: frozenset(model.model_fields) for action, model in ACTION_BODIES.items()
@@ -107,14 +114,48 @@ class Outcome:
 
 
 # -- checks ---------------------------------------------------------------------------------
-def check_permission(principal: Principal | None, action: str) -> None:
+def check_permission(principal: Principal | None, action: str, *, bulk: bool = False) -> None:
+    """The role's part that needs no case (403); see :func:`check_case_permission`."""
     if action not in ACTION_PERMISSION:
         raise DispatchError(404, f"unknown action {action[:40]!r}", code="unknown_action")
     if principal is None:
         raise DispatchError(401, "authentication required", code="unauthenticated")
-    if not principal.can(ACTION_PERMISSION[action]):
+    may = principal.can(ACTION_PERMISSION[action]) or (
+        action == "assign" and principal.can(FIRST_DISPATCH)
+    )
+    if not may:
         raise DispatchError(
             403, f"the role {principal.role!r} may not {action} cases", code="forbidden"
+        )
+    if bulk and not principal.can("bulk"):
+        raise DispatchError(
+            403, f"the role {principal.role!r} may not act on several cases at once",
+            code="forbidden",
+        )  # fmt: skip
+
+
+def may_assign(principal: Principal, case: Case, department: str | None = None) -> bool:
+    """Whether ``principal`` may assign ``case`` (to ``department``, when one is named): a
+    lead always; an operator only a new, unassigned case, and without replacing the
+    department it already has."""
+    if principal.can(ACTION_PERMISSION["assign"]):
+        return True
+    if not principal.can(FIRST_DISPATCH) or not is_new_unassigned(case.status, case.unit_id):
+        return False
+    return department is None or case.department_id in (None, department)
+
+
+def check_case_permission(principal: Principal, req: Request, case: Case) -> None:
+    """The role's part that depends on the case (403), checked once it is loaded."""
+    if req.action == "assign" and not may_assign(principal, case, req.department):
+        raise DispatchError(
+            403,
+            f"the role {principal.role!r} may only dispatch a new, unassigned case (case "
+            f"{case.id} is {case.status}"
+            + (f", unit {case.unit_id}" if case.unit_id else "")
+            + (f", department {case.department_id}" if case.department_id else "")
+            + "); reassigning is for a shift lead",
+            code="forbidden",
         )
 
 
@@ -288,6 +329,7 @@ def execute(
     assert principal is not None
     req = parse_request(action, body)
     case = _load(session, case_id)
+    check_case_permission(principal, req, case)
     _check_references(session, req)
     if case.version != req.version:
         raise DispatchError(
@@ -361,7 +403,7 @@ def execute_bulk(
 ) -> list[Outcome]:
     """One action on several cases (``cases``: ``[{"id", "version"}]``), all or nothing:
     if any case is refused, none is changed and the error names each refused case."""
-    check_permission(principal, action)
+    check_permission(principal, action, bulk=True)
     if not isinstance(body, Mapping):
         raise DispatchError(422, "the body must be an object", {"body": "not an object"},
                             code="bad_input")  # fmt: skip

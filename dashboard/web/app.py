@@ -14,6 +14,7 @@ from flask_socketio import SocketIO
 import dashboard
 from callbacks import register_all
 from callbacks.permissions import install_callback_guard
+from callbacks.router import PAGES
 from dashboard.api.openapi import openapi
 from dashboard.api.read import api
 from dashboard.api.write import api_write
@@ -32,6 +33,7 @@ from dashboard.web.bodies import (
 )
 from dashboard.web.context import RUNTIME, SNAPSHOTS, SOCKET_GUARD
 from dashboard.web.context import runtime_of as runtime_of  # re-exported for the tests
+from dashboard.web.notfound import install_not_found
 from dashboard.web.ops import ops
 from dashboard.web.security import SocketGuard, content_security_policy, install_headers
 from layouts.root import create_root_layout
@@ -71,6 +73,7 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     )
     install_body_limits(server)  # before the guard: too big is refused before anything
     server.extensions[RUNTIME] = runtime
+    install_not_found(server, PAGES, settings.language)  # before the guard: 404s for all
 
     init_auth(server, runtime)
     server.register_blueprint(api)

@@ -15,7 +15,7 @@ import socket as socket_lib
 import threading
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import redis
@@ -213,6 +213,7 @@ class SocketGuard:
         self._started = False
         self._sids: dict[str, tuple[str, ...]] = {}  # open socket → the rooms it is watched in
         self._sids_lock = threading.Lock()
+        self._task: Any = None
 
     def track(self, sid: str, rooms: Iterable[str]) -> None:
         with self._sids_lock:
@@ -227,7 +228,14 @@ class SocketGuard:
             if self._started:
                 return
             self._started = True
-        self.socketio.start_background_task(self.run)
+        self._task = self.socketio.start_background_task(self.run)
+
+    def shutdown(self, timeout: float = 2.0) -> None:
+        """Stop for good (the process ends): before its Redis goes, so that nothing retries."""
+        self.stop.set()
+        task = self._task
+        if task is not None and hasattr(task, "join"):
+            task.join(timeout)
 
     def _rooms(self) -> dict[str, list[str]]:
         """Room → the open sockets watched in it."""
