@@ -56,9 +56,9 @@ def test_every_refusal_has_the_one_shape(app: Flask, rt: Runtime) -> None:
     _check(client.get("/api/v1/kpis?from=2026-02-02&to=2026-02-01", headers=viewer), 400,
            "bad_request", {"to"})  # fmt: skip
     _check(client.get("/api/v1/geo/grids?crs=utm", headers=viewer), 400, "bad_request", {"crs"})
-    # (an unknown GET path under /api/ is issue 18's: Dash's page route answers it today)
-    bogus = client.post("/api/v1/cases/HZ-E-1/bogus", json={}, headers=lead)
-    _check(bogus, bogus.status_code, "method_not_allowed" if bogus.status_code == 405 else "")
+    # an unknown path under /api/ (dashboard/web/notfound.py), whatever the method
+    _check(client.get("/api/v1/case/HZ-E-1", headers=viewer), 404, "not_found")
+    _check(client.post("/api/v1/cases/HZ-E-1/bogus", json={}, headers=lead), 404, "not_found")
     note = "/api/v1/cases/HZ-E-1/note"
     _check(client.post(note, json={"note": "x", "version": 1}, headers=viewer), 403, "forbidden")
     _check(client.post(note, json={"version": 1}, headers=lead), 422, "bad_input", {"note"})
