@@ -44,9 +44,13 @@ def regular(start: float, end: float, every_s: float, grid: str, cat: str) -> li
 
 
 def history(weeks: int = 9) -> list:
-    """One noise case every 50 min in G1 and one dispute every 100 min in G2, for weeks."""
+    """Noise every 20 min in G1 and every 30 min in G2, a dispute every 100 min in G2."""
     start = NOW - weeks * WEEK
-    return regular(start, NOW, 3000, "G1", "noise") + regular(start + 7, NOW, 6000, "G2", "dispute")
+    return (
+        regular(start, NOW, 1200, "G1", "noise")
+        + regular(start + 11, NOW, 1800, "G2", "noise")
+        + regular(start + 7, NOW, 6000, "G2", "dispute")
+    )
 
 
 def test_a_flat_series_raises_nothing() -> None:
@@ -57,19 +61,19 @@ def test_a_flat_series_raises_nothing() -> None:
 
 def test_a_threefold_spike_raises_at_the_right_place_category_and_window() -> None:
     events = history()
-    # 2 h before NOW: noise in G1 runs at 3× its rate (every 50 min → 6 extra in 2 h)
-    events += [(NOW - 7200 + 600 + i * 1000, "G1", "noise") for i in range(7)]
+    # For the last 2 h noise in G1 runs at 3× its rate: 12 extra (every 10 min)
+    events += [(NOW - 7200 + 300 + i * 600, "G1", "noise") for i in range(12)]
     signals = detect(table(events), places(), NOW, since=NOW - 9 * WEEK)
     assert signals, "a 3× spike over 2 h must raise"
     (event,) = AlertBook(places()).update(NOW, signals)
     top = event.alert
     assert (top.place, top.category) == ("G1", "noise")
     assert top.window_s == 7200
-    assert top.observed in (9, 10)  # 2 or 3 usual ones (every 50 min) + 7 extra
-    assert top.expected == pytest.approx(2.4, abs=0.2)
+    assert top.observed == 18  # 6 usual ones (every 20 min) + 12 extra
+    assert top.expected == pytest.approx(6.0, abs=0.1)
     assert top.level in ("blue", "yellow", "orange", "red")
     assert len(top.cases) == top.observed
-    assert top.message == f"福城社区第4网格 噪音扰民 2小时内 {top.observed} 起，常态 2.4 起"
+    assert top.message == "福城社区第4网格 噪音扰民 2小时内 18 起，常态 6.0 起"
     # nothing is raised for the grid that stayed flat
     assert not [s for s in signals if s.place.code in ("G2", "G3")]
 
@@ -81,7 +85,7 @@ def test_levels_rise_with_the_spike() -> None:
         return AlertBook(places()).update(NOW, signals)[0].alert.level
 
     order = ("blue", "yellow", "orange", "red")
-    levels = [top_level(n) for n in (8, 14, 25)]
+    levels = [top_level(n) for n in (10, 18, 40)]
     assert [order.index(x) for x in levels] == sorted(order.index(x) for x in levels)
     assert levels[-1] == "red"
 
@@ -118,7 +122,7 @@ def test_thresholds_spend_the_same_budget_on_each_level() -> None:
 
 def test_baseline_skips_weeks_before_the_history() -> None:
     t = table(history(weeks=2))
-    _total, n = baseline_counts(t, NOW, 1800, weeks=8, shifts_s=(0,), since=NOW - 2 * WEEK - 1800)
+    _total, n = baseline_counts(t, NOW, 1800, weeks=8, since=NOW - 2 * WEEK - 1800)
     assert n == 2
     assert week_anchors(NOW, 2) == [NOW - WEEK, NOW - 2 * WEEK]
 

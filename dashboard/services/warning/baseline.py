@@ -81,22 +81,24 @@ def baseline_counts(
     window_s: float,
     *,
     weeks: int,
-    shifts_s: Sequence[float],
+    half_width_s: float = 0.0,
     zone: tzinfo | None = None,
     since: float | None = None,
-) -> tuple[np.ndarray, int]:
-    """Sum of each series' counts over the window ending at the same time of the week in
-    each of the last ``weeks`` weeks, at every shift; and how many windows that sums.
+) -> tuple[np.ndarray, float]:
+    """Each series' cases in the window ending at the same time of the week in each of the
+    last ``weeks`` weeks, widened by ``half_width_s`` on both sides; and the exposure,
+    in windows (a week's widened window counts ``(window + 2 · half_width) / window``).
 
-    Windows that begin before ``since`` (the start of the history held) are left out,
-    so a young installation's baseline is the weeks it has, not zeros."""
+    Each case counts once, so a 24-hour window widened by an hour is 1.08 windows of
+    history, not three. Weeks whose widened window begins before ``since`` (the start of
+    the history held) are left out, so a young installation's baseline is the weeks it
+    has, not zeros."""
     total = np.zeros(table.n_series, dtype=np.int64)
-    n = 0
+    exposure = 0.0
     for anchor in week_anchors(now, weeks, zone):
-        for shift in shifts_s:
-            end = anchor + shift
-            if since is not None and end - window_s < since:
-                continue
-            total += table.counts(end - window_s, end)
-            n += 1
-    return total, n
+        start, end = anchor - window_s - half_width_s, anchor + half_width_s
+        if since is not None and start < since:
+            continue
+        total += table.counts(start, end)
+        exposure += (end - start) / window_s
+    return total, exposure

@@ -53,6 +53,7 @@ class Signal:
     ts: float
     cases: tuple[str, ...] = ()
     method: str = METHOD
+    grids: tuple[str, ...] = ()  # a scan cluster's grids (the place is its centre)
 
     @property
     def margin(self) -> float:
@@ -61,7 +62,7 @@ class Signal:
 
 
 def predictive_sf(
-    observed: np.ndarray, history: np.ndarray, n_windows: int, prior_shape: float
+    observed: np.ndarray, history: np.ndarray, n_windows: float, prior_shape: float
 ) -> np.ndarray:
     """P(X ≥ observed) under the negative-binomial posterior predictive."""
     r = np.asarray(history, dtype=np.float64) + prior_shape
@@ -102,10 +103,10 @@ def detect(
         if len(candidates) == 0:
             continue
         history, n = baseline_counts(
-            table, now, window, weeks=settings.weeks, shifts_s=settings.shifts_s, zone=zone,
-            since=since,
+            table, now, window, weeks=settings.weeks, half_width_s=settings.half_width_s,
+            zone=zone, since=since,
         )  # fmt: skip
-        if n == 0:
+        if n <= 0:
             continue  # no history yet: nothing to compare with
         x, y = observed[candidates], history[candidates]
         expected = y / n

@@ -12,11 +12,11 @@ LEVEL_ZH: dict[str, str] = {"blue": "蓝", "yellow": "黄", "orange": "橙", "re
 class WarningSettings:
     # Sliding windows ending at the time of the run (seconds).
     windows_s: tuple[int, ...] = (1800, 7200, 86400)
-    # The baseline: the same hour of the week in each of the last `weeks` weeks, each week
-    # read at these offsets around the same instant (a Farrington-style ±w window that
-    # triples the history without leaving the hour).
+    # The baseline: the same hour of the week in each of the last `weeks` weeks, each
+    # week's window widened by `half_width_s` on both sides (Farrington's ±w weeks, in
+    # minutes): a 30-min window reads 90 min of each week, three times the history.
     weeks: int = 8
-    shifts_s: tuple[int, ...] = (-1800, 0, 1800)
+    half_width_s: int = 1800
     # Sensitivity: the expected number of false alarms per district-day the thresholds
     # are set for (split evenly over place levels and windows, then over the series of a
     # level and the independent windows of a day: a Bonferroni budget).
@@ -36,8 +36,8 @@ class WarningSettings:
             raise ValueError("windows_s must be positive")
         if self.weeks < 1:
             raise ValueError("weeks must be ≥ 1")
-        if not self.shifts_s:
-            raise ValueError("shifts_s must not be empty")
+        if self.half_width_s < 0:
+            raise ValueError("half_width_s must be ≥ 0")
         if self.false_alarms_per_day <= 0:
             raise ValueError("false_alarms_per_day must be > 0")
         if self.min_cases < 1:
