@@ -255,6 +255,7 @@ def quiet_alarms(
     raised = 0
     timings: list[float] = []
     examples: list[str] = []
+    by_kind: dict[str, int] = {}
     now = t0
     while now < t0 + days * DAY:
         began = time.perf_counter()
@@ -263,11 +264,17 @@ def quiet_alarms(
         for ev in book.update(now, signals):
             if ev.kind == "raised":
                 raised += 1
+                key = f"{ev.alert.place_level}/{ev.alert.window_s // 60}min"
+                by_kind[key] = by_kind.get(key, 0) + 1
                 if len(examples) < 5:
                     examples.append(
                         f"{datetime.fromtimestamp(now, TZ):%a %H:%M} {ev.alert.message}"
                     )
         now += step_s
+    if by_kind:
+        examples.insert(
+            0, "by place and window " + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items()))
+        )
     return raised, timings, examples
 
 
@@ -304,14 +311,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spikes", type=int, default=120)
     parser.add_argument("--multiplier", type=float, default=3.0)
     parser.add_argument("--rate", type=float, default=1.0, help="cases per minute (demo: 1)")
-    parser.add_argument("--sensitivity", default="0.25,0.5,1", help="false alarms/day budgets")
+    parser.add_argument("--sensitivity", default="1,2,4", help="false-alarm budgets per day")
     parser.add_argument("--step", type=int, default=60, help="seconds between runs")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--scan", action="store_true", help="also the space-time scan")
+    parser.add_argument("--min-rate", type=float, default=5.0, help="cases/h: detectable")
     parser.add_argument("--small", action="store_true", help="a smoke test")
     args = parser.parse_args(argv)
     if args.small:
-        args.weeks, args.quiet_days, args.spikes, args.sensitivity = 2, 0.1, 4, "0.5"
+        args.weeks, args.quiet_days, args.spikes, args.sensitivity = 2, 0.1, 4, "2"
     district = generate_district()
     eval_days = max(2, math.ceil(args.quiet_days) + 1)
     end = math.floor(datetime(2026, 11, 30, tzinfo=TZ).timestamp())
@@ -341,13 +349,17 @@ def main(argv: list[str] | None = None) -> int:
         found = {lvl: 0 for lvl in ("district", "zone", "grid")}
         total = {lvl: 0 for lvl in ("district", "zone", "grid")}
         trial_rng = np.random.default_rng(args.seed + 2)
+        outcome: list[float | None] = []
         for spike in spikes:
             d = spike_delay(history, spike, method, args.multiplier, trial_rng, args.step, 1800)
+            outcome.append(None if d is None else d / 60)
             total[spike.level] += 1
             if d is not None:
                 found[spike.level] += 1
                 delays.setdefault(spike.level, []).append(d / 60)
         all_delays = [d for v in delays.values() for d in v]
+        big = [d for s, d in zip(spikes, outcome, strict=True) if s.baseline_per_h >= args.min_rate]
+        big_delays = [d for d in big if d is not None]
         n_found, n_total = sum(found.values()), sum(total.values())
         run_ms = statistics.median(timings) * 1000 if timings else float("nan")
         cases_per_min = len(history.times) / (len(history.intensity) * 60)
@@ -357,6 +369,11 @@ def main(argv: list[str] | None = None) -> int:
             f"false alarms {per_day:.2f} per district-day ({fa} in {args.quiet_days:g} quiet days); "
             f"one run {run_ms:.1f} ms (P90 {pct(timings, 90) * 1000:.1f} ms), "
             f"{run_ms / max(cases_per_min, 1e-9):.2f} ms per new case at {cases_per_min:.2f} cases/min"
+        )
+        print(
+            f"   places with a baseline ≥ {args.min_rate:g} cases/h: recall "
+            f"{len(big_delays)}/{len(big)} = {len(big_delays) / max(1, len(big)):.0%}, delay median "
+            f"{pct(big_delays, 50):.0f} min, P90 {pct(big_delays, 90):.0f} min"
         )
         for level in ("district", "zone", "grid"):
             rates = [s.baseline_per_h for s in spikes if s.level == level]

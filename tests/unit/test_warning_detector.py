@@ -44,10 +44,10 @@ def regular(start: float, end: float, every_s: float, grid: str, cat: str) -> li
 
 
 def history(weeks: int = 9) -> list:
-    """Noise every 20 min in G1 and every 30 min in G2, a dispute every 100 min in G2."""
+    """Noise every 10 min in G1 and every 30 min in G2, a dispute every 100 min in G2."""
     start = NOW - weeks * WEEK
     return (
-        regular(start, NOW, 1200, "G1", "noise")
+        regular(start, NOW, 600, "G1", "noise")
         + regular(start + 11, NOW, 1800, "G2", "noise")
         + regular(start + 7, NOW, 6000, "G2", "dispute")
     )
@@ -61,19 +61,19 @@ def test_a_flat_series_raises_nothing() -> None:
 
 def test_a_threefold_spike_raises_at_the_right_place_category_and_window() -> None:
     events = history()
-    # For the last 2 h noise in G1 runs at 3× its rate: 12 extra (every 10 min)
-    events += [(NOW - 7200 + 300 + i * 600, "G1", "noise") for i in range(12)]
+    # For the last 2 h noise in G1 runs at 3× its rate: 24 extra (every 5 min)
+    events += [(NOW - 7200 + 150 + i * 300, "G1", "noise") for i in range(24)]
     signals = detect(table(events), places(), NOW, since=NOW - 9 * WEEK)
     assert signals, "a 3× spike over 2 h must raise"
     (event,) = AlertBook(places()).update(NOW, signals)
     top = event.alert
     assert (top.place, top.category) == ("G1", "noise")
     assert top.window_s == 7200
-    assert top.observed == 18  # 6 usual ones (every 20 min) + 12 extra
-    assert top.expected == pytest.approx(6.0, abs=0.1)
+    assert top.observed == 36  # 12 usual ones (every 10 min) + 24 extra
+    assert top.expected == pytest.approx(12.0, abs=0.1)
     assert top.level in ("blue", "yellow", "orange", "red")
     assert len(top.cases) == top.observed
-    assert top.message == "福城社区第4网格 噪音扰民 2小时内 18 起，常态 6.0 起"
+    assert top.message == "福城社区第4网格 噪音扰民 2小时内 36 起，常态 12 起"
     # nothing is raised for the grid that stayed flat
     assert not [s for s in signals if s.place.code in ("G2", "G3")]
 

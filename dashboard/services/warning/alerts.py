@@ -160,7 +160,12 @@ class AlertBook:
         return [e.alert for e in self._ongoing]
 
     def _expire(self, now: float) -> None:
-        self._ongoing = [e for e in self._ongoing if now - e.last_seen < self.quiet_s]
+        # An episode outlives its last signal by quiet_s, or by its window when longer: a
+        # 24-hour count stays high all day after a busy morning, and flickers around its
+        # threshold meanwhile; that is still the same episode.
+        self._ongoing = [
+            e for e in self._ongoing if now - e.last_seen < max(self.quiet_s, e.alert.window_s)
+        ]
 
     def _find_stat(self, signal: Signal) -> _Episode | None:
         for ep in self._ongoing:

@@ -75,7 +75,7 @@ def week_anchors(now: float, weeks: int, zone: tzinfo | None = None) -> list[flo
     return [(local - timedelta(weeks=k)).timestamp() for k in range(1, weeks + 1)]
 
 
-def baseline_counts(
+def baseline_weeks(
     table: CaseTable,
     now: float,
     window_s: float,
@@ -86,19 +86,51 @@ def baseline_counts(
     since: float | None = None,
 ) -> tuple[np.ndarray, float]:
     """Each series' cases in the window ending at the same time of the week in each of the
-    last ``weeks`` weeks, widened by ``half_width_s`` on both sides; and the exposure,
-    in windows (a week's widened window counts ``(window + 2 · half_width) / window``).
+    last ``weeks`` weeks, widened by ``half_width_s`` on both sides: a (weeks held,
+    series) array; and one week's exposure in windows, ``(window + 2 · half_width) /
+    window``.
 
     Each case counts once, so a 24-hour window widened by an hour is 1.08 windows of
     history, not three. Weeks whose widened window begins before ``since`` (the start of
     the history held) are left out, so a young installation's baseline is the weeks it
     has, not zeros."""
-    total = np.zeros(table.n_series, dtype=np.int64)
-    exposure = 0.0
+    rows = []
     for anchor in week_anchors(now, weeks, zone):
         start, end = anchor - window_s - half_width_s, anchor + half_width_s
         if since is not None and start < since:
             continue
-        total += table.counts(start, end)
-        exposure += (end - start) / window_s
-    return total, exposure
+        rows.append(table.counts(start, end))
+    per_week = np.stack(rows) if rows else np.zeros((0, table.n_series), dtype=np.int64)
+    return per_week, (window_s + 2 * half_width_s) / window_s
+
+
+def baseline_counts(
+    table: CaseTable,
+    now: float,
+    window_s: float,
+    *,
+    weeks: int,
+    half_width_s: float = 0.0,
+    zone: tzinfo | None = None,
+    since: float | None = None,
+) -> tuple[np.ndarray, float]:
+    """The weeks of :func:`baseline_weeks` summed: cases per series, and the exposure."""
+    per_week, exposure = baseline_weeks(
+        table, now, window_s, weeks=weeks, half_width_s=half_width_s, zone=zone, since=since
+    )
+    return per_week.sum(axis=0), exposure * len(per_week)
+
+
+def dispersion(per_week: np.ndarray, min_mean: float, cap: float) -> np.ndarray:
+    """Each series' Pearson dispersion over its weeks (variance / mean, in [1, cap]).
+
+    Only where a week holds ``min_mean`` cases or more on average (below that the
+    estimate is noise and Poisson variation dominates anyway); 1 elsewhere."""
+    k = len(per_week)
+    if k < 3:
+        return np.ones(per_week.shape[1])
+    mean = per_week.mean(axis=0)
+    var = per_week.var(axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        phi = np.where(mean >= min_mean, var / mean, 1.0)
+    return np.clip(np.nan_to_num(phi, nan=1.0), 1.0, cap)

@@ -20,12 +20,16 @@ class WarningSettings:
     # Sensitivity: the expected number of false alarms per district-day the thresholds
     # are set for (split evenly over place levels and windows, then over the series of a
     # level and the independent windows of a day: a Bonferroni budget).
-    false_alarms_per_day: float = 0.5
+    false_alarms_per_day: float = 2.0
     # Fewer cases than this in a window never raise an alert, however rare.
     min_cases: int = 3
     # Shape of the Gamma prior on a series' rate (Jeffreys: 0.5): a series never seen
     # before needs more cases than one seen often at the same rate.
     prior_shape: float = 0.5
+    # Overdispersion (quasi-Poisson, Farrington): each series' variance / mean over its
+    # weeks, used where a week holds this many cases on average, capped.
+    dispersion_min_mean: float = 10.0
+    dispersion_cap: float = 5.0
     # Levels: 蓝 at the threshold, then one level per `level_step` decades of p-value.
     level_step: float = 2.0
     # An episode ends when no signal of its alert was seen for this long.
