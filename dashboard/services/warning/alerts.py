@@ -138,6 +138,7 @@ class RuleHit:
     ts: float
     message: str
     message_en: str
+    key: str = ""  # what makes two hits one alert besides shared cases (a place, a case)
 
 
 @dataclass
@@ -223,7 +224,7 @@ class AlertBook:
             if (
                 a.kind == "rule"
                 and a.rule == hit.rule
-                and (a.place == hit.place or set(a.cases) & set(hit.cases))
+                and ((hit.key and hit.key in ep.places) or set(a.cases) & set(hit.cases))
             ):
                 ep.last_seen = now
                 cases = _union(a.cases, hit.cases)
@@ -243,7 +244,7 @@ class AlertBook:
             ts=now, first_ts=now, cases=hit.cases, rule=hit.rule, method="rule",
             message=hit.message, message_en=hit.message_en,
         )  # fmt: skip
-        self._ongoing.append(_Episode(alert, now, {hit.place}))
+        self._ongoing.append(_Episode(alert, now, {hit.key} if hit.key else set()))
         events[alert.id] = AlertEvent("raised", alert)
 
     def _from_signal(self, s: Signal, *, first_ts: float, alert_id: str | None) -> Alert:
