@@ -320,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.small:
         args.weeks, args.quiet_days, args.spikes, args.sensitivity = 2, 0.1, 4, "2"
+        args.step = 300
     district = generate_district()
     eval_days = max(2, math.ceil(args.quiet_days) + 1)
     end = math.floor(datetime(2026, 11, 30, tzinfo=TZ).timestamp())

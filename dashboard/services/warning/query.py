@@ -60,10 +60,17 @@ def load_recent(session: Session, since: datetime) -> list[CaseRecord]:
     """Cases reported since ``since`` (and not cancelled), for the rule alarms."""
     rows = session.execute(
         select(
-            Case.id, Case.reported_at, Case.lat, Case.lon, Case.category, Case.source,
-            Case.priority, Case.status, Case.grid_code,
+            Case.id,
+            Case.reported_at,
+            Case.lat,
+            Case.lon,
+            Case.category,
+            Case.source,
+            Case.priority,
+            Case.status,
+            Case.grid_code,
         ).where(Case.reported_at >= since, Case.status != "cancelled")
-    ).all()  # fmt: skip
+    ).all()
     return [
         CaseRecord(
             r.id,
@@ -75,7 +82,7 @@ def load_recent(session: Session, since: datetime) -> list[CaseRecord]:
             r.priority,
             r.status,
             r.grid_code,
-        )  # fmt: skip
+        )
         for r in rows
     ]
 
@@ -86,9 +93,16 @@ def load_open_reports(
     """Open cases reported since ``since`` (optionally in a lat/lon box south, west, north,
     east), as the duplicate scorer's reports."""
     query = select(
-        Case.id, Case.reported_at, Case.lat, Case.lon, Case.category, Case.source, Case.title,
-        Case.description, Case.address,
-    ).where(Case.reported_at >= since, Case.status.in_(OPEN_STATUSES))  # fmt: skip
+        Case.id,
+        Case.reported_at,
+        Case.lat,
+        Case.lon,
+        Case.category,
+        Case.source,
+        Case.title,
+        Case.description,
+        Case.address,
+    ).where(Case.reported_at >= since, Case.status.in_(OPEN_STATUSES))
     if bbox is not None:
         south, west, north, east = bbox
         query = query.where(Case.lat.between(south, north), Case.lon.between(west, east))
@@ -103,6 +117,6 @@ def load_open_reports(
             r.title,
             r.description,
             r.address,
-        )  # fmt: skip
+        )
         for r in session.execute(query)
     ]
