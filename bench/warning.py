@@ -315,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step", type=int, default=60, help="seconds between runs")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--scan", action="store_true", help="also the space-time scan")
+    parser.add_argument("--half-width", type=int, default=None, help="baseline ± seconds")
+    parser.add_argument("--weeks-used", type=int, default=None, help="baseline weeks")
     parser.add_argument("--min-rate", type=float, default=5.0, help="cases/h: detectable")
     parser.add_argument("--small", action="store_true", help="a smoke test")
     args = parser.parse_args(argv)
@@ -337,12 +339,18 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed + 1)
     spikes = draw_spikes(history, args.spikes, t_eval, end, rng)
     methods = []
+    tuned: dict[str, Any] = {}
+    if args.half_width is not None:
+        tuned["half_width_s"] = args.half_width
+    if args.weeks_used is not None:
+        tuned["weeks"] = args.weeks_used
     for budget in (float(x) for x in args.sensitivity.split(",")):
-        methods.append(
-            Method(f"nb_baseline@{budget:g}/day", WarningSettings(false_alarms_per_day=budget))
-        )
+        settings = WarningSettings(false_alarms_per_day=budget, **tuned)
+        methods.append(Method(f"nb_baseline@{budget:g}/day", settings))
     if args.scan:
-        methods.append(Method("nb_baseline+stp_scan@0.5/day", WarningSettings(), ScanSettings()))
+        settings = WarningSettings(**tuned)
+        name = f"nb_baseline@{settings.false_alarms_per_day:g}/day+stp_scan"
+        methods.append(Method(name, settings, ScanSettings()))
     for method in methods:
         fa, timings, examples = quiet_alarms(history, method, t_eval, args.quiet_days, args.step)
         per_day = fa / args.quiet_days

@@ -70,7 +70,7 @@ def test_a_threefold_spike_raises_at_the_right_place_category_and_window() -> No
     assert (top.place, top.category) == ("G1", "noise")
     assert top.window_s == 7200
     assert top.observed == 36  # 12 usual ones (every 10 min) + 24 extra
-    assert top.expected == pytest.approx(12.0, abs=0.1)
+    assert top.expected == pytest.approx(12.0, rel=0.03)  # × the level ratio (1.02)
     assert top.level in ("blue", "yellow", "orange", "red")
     assert len(top.cases) == top.observed
     assert top.message == "福城社区第4网格 噪音扰民 2小时内 36 起，常态 12 起"
@@ -117,7 +117,7 @@ def test_thresholds_spend_the_same_budget_on_each_level() -> None:
     alpha = thresholds(pl, s, 1800)
     levels = pl.level_of_series()
     per_level = [alpha[levels == k].sum() * 48 for k in range(3)]
-    assert per_level == pytest.approx([1 / 9] * 3)
+    assert per_level == pytest.approx([0.4 / 3] * 3)  # the 30-min window's share: 0.4
 
 
 def test_baseline_skips_weeks_before_the_history() -> None:
@@ -167,3 +167,21 @@ def test_alert_fields_are_flat_text() -> None:
             "ts", "status", "message", "cases"} <= set(fields)  # fmt: skip
     assert all(isinstance(v, str) for v in fields.values())
     assert fields["kind"] == "statistical" and fields["status"] == "open"
+
+
+def test_a_rise_common_to_every_place_is_taken_out() -> None:
+    from dashboard.services.warning.baseline import level_ratio
+
+    # The last week is 1.6× busier than the eight before, everywhere (a season, a campaign
+    # that brings more calls): the baselines are scaled up rather than every place alarming.
+    events = []
+    for k in range(9):
+        rate = 1.6 if k == 0 else 1.0
+        start = NOW - (k + 1) * WEEK
+        events += regular(start, start + WEEK, 60 / rate, "G1", "noise")
+        events += regular(start + 5, start + WEEK, 90 / rate, "G2", "dispute")
+    t = table(events)
+    assert level_ratio(t, NOW, weeks=8, since=NOW - 9 * WEEK) == pytest.approx(1.6, rel=0.01)
+    plain = detect(t, places(), NOW, WarningSettings(level_adjust=False), since=NOW - 9 * WEEK)
+    assert {s.place.code for s in plain} >= {"G1", "G2"}
+    assert detect(t, places(), NOW, since=NOW - 9 * WEEK) == []

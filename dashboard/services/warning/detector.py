@@ -9,9 +9,10 @@ binomial, ``NB(r = Y + a, p = n / (n + 1))``: Poisson when the history is long, 
 it is thin, so a series with little history needs more cases to alarm. The alarm is the
 upper tail ``P(X ≥ x)`` below a threshold α (the predictive upper bound exceeded).
 
-α comes from a false-alarm budget (``false_alarms_per_day``): split evenly over the place
-levels (grid, zone, district) and windows, then over a level's series and a day's
-independent windows (Bonferroni). A district's 13 series thus get far more sensitivity
+α comes from a false-alarm budget (``false_alarms_per_day``): split over the windows (by
+``window_weights``) and evenly over the place levels (grid, zone, district), then over a
+level's series and a day's disjoint windows (Bonferroni), then divided by how much more
+often a window slid every minute crosses a level than one fixed window does. A district's 13 series thus get far more sensitivity
 than 1,700 grid series, with the same expected number of false alarms for each level.
 The level (蓝/黄/橙/红) is how many ``level_step`` decades ``p`` lies below α.
 
@@ -30,7 +31,12 @@ from datetime import tzinfo
 import numpy as np
 from scipy.special import betainc
 
-from dashboard.services.warning.baseline import CaseTable, baseline_weeks, dispersion
+from dashboard.services.warning.baseline import (
+    CaseTable,
+    baseline_weeks,
+    dispersion,
+    level_ratio,
+)
 from dashboard.services.warning.places import Place, PlaceIndex
 from dashboard.services.warning.settings import LEVELS, WarningSettings
 
@@ -67,26 +73,31 @@ def predictive_sf(
     n_windows: float,
     prior_shape: float,
     phi: np.ndarray | float = 1.0,
+    ratio: float = 1.0,
 ) -> np.ndarray:
     """P(X ≥ observed) under the negative-binomial posterior predictive.
 
     ``NB(r, p)``'s upper tail is the regularised incomplete beta ``I_{1-p}(x, r)``, which
     is continuous in ``x``; so overdispersion ``phi`` (quasi-Poisson) is applied by
-    scaling both counts, ``x / phi`` and ``Y / phi``, as Farrington's method does."""
+    scaling both counts, ``x / phi`` and ``Y / phi``, as Farrington's method does; a
+    level ``ratio`` (see :func:`~dashboard.services.warning.baseline.level_ratio`)
+    scales the predictive mean."""
     phi = np.asarray(phi, dtype=np.float64)
     x = np.asarray(observed, dtype=np.float64) / phi
     r = np.asarray(history, dtype=np.float64) / phi + prior_shape
-    p = n_windows / (n_windows + 1.0)
+    p = n_windows / (n_windows + ratio)  # the predictive mean is ratio · (Y / phi + a) / n
     return np.asarray(np.where(x <= 0, 1.0, betainc(np.maximum(x, 1e-12), r, 1.0 - p)))
 
 
 def thresholds(places: PlaceIndex, settings: WarningSettings, window_s: float) -> np.ndarray:
     """α for every series in this window if it were tested once per window length: the
-    false-alarm budget, split evenly over the place levels and windows, then over a
-    level's series and a day's disjoint windows (Bonferroni)."""
+    false-alarm budget, split over the windows by their weights and evenly over the place
+    levels, then over a level's series and a day's disjoint windows (Bonferroni)."""
     levels = places.level_of_series()
     n_levels = 3
-    per_level = settings.false_alarms_per_day / (n_levels * len(settings.windows_s))
+    weights = dict(zip(settings.windows_s, settings.window_weights, strict=True))
+    share = weights.get(int(window_s), 1.0) / sum(settings.window_weights)
+    per_level = settings.false_alarms_per_day * share / n_levels
     windows_per_day = max(1.0, 86400.0 / window_s)
     size = np.bincount(levels, minlength=n_levels).astype(np.float64)
     return per_level / (size[levels] * windows_per_day)
@@ -120,6 +131,9 @@ def detect(
     """Every series over its threshold in any window ending at ``now``, most significant first."""
     settings = settings or WarningSettings()
     out: list[Signal] = []
+    ratio = 1.0
+    if settings.level_adjust:
+        ratio = level_ratio(table, now, weeks=settings.weeks, zone=zone, since=since)
     for window in settings.windows_s:
         observed = table.counts(now - window, now)
         candidates = np.flatnonzero(observed >= settings.min_cases)
@@ -134,13 +148,13 @@ def detect(
         n = exposure * len(per_week)
         x, weekly = observed[candidates], per_week[:, candidates]
         y = weekly.sum(axis=0)
-        expected = y / n
+        expected = ratio * y / n
         above = x > expected
         candidates, x, y, expected = candidates[above], x[above], y[above], expected[above]
         if len(candidates) == 0:
             continue
         phi = dispersion(weekly[:, above], settings.dispersion_min_mean, settings.dispersion_cap)
-        p = predictive_sf(x, y, n, settings.prior_shape, phi)
+        p = predictive_sf(x, y, n, settings.prior_shape, phi, ratio)
         alpha = thresholds(places, settings, window)[candidates] / sliding_factor(x, expected)
         for i in np.flatnonzero(p <= alpha):
             sid = int(candidates[i])

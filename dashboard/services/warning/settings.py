@@ -12,11 +12,18 @@ LEVEL_ZH: dict[str, str] = {"blue": "蓝", "yellow": "黄", "orange": "橙", "re
 class WarningSettings:
     # Sliding windows ending at the time of the run (seconds).
     windows_s: tuple[int, ...] = (1800, 7200, 86400)
+    # The share of the false-alarm budget each window gets (same order; normalised).
+    # The 24-hour window is for slow build-ups and gets less: spikes of an hour or two
+    # are caught by the short windows, and a day's count crosses its threshold often.
+    window_weights: tuple[float, ...] = (0.4, 0.4, 0.2)
     # The baseline: the same hour of the week in each of the last `weeks` weeks, each
     # week's window widened by `half_width_s` on both sides (Farrington's ±w weeks, in
     # minutes): a 30-min window reads 90 min of each week, three times the history.
     weeks: int = 8
     half_width_s: int = 1800
+    # Scale every baseline by the district's last week against the baseline weeks' (a
+    # trend common to all places: a season, a growing hotline).
+    level_adjust: bool = True
     # Sensitivity: the expected number of false alarms per district-day the thresholds
     # are set for (split evenly over place levels and windows, then over the series of a
     # level and the independent windows of a day: a Bonferroni budget).
@@ -38,6 +45,10 @@ class WarningSettings:
     def __post_init__(self) -> None:
         if not self.windows_s or any(w <= 0 for w in self.windows_s):
             raise ValueError("windows_s must be positive")
+        if len(self.window_weights) != len(self.windows_s) or any(
+            w <= 0 for w in self.window_weights
+        ):
+            raise ValueError("window_weights: one positive weight per window")
         if self.weeks < 1:
             raise ValueError("weeks must be ≥ 1")
         if self.half_width_s < 0:
