@@ -191,7 +191,7 @@ def inject(
 
 def place_rate(history: History, level: str, place: str, category: str, t0: float, t1: float):
     places = history.places
-    h0, h1 = int((t0 - history.start) // 3600), int(math.ceil((t1 - history.start) / 3600))
+    h0, h1 = int((t0 - history.start) // 3600), math.ceil((t1 - history.start) / 3600)
     lam = history.intensity[h0:h1]
     if level == "grid":
         lam = lam[:, [g.code == place for g in places.grids]]
@@ -375,26 +375,30 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"-- {method.name}: recall {n_found}/{n_total} = {n_found / max(1, n_total):.0%}, "
             f"delay median {pct(all_delays, 50):.0f} min, P90 {pct(all_delays, 90):.0f} min, "
-            f"false alarms {per_day:.2f} per district-day ({fa} in {args.quiet_days:g} quiet days); "
-            f"one run {run_ms:.1f} ms (P90 {pct(timings, 90) * 1000:.1f} ms), "
-            f"{run_ms / max(cases_per_min, 1e-9):.2f} ms per new case at {cases_per_min:.2f} cases/min"
+            f"false alarms {per_day:.2f} per district-day "
+            f"({fa} in {args.quiet_days:g} quiet days); one run {run_ms:.1f} ms "
+            f"(P90 {pct(timings, 90) * 1000:.1f} ms), {run_ms / max(cases_per_min, 1e-9):.2f} "
+            f"ms per new case at {cases_per_min:.2f} cases/min"
         )
         print(
             f"   places with a baseline ≥ {args.min_rate:g} cases/h: recall "
-            f"{len(big_delays)}/{len(big)} = {len(big_delays) / max(1, len(big)):.0%}, delay median "
-            f"{pct(big_delays, 50):.0f} min, P90 {pct(big_delays, 90):.0f} min"
+            f"{len(big_delays)}/{len(big)} = {len(big_delays) / max(1, len(big)):.0%}, "
+            f"delay median {pct(big_delays, 50):.0f} min, P90 {pct(big_delays, 90):.0f} min"
         )
         for level in ("district", "zone", "grid"):
             rates = [s.baseline_per_h for s in spikes if s.level == level]
+            got = delays.get(level, [])
             print(
                 f"   {level:8} {found[level]}/{total[level]} detected, delay median "
-                f"{pct(delays.get(level, []), 50):.0f} min, P90 {pct(delays.get(level, []), 90):.0f}"
-                f" min (baseline {min(rates, default=0):.1f}–{max(rates, default=0):.1f} cases/h)"
+                f"{pct(got, 50):.0f} min, P90 {pct(got, 90):.0f} min "
+                f"(baseline {min(rates, default=0):.1f}–{max(rates, default=0):.1f} cases/h)"
             )
         for line in examples:
             print(f"   false alarm: {line}")
-    targets = "targets at the default sensitivity (0.5/day): recall ≥ 90 %, median delay ≤ 15 min, ≤ 1 false alarm/district-day"
-    print(f"-- {targets}")
+    print(
+        f"-- targets at the default sensitivity ({WarningSettings().false_alarms_per_day:g}"
+        "/day): recall ≥ 90 %, median delay ≤ 15 min, ≤ 1 false alarm per district-day"
+    )
     return 0
 
 

@@ -31,20 +31,42 @@ def at(north_m: float, east_m: float) -> tuple[float, float]:
     return LAT + north_m / M_LAT, LON + east_m / M_LON
 
 
-def report(rid: str, ts: float, north: float, east: float, category: str, text: str,
-           source: str = "hotline_12345", title: str = "") -> Report:  # fmt: skip
+def report(
+    rid: str,
+    ts: float,
+    north: float,
+    east: float,
+    category: str,
+    text: str,
+    source: str = "hotline_12345",
+    title: str = "",
+) -> Report:
     lat, lon = at(north, east)
     return Report(rid, ts, lat, lon, category, source, title, text)
 
 
-OPEN = report("A", 0, 0, 0, "noise", "12345热线市民来电反映：福城苑17栋住户夜间施工扰民，吵得睡不着。",
-              title="夜间施工扰民")  # fmt: skip
+OPEN = report(
+    "A",
+    0,
+    0,
+    0,
+    "noise",
+    "12345热线市民来电反映：福城苑17栋住户夜间施工扰民，吵得睡不着。",
+    title="夜间施工扰民",
+)
 
 
 def test_a_chinese_paraphrase_scores_high() -> None:
-    new = report("B", 900, 20, 10, "noise",
-                 "市民来电称，福城苑17栋有居民晚上装修，噪音很大，影响休息，希望尽快处理。",
-                 source="grid_app", title="夜间装修噪音")  # fmt: skip
+    new = report(
+        "B",
+        900,
+        20,
+        10,
+        "noise",
+        "市民来电称，福城苑17栋有居民晚上装修，噪音很大，影响休息，希望尽快处理。",
+        source="grid_app",
+        title="夜间装修噪音",
+    )
     cand = score_pair(new, OPEN)
     assert cand is not None and cand.score >= DuplicateSettings().min_score
     assert cand.distance_m == pytest.approx(22.4, abs=0.5)
@@ -73,8 +95,15 @@ def test_unrelated_categories_far_or_late_reports_are_not_candidates() -> None:
 
 def test_a_machine_report_is_judged_by_place_and_time() -> None:
     fire = report("H", 0, 0, 0, "fire_hazard", "福城苑3栋楼道有电动车充电冒烟，有烧焦味。")
-    alarm = report("I", 120, 5, 0, "fire_hazard", "物联感知：烟感探测器触发报警，请立即核实现场情况。",
-                   source="iot")  # fmt: skip
+    alarm = report(
+        "I",
+        120,
+        5,
+        0,
+        "fire_hazard",
+        "物联感知：烟感探测器触发报警，请立即核实现场情况。",
+        source="iot",
+    )
     cand = score_pair(alarm, fire)
     assert cand is not None and cand.score > 0.8
     assert "machine" in str(cand.explain["text"])

@@ -34,9 +34,12 @@ def places() -> PlaceIndex:
 def table(events: list[tuple[float, str, str]]) -> CaseTable:
     times = [t for t, _, _ in events]
     return CaseTable.build(
-        places(), times, [g for _, g, _ in events], [c for _, _, c in events],
+        places(),
+        times,
+        [g for _, g, _ in events],
+        [c for _, _, c in events],
         ids=[f"C{i}" for i in range(len(events))],
-    )  # fmt: skip
+    )
 
 
 def regular(start: float, end: float, every_s: float, grid: str, cat: str) -> list:
@@ -163,8 +166,20 @@ def test_alert_fields_are_flat_text() -> None:
     signals = detect(table(events), pl, NOW, since=NOW - 9 * WEEK)
     (ev, *_) = AlertBook(pl).update(NOW, signals)
     fields = ev.alert.fields()
-    assert {"id", "level", "kind", "place", "category", "window_s", "observed", "expected",
-            "ts", "status", "message", "cases"} <= set(fields)  # fmt: skip
+    assert {
+        "id",
+        "level",
+        "kind",
+        "place",
+        "category",
+        "window_s",
+        "observed",
+        "expected",
+        "ts",
+        "status",
+        "message",
+        "cases",
+    } <= set(fields)
     assert all(isinstance(v, str) for v in fields.values())
     assert fields["kind"] == "statistical" and fields["status"] == "open"
 

@@ -17,8 +17,10 @@ from dashboard.services.warning.query import (
 )
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
-SQUARE = {"type": "Polygon", "coordinates": [[[106.26, 29.37], [106.27, 29.37], [106.27, 29.38],
-                                              [106.26, 29.37]]]}  # fmt: skip
+SQUARE = {
+    "type": "Polygon",
+    "coordinates": [[[106.26, 29.37], [106.27, 29.37], [106.27, 29.38], [106.26, 29.37]]],
+}
 
 
 @pytest.fixture
@@ -27,18 +29,48 @@ def session():
     Base.metadata.create_all(engine)
     with Session(engine) as s:
         s.add(Zone(code="Z1", name="第一巡区", geometry=SQUARE))
-        s.add(Grid(code="G1", name="福城社区第4网格", zone_code="Z1", geometry=SQUARE,
-                   centroid_lat=29.375, centroid_lon=106.265))  # fmt: skip
-        s.add(Grid(code="G1-1", name="微网格", level="micro", parent_code="G1", geometry=SQUARE,
-                   centroid_lat=29.375, centroid_lon=106.265))  # fmt: skip
+        s.add(
+            Grid(
+                code="G1",
+                name="福城社区第4网格",
+                zone_code="Z1",
+                geometry=SQUARE,
+                centroid_lat=29.375,
+                centroid_lon=106.265,
+            )
+        )
+        s.add(
+            Grid(
+                code="G1-1",
+                name="微网格",
+                level="micro",
+                parent_code="G1",
+                geometry=SQUARE,
+                centroid_lat=29.375,
+                centroid_lon=106.265,
+            )
+        )
         for i, (status, minutes) in enumerate(
             [("reported", 5), ("closed", 30), ("cancelled", 10), ("on_scene", 200)]
         ):
             at = T0 - timedelta(minutes=minutes)
-            s.add(Case(id=f"C{i}", status=status, category="noise", lat=29.375, lon=106.265,
-                       grid_code="G1", reported_at=at, status_since=at, status_ts=at,
-                       title="噪音", description="17栋夜间施工", source="hotline_12345",
-                       priority=1))  # fmt: skip
+            s.add(
+                Case(
+                    id=f"C{i}",
+                    status=status,
+                    category="noise",
+                    lat=29.375,
+                    lon=106.265,
+                    grid_code="G1",
+                    reported_at=at,
+                    status_since=at,
+                    status_ts=at,
+                    title="噪音",
+                    description="17栋夜间施工",
+                    source="hotline_12345",
+                    priority=1,
+                )
+            )
         s.commit()
         yield s
     engine.dispose()

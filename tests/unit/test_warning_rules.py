@@ -30,8 +30,10 @@ NOW = 1_790_000_000.0
 
 
 def places() -> PlaceIndex:
-    grids = [GridInfo("G1", "福城社区第4网格", "Z1", LAT, LON),
-             GridInfo("G2", "福城社区第5网格", "Z1", LAT, LON + 0.01)]  # fmt: skip
+    grids = [
+        GridInfo("G1", "福城社区第4网格", "Z1", LAT, LON),
+        GridInfo("G2", "福城社区第5网格", "Z1", LAT, LON + 0.01),
+    ]
     return PlaceIndex.build(grids, {"Z1": "第一巡区"}, CATS)
 
 
@@ -61,20 +63,32 @@ def test_json_is_accepted_too() -> None:
 @pytest.mark.parametrize(
     ("rule", "message"),
     [
-        ({"id": "a", "min_count": 3, "window": "10x", "per": "grid"}, 'window: "10x" is not a duration'),
+        (
+            {"id": "a", "min_count": 3, "window": "10x", "per": "grid"},
+            'window: "10x" is not a duration',
+        ),
         ({"id": "a", "min_count": 3, "window": "10m"}, "either within_m (a cluster) or per"),
         ({"id": "a", "min_count": 0, "window": "10m", "per": "grid"}, "min_count: a whole number"),
         ({"id": "a", "min_count": True, "window": "10m", "per": "grid"}, "min_count"),
-        ({"id": "a", "min_count": 3, "window": "10m", "per": "grid", "categroy": "x"}, "unknown field 'categroy'"),
-        ({"id": "a", "min_count": 3, "window": "10m", "per": "grid", "category": "fire"}, "unknown 'fire'"),
-        ({"id": "a", "min_count": 3, "window": "10m", "per": "grid", "level": "pink"}, "level: one of"),
+        (
+            {"id": "a", "min_count": 3, "window": "10m", "per": "grid", "categroy": "x"},
+            "unknown field 'categroy'",
+        ),
+        (
+            {"id": "a", "min_count": 3, "window": "10m", "per": "grid", "category": "fire"},
+            "unknown 'fire'",
+        ),
+        (
+            {"id": "a", "min_count": 3, "window": "10m", "per": "grid", "level": "pink"},
+            "level: one of",
+        ),
         ({"id": "a", "when": "unaccepted"}, "after: required"),
         ({"id": "a", "when": "unaccepted", "after": "2m", "window": "1h"}, "window: not for"),
         ({"id": "a b", "min_count": 3, "window": "10m", "per": "grid"}, "id: 1-64"),
         ({"id": "a", "min_count": 3, "window": "8d", "per": "grid"}, "at most 7d"),
         ({"id": "a", "min_count": 3, "window": "1h", "within_m": -5}, "within_m: metres"),
     ],
-)  # fmt: skip
+)
 def test_bad_rules_are_refused_with_a_clear_message(rule: dict, message: str) -> None:
     with pytest.raises(RuleError, match="rule 1") as info:
         parse_rule_data({"rule": [rule]}, categories=CATS, sources=SOURCES)
@@ -95,8 +109,13 @@ def test_duplicate_ids_and_broken_files_are_refused() -> None:
 
 def test_durations() -> None:
     assert [parse_duration(x) for x in ("90s", "10m", "2h", "1d", 45, " 3 m ")] == [
-        90, 600, 7200, 86400, 45, 180,
-    ]  # fmt: skip
+        90,
+        600,
+        7200,
+        86400,
+        45,
+        180,
+    ]
     for bad in ("", "1w", "-1m", 0, 1.5, True, None, "10mm", "٣m"):
         with pytest.raises(ValueError):
             parse_duration(bad)
@@ -112,14 +131,20 @@ json_values = st.recursive(
 rule_like = st.fixed_dictionaries(
     {},
     optional={
-        "id": st.text(max_size=8) | st.integers(), "when": st.sampled_from(["count", "unaccepted", "x"]),
-        "min_count": json_values, "window": st.sampled_from(["10m", "1d", "x", 0, 60]) | json_values,
+        "id": st.text(max_size=8) | st.integers(),
+        "when": st.sampled_from(["count", "unaccepted", "x"]),
+        "min_count": json_values,
+        "window": st.sampled_from(["10m", "1d", "x", 0, 60]) | json_values,
         "per": st.sampled_from(["grid", "zone", "moon"]) | json_values,
-        "within_m": json_values, "after": json_values, "level": st.sampled_from(["red", "红", "x"]),
-        "category": json_values, "source": json_values, "priority": json_values,
+        "within_m": json_values,
+        "after": json_values,
+        "level": st.sampled_from(["red", "红", "x"]),
+        "category": json_values,
+        "source": json_values,
+        "priority": json_values,
         "name": json_values,
     },
-)  # fmt: skip
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -133,9 +158,15 @@ def test_any_text_gives_rules_or_rule_error(text: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(json_values, st.lists(rule_like, max_size=3), st.dictionaries(
-    st.sampled_from(["rule", "rules", "x"]), st.lists(rule_like | json_values, max_size=3)
-)))  # fmt: skip
+@given(
+    st.one_of(
+        json_values,
+        st.lists(rule_like, max_size=3),
+        st.dictionaries(
+            st.sampled_from(["rule", "rules", "x"]), st.lists(rule_like | json_values, max_size=3)
+        ),
+    )
+)
 def test_any_structure_gives_rules_or_rule_error(data: object) -> None:
     try:
         rules = parse_rule_data(data, categories=CATS, sources=SOURCES)
@@ -149,11 +180,13 @@ def test_a_cluster_of_iot_fire_alarms_fires_once_per_cluster() -> None:
     rules = [r for r in example_rules() if r.id == "iot-fire-cluster"]
     fire = {"category": "fire_hazard", "source": "iot", "grid": "G1"}
     cases = [
-        case("a", 60, 0, 0, **fire), case("b", 120, 50, 50, **fire), case("c", 300, -80, 40, **fire),
+        case("a", 60, 0, 0, **fire),
+        case("b", 120, 50, 50, **fire),
+        case("c", 300, -80, 40, **fire),
         case("far", 200, 900, 0, **fire),  # 900 m away
         case("old", 900, 10, 0, **fire),  # 15 min ago: out of the window
         case("app", 60, 5, 5, category="fire_hazard", source="grid_app", grid="G1"),
-    ]  # fmt: skip
+    ]
     (hit,) = evaluate(rules, cases, NOW, places())
     assert set(hit.cases) == {"a", "b", "c"} and hit.observed == 3
     assert hit.level == "orange" and hit.place_level == "circle"

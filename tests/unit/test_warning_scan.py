@@ -14,8 +14,9 @@ DAY = 86400.0
 def lattice(n: int = 10) -> PlaceIndex:
     grids = [
         GridInfo(f"G{r}{c}", f"第{r}{c}网格", f"Z{r // 5}", 29.0 + r * 0.005, 106.0 + c * 0.005)
-        for r in range(n) for c in range(n)
-    ]  # fmt: skip
+        for r in range(n)
+        for c in range(n)
+    ]
     return PlaceIndex.build(grids, {}, ("noise", "dispute"))
 
 
@@ -33,9 +34,12 @@ def background(places: PlaceIndex, days: int, per_slice: int, seed: int = 3) -> 
 
 def build(places: PlaceIndex, events: list) -> CaseTable:
     return CaseTable.build(
-        places, [e[0] for e in events], [e[1] for e in events], [e[2] for e in events],
+        places,
+        [e[0] for e in events],
+        [e[1] for e in events],
+        [e[2] for e in events],
         ids=[f"C{i}" for i in range(len(events))],
-    )  # fmt: skip
+    )
 
 
 def test_neighbours_are_nearest_first() -> None:

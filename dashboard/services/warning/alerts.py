@@ -209,7 +209,9 @@ class AlertBook:
             if new is not old:
                 new = replace(new, ts=now)
                 ep.alert = new
-                kind = "escalated" if level_rank(new.level) > level_rank(old.level) else "updated"
+                kind: Literal["raised", "escalated", "updated"] = (
+                    "escalated" if level_rank(new.level) > level_rank(old.level) else "updated"
+                )
                 prior = events.get(new.id)
                 if prior is not None and prior.kind in ("raised", "escalated"):
                     kind = prior.kind

@@ -12,8 +12,9 @@ upper tail ``P(X ≥ x)`` below a threshold α (the predictive upper bound excee
 α comes from a false-alarm budget (``false_alarms_per_day``): split over the windows (by
 ``window_weights``) and evenly over the place levels (grid, zone, district), then over a
 level's series and a day's disjoint windows (Bonferroni), then divided by how much more
-often a window slid every minute crosses a level than one fixed window does. A district's 13 series thus get far more sensitivity
-than 1,700 grid series, with the same expected number of false alarms for each level.
+often a window slid every minute crosses a level than one fixed window does. A district's
+13 series thus get far more sensitivity than 1,700 grid series, with the same expected
+number of false alarms for each level.
 The level (蓝/黄/橙/红) is how many ``level_step`` decades ``p`` lies below α.
 
 References: the posterior-predictive bound is the Bayesian form of the Poisson prediction

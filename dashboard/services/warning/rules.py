@@ -175,7 +175,7 @@ def _rule(
         if not items:
             raise RuleError(f"{where}: priority: 1 … 4, or a list of them")
         prios = frozenset(_int(where, "priority", v, 1, 4) for v in items)
-    rule = Rule(rid, name, name_en, level, when, cats, srcs, prios)
+    rule = Rule(rid, str(name), str(name_en), str(level), str(when), cats, srcs, prios)
     if when == "unaccepted":
         for key in ("min_count", "window", "within_m", "per"):
             if key in data:

@@ -176,7 +176,7 @@ def scan(
         value = float(llr.ravel()[flat_i])
         if value <= 0 or len(out) >= s.max_clusters:
             break
-        i, k, j = np.unravel_index(int(flat_i), llr.shape)
+        i, k, j = (int(v) for v in np.unravel_index(int(flat_i), llr.shape))
         members = [int(x) for x in nbr[i, : k + 1]]
         if used & set(members):
             continue
