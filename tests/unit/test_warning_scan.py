@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dashboard.services.warning import CaseTable, GridInfo, PlaceIndex
+from dashboard.services.warning import AlertBook, CaseTable, GridInfo, PlaceIndex
 from dashboard.services.warning.scan import ScanSettings, gumbel_sf, neighbours, scan
 
 NOW = 1_790_000_000.0
@@ -71,6 +71,13 @@ def test_a_cluster_over_neighbouring_grids_is_found() -> None:
     assert len([c for c in top.cases if int(c[1:]) >= len(events) - 12]) == 12
     # seeded: the same answer twice
     assert scan(table, places, NOW, ScanSettings(seed=1))[0] == top
+    (event,) = AlertBook(places).update(NOW, found[:1])
+    alert = event.alert
+    assert alert.place_level == "cluster" and alert.method == "stp_scan"
+    assert alert.fields()["grids"] == ",".join(top.grids)
+    assert alert.message.startswith(
+        f"{top.place.name}及周边{len(top.grids) - 1}个网格 全部类别 30分钟内"
+    )
 
 
 def test_gumbel_tail() -> None:

@@ -74,6 +74,7 @@ class Alert:
     status: Status = "open"
     message: str = ""  # zh-CN
     message_en: str = ""
+    grids: tuple[str, ...] = ()  # a scan cluster's grids (place_level "cluster")
 
     def fields(self) -> dict[str, str]:
         """The ``lq:alerts`` entry: flat text fields, the empty ones left out."""
@@ -86,6 +87,7 @@ class Alert:
             "status": self.status, "message": self.message, "message_en": self.message_en,
             "cases": ",".join(self.cases), "rule": self.rule, "method": self.method,
             "p_value": "" if self.p_value is None else f"{self.p_value:.3g}",
+            "grids": ",".join(self.grids),
         }  # fmt: skip
         return {k: v for k, v in values.items() if v != ""}
 
@@ -251,17 +253,24 @@ class AlertBook:
 
     def _from_signal(self, s: Signal, *, first_ts: float, alert_id: str | None) -> Alert:
         key = f"{s.place.code}|{s.category}"
+        name = s.place.name
+        if len(s.grids) > 1:  # a scan cluster: its centre and the neighbours around it
+            name_zh = f"{name}及周边{len(s.grids) - 1}个网格"
+            name_en = f"{name} and {len(s.grids) - 1} grids around"
+        else:
+            name_zh = name_en = name
         return Alert(
             id=alert_id or _alert_id("statistical", key, first_ts), level=s.level,
-            kind="statistical", place=s.place.code, place_level=s.place.level,
-            place_name=s.place.name, category=s.category, window_s=s.window_s,
+            kind="statistical", place=s.place.code,
+            place_level="cluster" if len(s.grids) > 1 else s.place.level,
+            place_name=name, category=s.category, window_s=s.window_s,
             observed=s.observed, expected=s.expected, ts=s.ts, first_ts=first_ts,
-            cases=s.cases, method=s.method, p_value=s.p_value,
+            cases=s.cases, method=s.method, p_value=s.p_value, grids=s.grids,
             message=statistical_text(
-                s.place.name, s.category, s.window_s, s.observed, s.expected, "zh-CN"
+                name_zh, s.category, s.window_s, s.observed, s.expected, "zh-CN"
             ),
             message_en=statistical_text(
-                s.place.name, s.category, s.window_s, s.observed, s.expected, "en"
+                name_en, s.category, s.window_s, s.observed, s.expected, "en"
             ),
         )  # fmt: skip
 
