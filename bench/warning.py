@@ -317,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scan", action="store_true", help="also the space-time scan")
     parser.add_argument("--half-width", type=int, default=None, help="baseline ± seconds")
     parser.add_argument("--weeks-used", type=int, default=None, help="baseline weeks")
+    parser.add_argument("--windows", default=None, help="seconds, comma-separated")
+    parser.add_argument("--weights", default=None, help="the windows' budget shares")
     parser.add_argument("--min-rate", type=float, default=5.0, help="cases/h: detectable")
     parser.add_argument("--small", action="store_true", help="a smoke test")
     args = parser.parse_args(argv)
@@ -344,6 +346,11 @@ def main(argv: list[str] | None = None) -> int:
         tuned["half_width_s"] = args.half_width
     if args.weeks_used is not None:
         tuned["weeks"] = args.weeks_used
+    if args.windows:
+        tuned["windows_s"] = tuple(int(x) for x in args.windows.split(","))
+        tuned["window_weights"] = tuple(
+            float(x) for x in (args.weights or ",".join("1" * len(tuned["windows_s"]))).split(",")
+        )
     for budget in (float(x) for x in args.sensitivity.split(",")):
         settings = WarningSettings(false_alarms_per_day=budget, **tuned)
         methods.append(Method(f"nb_baseline@{budget:g}/day", settings))
@@ -384,6 +391,15 @@ def main(argv: list[str] | None = None) -> int:
             f"   places with a baseline ≥ {args.min_rate:g} cases/h: recall "
             f"{len(big_delays)}/{len(big)} = {len(big_delays) / max(1, len(big)):.0%}, "
             f"delay median {pct(big_delays, 50):.0f} min, P90 {pct(big_delays, 90):.0f} min"
+        )
+        district_all = [
+            d for s, d in zip(spikes, outcome, strict=True) if s.level == "district"
+            and s.category == ALL
+        ]  # fmt: skip
+        got_all = [d for d in district_all if d is not None]
+        print(
+            f"   district, all categories: {len(got_all)}/{len(district_all)} detected, "
+            f"delay median {pct(got_all, 50):.0f} min, P90 {pct(got_all, 90):.0f} min"
         )
         for level in ("district", "zone", "grid"):
             rates = [s.baseline_per_h for s in spikes if s.level == level]
