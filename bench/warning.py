@@ -157,13 +157,19 @@ class Spike:
     start: float
     duration_s: float
     baseline_per_h: float  # the place's true expected cases per hour over the spike
+    burst: int = 0  # a burst: this many extra cases of the category in the grid instead
 
 
 def inject(
     history: History, spike: Spike, multiplier: float, rng: np.random.Generator
 ) -> list[tuple[float, int, int]]:
-    """Extra cases so that the place's rate is ``multiplier`` × its true rate throughout."""
+    """Extra cases so that the place's rate is ``multiplier`` × its true rate throughout
+    (or, for a burst, ``burst`` cases spread evenly over the duration)."""
     places = history.places
+    if spike.burst:
+        g, c = places.grid_pos[spike.place], places.cat_pos[spike.category]
+        step = spike.duration_s / spike.burst
+        return [(spike.start + (i + 0.5) * step, g, c) for i in range(spike.burst)]
     lam = history.intensity
     if spike.level == "grid":
         grid_mask = np.array([g.code == spike.place for g in places.grids])
@@ -319,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weeks-used", type=int, default=None, help="baseline weeks")
     parser.add_argument("--windows", default=None, help="seconds, comma-separated")
     parser.add_argument("--weights", default=None, help="the windows' budget shares")
+    parser.add_argument("--bursts", type=int, default=0, help="grid bursts besides spikes")
+    parser.add_argument("--burst-size", type=int, default=6, help="cases in a burst (1 h)")
     parser.add_argument("--min-rate", type=float, default=5.0, help="cases/h: detectable")
     parser.add_argument("--small", action="store_true", help="a smoke test")
     args = parser.parse_args(argv)
@@ -340,6 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     rng = np.random.default_rng(args.seed + 1)
     spikes = draw_spikes(history, args.spikes, t_eval, end, rng)
+    for _ in range(args.bursts):  # a grid's own event: a few cases of one category in an hour
+        g = history.places.grids[int(rng.integers(history.places.n_grids))].code
+        cat = str(rng.choice(history.places.categories))
+        start = float(rng.uniform(t_eval, end - 3 * 3600))
+        rate = place_rate(history, "grid", g, cat, start, start + 3600)
+        spikes.append(Spike("grid", g, cat, start, 3600.0, rate, burst=args.burst_size))
     methods = []
     tuned: dict[str, Any] = {}
     if args.half_width is not None:
@@ -367,6 +381,10 @@ def main(argv: list[str] | None = None) -> int:
         trial_rng = np.random.default_rng(args.seed + 2)
         outcome: list[float | None] = []
         for spike in spikes:
+            if spike.burst:
+                d = spike_delay(history, spike, method, args.multiplier, trial_rng, args.step, 1800)
+                outcome.append(None if d is None else d / 60)
+                continue
             d = spike_delay(history, spike, method, args.multiplier, trial_rng, args.step, 1800)
             outcome.append(None if d is None else d / 60)
             total[spike.level] += 1
@@ -374,7 +392,10 @@ def main(argv: list[str] | None = None) -> int:
                 found[spike.level] += 1
                 delays.setdefault(spike.level, []).append(d / 60)
         all_delays = [d for v in delays.values() for d in v]
-        big = [d for s, d in zip(spikes, outcome, strict=True) if s.baseline_per_h >= args.min_rate]
+        big = [
+            d for s, d in zip(spikes, outcome, strict=True)
+            if s.baseline_per_h >= args.min_rate and not s.burst
+        ]  # fmt: skip
         big_delays = [d for d in big if d is not None]
         n_found, n_total = sum(found.values()), sum(total.values())
         run_ms = statistics.median(timings) * 1000 if timings else float("nan")
@@ -401,8 +422,16 @@ def main(argv: list[str] | None = None) -> int:
             f"   district, all categories: {len(got_all)}/{len(district_all)} detected, "
             f"delay median {pct(got_all, 50):.0f} min, P90 {pct(got_all, 90):.0f} min"
         )
+        bursts = [d for s, d in zip(spikes, outcome, strict=True) if s.burst]
+        if bursts:
+            got_b = [d for d in bursts if d is not None]
+            print(
+                f"   grid bursts (+{args.burst_size} cases of one category in 1 h): "
+                f"{len(got_b)}/{len(bursts)} detected, delay median {pct(got_b, 50):.0f} min, "
+                f"P90 {pct(got_b, 90):.0f} min"
+            )
         for level in ("district", "zone", "grid"):
-            rates = [s.baseline_per_h for s in spikes if s.level == level]
+            rates = [s.baseline_per_h for s in spikes if s.level == level and not s.burst]
             got = delays.get(level, [])
             print(
                 f"   {level:8} {found[level]}/{total[level]} detected, delay median "
