@@ -15,8 +15,9 @@ instance, which forwards it to its browsers.
 
 The protocol, namespace ``/live``:
 
-* client → ``sync`` ``{cursor, seq}`` (both null on first load), acknowledged with
-  either ``{mode: "catchup", deltas: [...], seq, cursor}`` — everything after the
+* client → ``sync`` ``{cursor, seq}`` (both null on first load; ``cursor`` null with a
+  ``seq`` after loading the snapshot of the empty log: caught up from the log's start),
+  acknowledged with either ``{mode: "catchup", deltas: [...], seq, cursor}`` — everything after the
   cursor, when the log still holds it — or, small, ``{mode: "snapshot", seq, cursor,
   url, bytes, at, kpis}``: the snapshot the client is to load is at ``url``
   (``GET /live/snapshot?day=…&seq=…&cursor=…``, gzip), never in the acknowledgement —

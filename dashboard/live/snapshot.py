@@ -213,6 +213,11 @@ def handle_sync(runtime: Runtime, store: SnapshotStore, data: Any) -> dict[str, 
     """Answer a client's ``sync``: the deltas since its cursor, or where a snapshot is."""
     cursor = data.get("cursor") if isinstance(data, dict) else None
     seq = data.get("seq") if isinstance(data, dict) else None
+    if cursor is None and isinstance(seq, int):
+        # A position without a cursor: the page loaded the snapshot of the empty log (seq 0,
+        # or the counter of an emptied one). It catches up from the log's start; answering
+        # with a snapshot would hand it that same (still reusable) empty one again and again.
+        cursor = NO_CURSOR
     if isinstance(cursor, str) and isinstance(seq, int) and not isinstance(seq, bool):
         deltas = runtime.deltas.since(cursor, seq)
         if deltas is not None:

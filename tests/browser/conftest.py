@@ -38,7 +38,9 @@ def live_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]
         "--history-days", "2",
     )  # fmt: skip
     try:
-        process.wait_ready()
+        # Its first start writes two days of history (~40 s on a loaded 2-core machine)
+        # before it serves: a longer bound for that condition, not a sleep.
+        process.wait_ready(timeout=240.0)
         yield process
     finally:
         process.stop()

@@ -55,6 +55,13 @@ CLIPPED_FIGURES_JS = f"""
 """
 
 
+# The map's case dots (one SVG path per live case on the map).
+DOTS_SHOWN = "document.querySelectorAll('path[data-case]').length > 0"
+# Waits for what the live path brings (the warm start's cases, a KPI push): generous, as
+# a loaded machine may take long, and never a sleep.
+LIVE_TIMEOUT = 60_000
+
+
 def open_wall(browser: Browser, demo: DemoProcess, w: int, h: int, query: str = "") -> Page:
     page = open_page(browser, w, h)
     page.goto(f"{demo.url}/wall?token={demo.wall_token}{query}")
@@ -176,21 +183,26 @@ def test_layers_switch_and_a_screen_can_pick_its_own(
         for name in ("道路水系", "网格", "微网格", "网格案件密度", "巡区", "警务站", "视频监控",
                      "物联感知", "案件", "力量"):  # fmt: skip
             assert name in labels, (name, labels)
+        # The live dots first (the warm start's cases, through the snapshot or the deltas):
+        # unticking the layer proves nothing while there is nothing on it.
+        page.wait_for_function(DOTS_SHOWN, timeout=LIVE_TIMEOUT)
         page.hover(".leaflet-control-layers")
         page.get_by_label("视频监控", exact=True).check()
         page.wait_for_function("document.querySelectorAll('.lq-fac-camera').length === 105")
         page.get_by_label("案件", exact=True).uncheck()
         page.wait_for_function("document.querySelectorAll('path[data-case]').length === 0")
+        assert page.evaluate("Object.keys(window.lianqin.cases).length") > 0  # kept, not drawn
         page.get_by_label("案件", exact=True).check()  # the live dots come back, still live
-        page.wait_for_function("document.querySelectorAll('path[data-case]').length > 0")
+        page.wait_for_function(DOTS_SHOWN, timeout=LIVE_TIMEOUT)
     finally:
         close_page(page)
     page = open_wall(browser, live_demo, 1920, 1080, "&layers=cases,units,sensors,density")
     try:
         page.wait_for_function("document.querySelectorAll('.lq-fac-sensor').length === 40")
         assert page.locator(".lq-fac-station").count() == 0
+        page.wait_for_function(DOTS_SHOWN, timeout=LIVE_TIMEOUT)
         page.wait_for_function(  # the density layer colors the grids with open cases
-            "Object.keys(lq.live.density.counts).length > 0", timeout=10_000
+            "Object.keys(lq.live.density.counts).length > 0", timeout=LIVE_TIMEOUT
         )
     finally:
         close_page(page)

@@ -248,3 +248,36 @@ test("as a browser script it attaches to window.lq", () => {
   assert.equal(typeof window.lq.sync.Sync, "function");
   assert.deepEqual(Object.keys(window.lq.live), []); // what was there is kept
 });
+
+test("a page that loads the snapshot of the empty log catches up from its position", () => {
+  // The order seen on a wall opened as the demo simulator's first cases landed: the shared
+  // snapshot was built on the empty log (seq 0, no cursor) and reused; deltas 1-3 went out
+  // before the page listened, 4 arrives while it fetches the snapshot.
+  const page = fakePage();
+  page.sync.onConnect();
+  page.lastAsk().done(null, { mode: "snapshot", seq: 0, cursor: null, url: "/live/snapshot?seq=0", at: 5 });
+  page.sync.onDelta(delta(4)); // held while the snapshot is fetched
+  page.fetches[0].done(null, { seq: 0, cursor: null, cases: [], units: [] });
+  assert.deepEqual(page.snapshots, [0]);
+  assert.deepEqual(page.applied, []); // 4 does not follow 0: a gap
+  // It asks from where it is (seq 0, no cursor: the log's start), not as a new page: the
+  // server answers that with the log, not with the same empty snapshot.
+  assert.equal(page.asks.length, 2);
+  assert.deepEqual(page.lastAsk().request, { cursor: null, seq: 0 });
+  page.sync.onDelta(delta(5)); // held while it catches up
+  page.lastAsk().done(null, catchup(1, 4));
+  assert.deepEqual(page.applied, [1, 2, 3, 4, 5]);
+  assert.deepEqual(page.state, { seq: 5, cursor: "1005-0" });
+  assert.equal(page.fetches.length, 1);
+});
+
+test("deltas that arrive before the first sync is even answered are kept", () => {
+  const page = fakePage();
+  page.sync.onDelta(delta(1)); // the socket delivers before `connect` ran our handler
+  page.sync.onConnect();
+  page.sync.onDelta(delta(2));
+  page.lastAsk().done(null, { mode: "snapshot", seq: 0, cursor: null, url: "/live/snapshot?seq=0", at: 5 });
+  page.fetches[0].done(null, { seq: 0, cursor: null, cases: [], units: [] });
+  assert.deepEqual(page.applied, [1, 2]);
+  assert.equal(page.asks.length, 1);
+});
