@@ -147,7 +147,6 @@ def ensure_schema(settings: Settings) -> bool:
                 "upgrade Lianqin"
             )
         upgrade(settings, "head")
-        log.info("database schema created or upgraded: %s -> %s", current or "empty", head)
         return True
     except SchemaError:
         raise

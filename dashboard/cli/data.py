@@ -13,6 +13,13 @@ import click
 
 from dashboard.cli.common import open_database, running_redis, settings_of, stop_on_signals
 
+CRS_CHOICES = ["wgs84", "cgcs2000", "gcj02", "bd09"]
+CRS_HELP = (
+    "The datum of the file's coordinates, stored as WGS-84: gcj02 (Amap, Tencent) and bd09 "
+    "(Baidu) are converted; cgcs2000 (Tianditu, surveying bureaus) is WGS-84 to within "
+    "centimetres and taken as it is."
+)
+
 
 @click.command()
 @click.option(
@@ -236,10 +243,10 @@ def import_cases(ctx: click.Context, file: Path, fmt: str, limit: int | None) ->
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--crs",
-    type=click.Choice(["wgs84", "gcj02", "bd09"]),
+    type=click.Choice(CRS_CHOICES),
     default="wgs84",
     show_default=True,
-    help="The datum of the file's coordinates (stored as WGS-84).",
+    help=CRS_HELP,
 )
 @click.option("--keep-basemap", is_flag=True, help="Keep the old roads and water of the base map.")
 @click.pass_context
@@ -272,3 +279,108 @@ def import_grids(ctx: click.Context, file: Path, crs: str, keep_basemap: bool) -
         f"loaded {result['grids']} grids and {result['micro_grids']} micro-grids "
         f"(replacing {result['replaced']}); workers reload their grid index"
     )
+
+
+def _bump_grids_version(settings: Any) -> None:
+    """Running workers reload their grid and zone index (`lq:grids:version`)."""
+    from dashboard.redis_server import redis_client
+    from dashboard.streams import keys_for
+
+    with running_redis(settings) as url:
+        client = redis_client(url)
+        try:
+            client.incr(keys_for(settings).grids_version)
+        finally:
+            client.close()
+
+
+def _geojson_file(file: Path) -> Any:
+    import json
+
+    try:
+        return json.loads(file.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise click.ClickException(f"{file} is not JSON: {exc}") from exc
+
+
+def _district_step(ctx: click.Context, file: Path, parse: Any, write: Any) -> dict[str, int]:
+    """Parse ``file`` whole, then write it in one transaction; every problem on stderr at once."""
+    from dashboard.imports.district import DistrictImportError
+
+    settings = settings_of(ctx.find_root())
+    try:
+        rows = parse()
+        with open_database(ctx, settings) as database, database.write() as session:
+            result: dict[str, int] = write(session, rows)
+    except DistrictImportError as exc:
+        raise click.ClickException(f"{file} was not loaded:\n{exc}") from exc
+    return result
+
+
+@import_.command("zones")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--crs", type=click.Choice(CRS_CHOICES), default="wgs84", show_default=True,
+              help=CRS_HELP)  # fmt: skip
+@click.pass_context
+def import_zones(ctx: click.Context, file: Path, crs: str) -> None:
+    """Replace the patrol zones with those of a GeoJSON FeatureCollection (code, name,
+    name_en, station)."""
+    from dashboard.imports.district import parse_zones, replace_zones
+
+    data = _geojson_file(file)
+    result = _district_step(ctx, file, lambda: parse_zones(data, crs=crs), replace_zones)
+    _bump_grids_version(settings_of(ctx.find_root()))
+    click.echo(
+        f"loaded {result['zones']} patrol zones (replacing {result['replaced']}); "
+        f"{result['grids_regrouped']} grids took the zone they lie in"
+    )
+
+
+def _facility_command(kind: str, plural: str, doc: str) -> click.Command:
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--crs", type=click.Choice(CRS_CHOICES), default="wgs84", show_default=True,
+                  help=CRS_HELP)  # fmt: skip
+    @click.pass_context
+    def command(ctx: click.Context, file: Path, crs: str) -> None:
+        from dashboard.imports.district import parse_facilities, replace_facilities
+
+        data = _geojson_file(file)
+        result = _district_step(
+            ctx, file, lambda: parse_facilities(data, kind=kind, crs=crs),
+            lambda session, rows: replace_facilities(session, kind, rows),
+        )  # fmt: skip
+        click.echo(f"loaded {result[kind]} {plural} (replacing {result['replaced']})")
+
+    command.__doc__ = doc
+    return import_.command(plural)(command)
+
+
+_facility_command(
+    "station", "stations",
+    "Replace the police / patrol stations (Points: zone, name; id defaults to ST-<zone>).",
+)  # fmt: skip
+_facility_command("camera", "cameras", "Replace the cameras (Points: id, name).")
+_facility_command("sensor", "sensors", "Replace the IoT sensors (Points: id, name).")
+
+
+@import_.command("departments")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def import_departments(ctx: click.Context, file: Path) -> None:
+    """Add or update departments from a CSV file (id,name[,name_en,kind])."""
+    from dashboard.imports.district import parse_departments, upsert_departments
+
+    result = _district_step(ctx, file, lambda: parse_departments(file), upsert_departments)
+    click.echo(f"{result['departments']} departments ({result['created']} new)")
+
+
+@import_.command("units")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def import_units(ctx: click.Context, file: Path) -> None:
+    """Add or update units from a CSV file (id,name,kind[,department_id,zone_code]); their
+    positions come from their pings."""
+    from dashboard.imports.district import parse_units, upsert_units
+
+    result = _district_step(ctx, file, lambda: parse_units(file), upsert_units)
+    click.echo(f"{result['units']} units ({result['created']} new)")
