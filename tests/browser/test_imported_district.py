@@ -61,3 +61,52 @@ def test_the_wall_fits_the_imported_cases_without_a_district(
     assert south <= lats[inner][0] and lats[inner][-1] <= north, (bounds, lats[0], lats[-1])
     assert west <= lons[inner][0] and lons[inner][-1] <= east, (bounds, lons[0], lons[-1])
     assert north - south < 2.0 and east - west < 3.0, bounds
+
+
+@pytest.fixture(scope="module")
+def hangzhou(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """The README's "bring your own district" path on tests/data/district/ (GCJ-02)."""
+    data = tmp_path_factory.mktemp("district") / "data"
+    district = DATA / "district"
+    for kind, file, *args in (
+        ("departments", "departments.csv"),
+        ("zones", "zones.geojson", "--crs", "gcj02"),
+        ("grids", "grids.geojson", "--crs", "gcj02"),
+        ("stations", "stations.geojson", "--crs", "gcj02"),
+        ("cameras", "cameras.geojson", "--crs", "gcj02"),
+        ("sensors", "sensors.geojson", "--crs", "cgcs2000"),
+        ("units", "units.csv"),
+    ):
+        run_cli(data, "import", kind, str(district / file), *args)
+    server = ServeProcess(data, LIANQIN_CENTER_NAME="西湖区联勤指挥中心")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_wall_of_an_imported_district_fits_it_and_bears_its_name(
+    browser: Browser, hangzhou: ServeProcess
+) -> None:
+    page = open_page(browser, 1920, 1080)
+    try:
+        page.goto(f"{hangzhou.url}/wall?token={hangzhou.token}")
+        page.wait_for_function("window.lq && lq.live.map && lq.live.map() && window.lianqin")
+        page.wait_for_function("document.querySelectorAll('.lq-map path').length >= 4")
+        page.wait_for_timeout(1000)
+        title = page.inner_text(".lq-title")
+        bounds = page.evaluate(
+            "(() => { const b = lq.live.map().getBounds();"
+            " return [b.getSouth(), b.getWest(), b.getNorth(), b.getEast()]; })()"
+        )
+        page.screenshot(path=str(SHOTS / "wall-imported-district-1920.png"))
+        errors = list(page.errors)  # type: ignore[attr-defined]
+    finally:
+        close_page(page)
+    assert not errors, errors
+    assert title == "西湖区联勤指挥中心 · 实时态势"
+    south, west, north, east = bounds
+    # The district (about 2 × 2 km) fills the map rather than sitting in a corner.
+    assert south < 30.27 and north > 30.285 and west < 120.146 and east > 120.16, bounds
+    assert north - south < 0.08, bounds
