@@ -168,13 +168,33 @@ def replay(ctx: click.Context, kind: str, file: Path, limit: int | None) -> None
     )
 
 
-def _read_cases(fmt: str, file: Path, limit: int | None) -> Any:
+def _source_zone(fmt: str, source_tz: str | None) -> Any:
+    """The zone the file's offset-less times are read in: ``--source-tz``, else the format's
+    city (311 files), else none (our CSV's times carry their offset)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from dashboard.imports.cases import SOURCE_TZ_DEFAULTS
+
+    name = source_tz or SOURCE_TZ_DEFAULTS.get(fmt)
+    if name is None:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.ClickException(
+            f"--source-tz {name!r} is not a time zone (an IANA name: America/New_York, "
+            "Asia/Shanghai)"
+        ) from None
+
+
+def _read_cases(fmt: str, file: Path, limit: int | None, source_tz: str | None = None) -> Any:
     """The file read as ``fmt``; a header that is not the format's stops the command with one
     line on stderr (exit 1) rather than a "skipped" line per row."""
     from dashboard.imports.cases import IMPORTERS, HeaderError
 
+    zone = _source_zone(fmt, source_tz)
     try:
-        return IMPORTERS[fmt](file, limit=limit)
+        return IMPORTERS[fmt](file, limit=limit, source_tz=zone)
     except HeaderError as exc:
         raise click.ClickException(str(exc)) from None
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -196,8 +216,16 @@ def import_() -> None:
     help="The file's layout (README: the briefing view, historical import).",
 )
 @click.option("--limit", type=int, help="Only the first N cases.")
+@click.option(
+    "--source-tz",
+    help="The IANA time zone the file's times are local to when they carry no offset "
+    "(default: the 311 formats' city, America/New_York; lianqin-csv: none, offsets required). "
+    "Stored in UTC; the pages show them in LIANQIN_TZ.",
+)
 @click.pass_context
-def import_cases(ctx: click.Context, file: Path, fmt: str, limit: int | None) -> None:
+def import_cases(
+    ctx: click.Context, file: Path, fmt: str, limit: int | None, source_tz: str | None
+) -> None:
     """Load past cases with their timelines straight into the database (idempotent)."""
     from sqlalchemy import select
 
@@ -208,7 +236,14 @@ def import_cases(ctx: click.Context, file: Path, fmt: str, limit: int | None) ->
     from dashboard.streams import now_utc
 
     settings = settings_of(ctx.find_root())
-    result = _read_cases(fmt, file, limit)
+    result = _read_cases(fmt, file, limit, source_tz)
+    zone = _source_zone(fmt, source_tz)
+    click.echo(
+        f"times read as {zone.key} local time, stored in UTC; shown in {settings.tz} (LIANQIN_TZ)"
+        if zone is not None
+        else "times carry their UTC offset; stored in UTC",
+        err=True,
+    )
     with open_database(ctx, settings) as database:
         with database.read() as session:
             rows = session.execute(select(Grid.code, Grid.geometry).where(Grid.level == "grid"))

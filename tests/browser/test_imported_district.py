@@ -20,7 +20,7 @@ SHOTS = Path(__file__).parents[2] / "assets" / "screenshots"
 def nyc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     data = tmp_path_factory.mktemp("nyc") / "data"
     run_cli(data, "import", "cases", str(DATA / "nyc311-sample.csv"), "--format", "nyc311",
-            )  # fmt: skip
+            "--source-tz", "America/New_York")  # fmt: skip
     server = ServeProcess(data, LIANQIN_TZ="America/New_York", LIANQIN_LANGUAGE="zh-CN")
     try:
         server.wait_ready()
