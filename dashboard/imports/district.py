@@ -246,7 +246,7 @@ def parse_facilities(data: Any, *, kind: str, crs: str = "wgs84") -> list[Facili
         if not isinstance(geometry, dict) or geometry.get("type") != "Point":
             errors.append(f"{where}: geometry must be a Point")
             continue
-        coords = geometry.get("coordinates")
+        coords: Any = geometry.get("coordinates")
         if not _position_ok(coords) or not isinstance(coords[0], int | float):
             errors.append(f"{where}: a Point's coordinates must be [lon, lat] numbers in range")
             continue

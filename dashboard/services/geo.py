@@ -67,11 +67,8 @@ def _points_extent(session: Session) -> tuple[float, float, float, float] | None
     ]
     points += [
         (float(lat), float(lon))
-        for lat, lon in session.execute(
-            select(Unit.last_lat, Unit.last_lon).where(
-                Unit.last_lat.is_not(None), Unit.last_lon.is_not(None)
-            )
-        ).tuples()
+        for lat, lon in session.execute(select(Unit.last_lat, Unit.last_lon)).tuples()
+        if lat is not None and lon is not None
     ]
     cases = [
         (float(lat), float(lon))
