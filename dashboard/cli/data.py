@@ -398,6 +398,20 @@ _facility_command("camera", "cameras", "Replace the cameras (Points: id, name)."
 _facility_command("sensor", "sensors", "Replace the IoT sensors (Points: id, name).")
 
 
+@import_.command("basemap")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--crs", type=click.Choice(CRS_CHOICES), default="wgs84", show_default=True,
+              help=CRS_HELP)  # fmt: skip
+@click.pass_context
+def import_basemap(ctx: click.Context, file: Path, crs: str) -> None:
+    """Replace the offline base map's roads and water (Lines: kind arterial/road/water, name)."""
+    from dashboard.imports.district import parse_basemap, replace_basemap
+
+    data = _geojson_file(file)
+    result = _district_step(ctx, file, lambda: parse_basemap(data, crs=crs), replace_basemap)
+    click.echo(f"loaded {result['features']} roads and water (replacing {result['replaced']})")
+
+
 @import_.command("departments")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_context

@@ -422,3 +422,53 @@ def upsert_units(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]
                 setattr(unit, name, value)
     session.flush()
     return {"units": len(rows), "created": created}
+
+
+# -- the offline base map: roads and water --------------------------------------------------------
+
+BASEMAP_KINDS = ("arterial", "road", "water")
+_LINEAR = ("LineString", "MultiLineString", "Polygon", "MultiPolygon")
+
+
+def parse_basemap(data: Any, *, crs: str = "wgs84") -> list[tuple[str, str, dict[str, Any]]]:
+    """Roads and water for the map without tiles: LineString / MultiLineString (or
+    Polygon for a lake) features with ``kind`` (arterial, road, water) and optional ``name``."""
+    errors: list[str] = []
+    rows: list[tuple[str, str, dict[str, Any]]] = []
+    for n, feature in enumerate(_features(data), start=1):
+        props = feature.get("properties") if isinstance(feature, dict) else None
+        where = f"feature {n}"
+        if not isinstance(props, dict):
+            errors.append(f"{where}: no properties (kind is required)")
+            continue
+        kind = props.get("kind")
+        if kind not in BASEMAP_KINDS:
+            errors.append(f"{where}: kind must be one of {', '.join(BASEMAP_KINDS)}, got {kind!r}")
+        name = _text(props, "name", where, errors, required=False)
+        geometry = feature.get("geometry")
+        if not isinstance(geometry, dict) or geometry.get("type") not in _LINEAR:
+            errors.append(f"{where}: geometry must be one of {', '.join(_LINEAR)}")
+            continue
+        if not _position_ok(geometry.get("coordinates")):
+            errors.append(f"{where}: coordinates must be [lon, lat] numbers in range")
+            continue
+        if kind in BASEMAP_KINDS:
+            converted = {
+                "type": geometry["type"],
+                "coordinates": _convert(geometry["coordinates"], crs),
+            }
+            rows.append((str(kind), name, converted))
+    if errors:
+        raise DistrictImportError(errors)
+    return rows
+
+
+def replace_basemap(session: Session, rows: list[tuple[str, str, dict[str, Any]]]
+                    ) -> dict[str, int]:  # fmt: skip
+    """Replace the roads and water (the district's outline stays). The caller commits."""
+    from dashboard.models import MapFeature
+
+    removed = session.execute(delete(MapFeature).where(MapFeature.kind.in_(BASEMAP_KINDS))).rowcount  # type: ignore[attr-defined]
+    session.add_all(MapFeature(kind=k, name=name, geometry=g) for k, name, g in rows)
+    session.flush()
+    return {"features": len(rows), "replaced": int(removed or 0)}

@@ -72,6 +72,7 @@ def hangzhou(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]
         ("departments", "departments.csv"),
         ("zones", "zones.geojson", "--crs", "gcj02"),
         ("grids", "grids.geojson", "--crs", "gcj02"),
+        ("basemap", "basemap.geojson", "--crs", "gcj02"),
         ("stations", "stations.geojson", "--crs", "gcj02"),
         ("cameras", "cameras.geojson", "--crs", "gcj02"),
         ("sensors", "sensors.geojson", "--crs", "cgcs2000"),

@@ -23,6 +23,7 @@ STEPS = [
     ("departments", "departments.csv"),
     ("zones", "zones.geojson", "--crs", "gcj02"),
     ("grids", "grids.geojson", "--crs", "gcj02"),
+    ("basemap", "basemap.geojson", "--crs", "gcj02"),
     ("stations", "stations.geojson", "--crs", "gcj02"),
     ("cameras", "cameras.geojson", "--crs", "gcj02"),
     ("sensors", "sensors.geojson", "--crs", "cgcs2000"),
@@ -94,9 +95,11 @@ def test_the_api_serves_the_imported_district_in_wgs84(district: ServeProcess) -
     assert units["GW-01"]["kind"] == "grid_worker"
     assert (units["P-101"]["department"], units["P-101"]["zone"]) == ("psb", "Z1")
 
-    # The outline is the union of the grids: the basemap has it, the map fits it.
+    # The outline is the union of the grids; the roads and water of the offline base map.
     basemap = district.get("/api/v1/geo/basemap").json()["features"]
-    assert [f["properties"]["kind"] for f in basemap] == ["outline"]
+    assert [f["properties"]["kind"] for f in basemap] == [
+        "outline", "water", "road", "road", "road", "arterial", "arterial",
+    ]  # fmt: skip
 
 
 def test_importing_the_same_files_again_changes_nothing(
