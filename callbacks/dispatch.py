@@ -63,6 +63,7 @@ def render_page(*, lang: str) -> Component:
         perms=frozenset(p for p in CONSOLE_PERMISSIONS if principal.can(p)),
         options=options,
         csrf_token=generate_csrf(),
+        center=rt.settings.center_name,
     )
 
 

@@ -131,6 +131,7 @@ def render_page(*, lang: str, search: str | None) -> Component:
         user={"name": principal.name, "role": principal.role},
         today=rt.now().astimezone(rt.settings.zone).date(),
         search=search or "",
+        center=rt.settings.center_name,
     )
 
 
@@ -147,12 +148,14 @@ def render_print(*, lang: str, search: str | None) -> Component:
         return create_print_layout(
             None, lang=lang, title_period="", filters_text="", generated=generated,
             targets={}, grid_names={}, dept_names={}, error=str(exc),
+            center=rt.settings.center_name,
         )  # fmt: skip
     grid_names, dept_names = _names(options, lang)
     return create_print_layout(
         data, lang=lang, title_period=period_text(data, lang),
         filters_text=filters_text(state.filters, lang), generated=generated,
         targets=rt.settings.trend_targets, grid_names=grid_names, dept_names=dept_names,
+        center=rt.settings.center_name,
     )  # fmt: skip
 
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     stream_prefix: str = Field(default="lq", pattern=r"^[A-Za-z0-9_.:-]{1,32}$")
     tz: str = "Asia/Shanghai"
+    # The center's own name in the pages' titles (LIANQIN_CENTER_NAME, e.g. "西湖区联勤指挥中心");
+    # empty: the product's name of the language ("联勤指挥中心").
+    center_name: str = Field(default="", max_length=60)
     host: str = "127.0.0.1"
     port: int = Field(default=8050, ge=1, le=65535)
     secret_key: SecretStr | None = None

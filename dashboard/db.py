@@ -107,3 +107,52 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
     finally:
         engine.dispose()
     log.info("database schema at %s", revision)
+
+
+class SchemaError(RuntimeError):
+    """The schema could not be brought up to date; the message says what to run."""
+
+
+def schema_revision(settings: Settings) -> tuple[str | None, str]:
+    """(the database's Alembic revision or None when it has no schema, the code's head)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    url = settings.effective_database_url
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+    return current, head or ""
+
+
+def ensure_schema(settings: Settings) -> bool:
+    """Create or upgrade the schema to head when it is not there yet (what `lianqin db
+    upgrade` does), so that any command works on a fresh data directory. True when it
+    upgraded. A failure (no database server, a concurrent upgrade, a revision this code does
+    not know) raises ``SchemaError`` with one line to act on, never a traceback."""
+    try:
+        current, head = schema_revision(settings)
+        if current == head:
+            return False
+        from alembic.script import ScriptDirectory
+
+        known = ScriptDirectory.from_config(alembic_config(settings.effective_database_url))
+        if current is not None and known.get_revision(current) is None:
+            raise SchemaError(
+                f"the database's schema ({current}) is newer than this Lianqin's ({head}): "
+                "upgrade Lianqin"
+            )
+        upgrade(settings, "head")
+        return True
+    except SchemaError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SchemaError(
+            f"the database schema could not be brought up to date ({first}); "
+            "run `lianqin db upgrade` and check DATABASE_URL"
+        ) from exc

@@ -89,6 +89,16 @@ def t(lang: str, key: str) -> str:
     return TEXT[DEFAULT_LANGUAGE].get(key, key)
 
 
+def titled(lang: str, key: str, center: str = "") -> str:
+    """A page title (``wall_title``, ``dispatch_title``, …: "<product> · <page>") with the
+    center's own name (``LIANQIN_CENTER_NAME``) in front instead of the product's."""
+    text = t(lang, key)
+    if not center.strip():
+        return text
+    _, sep, page = text.partition(" · ")
+    return f"{center.strip()} · {page}" if sep else center.strip()
+
+
 @functools.lru_cache(maxsize=256)
 def _warn_missing(lang: str, key: str) -> None:
     log.warning("no %s text for %r: showing the %s one or the key", lang, key, DEFAULT_LANGUAGE)

@@ -21,7 +21,14 @@ from dash import dcc, html
 from dash.development.base_component import Component
 
 from dashboard.contract.changes import CANCEL_REASON_MAX, NOTE_MAX
-from dashboard.i18n import CATEGORY_LABELS, SOURCE_LABELS, STATUS_LABELS, UNIT_KIND_LABELS, t
+from dashboard.i18n import (
+    CATEGORY_LABELS,
+    SOURCE_LABELS,
+    STATUS_LABELS,
+    UNIT_KIND_LABELS,
+    t,
+    titled,
+)
 from dashboard.services.geo import MapView
 from dashboard.theme import OVERDUE_COLOR, STATUS_COLORS
 from dashboard.tiles import TileSource
@@ -341,6 +348,7 @@ def create_dispatch_layout(
     perms: frozenset[str],
     options: Mapping[str, Any],
     csrf_token: str,
+    center: str = "",
 ) -> Component:
     crs = tiles.crs if tiles else "wgs84"
     config = live_config(lang=lang, tz=tz, display_crs=crs)
@@ -377,7 +385,7 @@ def create_dispatch_layout(
             dcc.Store(id=ids.DISPATCH_SINK),
             html.Header(
                 [
-                    html.H1(t(lang, "dispatch_title"), className="lq-dtitle"),
+                    html.H1(titled(lang, "dispatch_title", center), className="lq-dtitle"),
                     html.Div("--:--:--", id=ids.CLOCK, className="lq-dclock"),
                     html.Div(
                         t(lang, "connecting"),

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from dash import dcc, html
 from dash.development.base_component import Component
 
-from dashboard.i18n import CATEGORY_LABELS, SOURCE_LABELS, STATUS_LABELS, t
+from dashboard.i18n import CATEGORY_LABELS, SOURCE_LABELS, STATUS_LABELS, t, titled
 from dashboard.policy import allowed
 from dashboard.services.geo import MapView
 from dashboard.services.trends import (
@@ -664,6 +664,7 @@ def create_trends_layout(
     user: Mapping[str, str],
     today: date,
     search: str,
+    center: str = "",
 ) -> Component:
     """The /trends page: controls, KPI cards, charts, the map with the replay, the league."""
     return html.Div(
@@ -675,7 +676,7 @@ def create_trends_layout(
             dcc.Download(id=ids.TRENDS_DOWNLOAD),
             html.Header(
                 [
-                    html.H1(t(lang, "tr_title")),
+                    html.H1(titled(lang, "tr_title", center)),
                     html.Span("", id=ids.TRENDS_PERIOD_LABEL, className="lq-tr-period-label"),
                     html.Div(
                         [
@@ -749,11 +750,12 @@ def create_print_layout(
     grid_names: Mapping[str, str],
     dept_names: Mapping[str, str],
     error: str | None = None,
+    center: str = "",
 ) -> Component:
     """/trends/print: KPIs, the main charts, the league and the top overdue and rework cases,
     on white paper (print-to-PDF), with no controls."""
     if data is None:
-        return html.Div([html.H1(t(lang, "tr_print_title")), html.P(error or "")],
+        return html.Div([html.H1(titled(lang, "tr_print_title", center)), html.P(error or "")],
                         className="lq-trprint")  # fmt: skip
     figs = build_figures(data, lang=lang, targets=targets, grid_names=grid_names, paper=True)
     static: Any = {"staticPlot": True, "displayModeBar": False}
@@ -791,7 +793,7 @@ def create_print_layout(
         [
             html.Div(
                 [
-                    html.H1(t(lang, "tr_print_title")),
+                    html.H1(titled(lang, "tr_print_title", center)),
                     html.P(title_period, className="lq-trp-period"),
                     html.P(filters_text, className="lq-trp-filters"),
                     html.P(f"{t(lang, 'tr_generated')} {generated:%Y-%m-%d %H:%M}",

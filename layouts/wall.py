@@ -24,6 +24,7 @@ from dashboard.i18n import (
     UNIT_KIND_LABELS,
     UNIT_STATUS_LABELS,
     t,
+    titled,
 )
 from dashboard.services.geo import MapView
 from dashboard.theme import (
@@ -337,6 +338,7 @@ def create_wall_layout(
     tz: str,
     tiles: TileSource | None = None,
     layers: frozenset[str] = DEFAULT_LAYERS,
+    center: str = "",
 ) -> Component:
     crs = tiles.crs if tiles else "wgs84"
     return html.Div(
@@ -356,7 +358,7 @@ def create_wall_layout(
             ),
             html.Header(
                 [
-                    html.H1(t(lang, "wall_title"), className="lq-title"),
+                    html.H1(titled(lang, "wall_title", center), className="lq-title"),
                     html.Div(
                         [
                             html.Span(t(lang, "cases_on_map"), className="lq-count-label"),

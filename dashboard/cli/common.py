@@ -89,13 +89,29 @@ def running_redis(settings: Settings) -> Iterator[str]:
             owned.stop()
 
 
+def ensure_schema(settings: Settings) -> None:
+    """Every command that needs the schema creates or upgrades it first (Alembic upgrade
+    head, as `lianqin db upgrade` does): a fresh data directory works at once; a failure is
+    one line saying what to run (exit 1), never a traceback."""
+    from dashboard.db import SchemaError
+    from dashboard.db import ensure_schema as ensure
+
+    try:
+        if ensure(settings):
+            click.echo("database schema created / upgraded to the latest version", err=True)
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @contextlib.contextmanager
 def open_database(ctx: click.Context, settings: Settings | None = None) -> Iterator[Database]:
     """The configured database (of ``settings``, else of the command line) for one command,
-    disposed of when it ends."""
+    its schema brought up to date first, disposed of when it ends."""
     from dashboard.db import make_database
 
-    database = make_database(settings or settings_of(ctx.find_root()))
+    settings = settings or settings_of(ctx.find_root())
+    ensure_schema(settings)
+    database = make_database(settings)
     try:
         yield database
     finally:

@@ -13,6 +13,13 @@ import click
 
 from dashboard.cli.common import open_database, running_redis, settings_of, stop_on_signals
 
+CRS_CHOICES = ["wgs84", "cgcs2000", "gcj02", "bd09"]
+CRS_HELP = (
+    "The datum of the file's coordinates, stored as WGS-84: gcj02 (Amap, Tencent) and bd09 "
+    "(Baidu) are converted; cgcs2000 (Tianditu, surveying bureaus) is WGS-84 to within "
+    "centimetres and taken as it is."
+)
+
 
 @click.command()
 @click.option(
@@ -161,13 +168,33 @@ def replay(ctx: click.Context, kind: str, file: Path, limit: int | None) -> None
     )
 
 
-def _read_cases(fmt: str, file: Path, limit: int | None) -> Any:
+def _source_zone(fmt: str, source_tz: str | None) -> Any:
+    """The zone the file's offset-less times are read in: ``--source-tz``, else the format's
+    city (311 files), else none (our CSV's times carry their offset)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from dashboard.imports.cases import SOURCE_TZ_DEFAULTS
+
+    name = source_tz or SOURCE_TZ_DEFAULTS.get(fmt)
+    if name is None:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.ClickException(
+            f"--source-tz {name!r} is not a time zone (an IANA name: America/New_York, "
+            "Asia/Shanghai)"
+        ) from None
+
+
+def _read_cases(fmt: str, file: Path, limit: int | None, source_tz: str | None = None) -> Any:
     """The file read as ``fmt``; a header that is not the format's stops the command with one
     line on stderr (exit 1) rather than a "skipped" line per row."""
     from dashboard.imports.cases import IMPORTERS, HeaderError
 
+    zone = _source_zone(fmt, source_tz)
     try:
-        return IMPORTERS[fmt](file, limit=limit)
+        return IMPORTERS[fmt](file, limit=limit, source_tz=zone)
     except HeaderError as exc:
         raise click.ClickException(str(exc)) from None
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -189,8 +216,16 @@ def import_() -> None:
     help="The file's layout (README: the briefing view, historical import).",
 )
 @click.option("--limit", type=int, help="Only the first N cases.")
+@click.option(
+    "--source-tz",
+    help="The IANA time zone the file's times are local to when they carry no offset "
+    "(default: the 311 formats' city, America/New_York; lianqin-csv: none, offsets required). "
+    "Stored in UTC; the pages show them in LIANQIN_TZ.",
+)
 @click.pass_context
-def import_cases(ctx: click.Context, file: Path, fmt: str, limit: int | None) -> None:
+def import_cases(
+    ctx: click.Context, file: Path, fmt: str, limit: int | None, source_tz: str | None
+) -> None:
     """Load past cases with their timelines straight into the database (idempotent)."""
     from sqlalchemy import select
 
@@ -201,7 +236,14 @@ def import_cases(ctx: click.Context, file: Path, fmt: str, limit: int | None) ->
     from dashboard.streams import now_utc
 
     settings = settings_of(ctx.find_root())
-    result = _read_cases(fmt, file, limit)
+    result = _read_cases(fmt, file, limit, source_tz)
+    zone = _source_zone(fmt, source_tz)
+    click.echo(
+        f"times read as {zone.key} local time, stored in UTC; shown in {settings.tz} (LIANQIN_TZ)"
+        if zone is not None
+        else "times carry their UTC offset; stored in UTC",
+        err=True,
+    )
     with open_database(ctx, settings) as database:
         with database.read() as session:
             rows = session.execute(select(Grid.code, Grid.geometry).where(Grid.level == "grid"))
@@ -236,10 +278,10 @@ def import_cases(ctx: click.Context, file: Path, fmt: str, limit: int | None) ->
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--crs",
-    type=click.Choice(["wgs84", "gcj02", "bd09"]),
+    type=click.Choice(CRS_CHOICES),
     default="wgs84",
     show_default=True,
-    help="The datum of the file's coordinates (stored as WGS-84).",
+    help=CRS_HELP,
 )
 @click.option("--keep-basemap", is_flag=True, help="Keep the old roads and water of the base map.")
 @click.pass_context
@@ -272,3 +314,122 @@ def import_grids(ctx: click.Context, file: Path, crs: str, keep_basemap: bool) -
         f"loaded {result['grids']} grids and {result['micro_grids']} micro-grids "
         f"(replacing {result['replaced']}); workers reload their grid index"
     )
+
+
+def _bump_grids_version(settings: Any) -> None:
+    """Running workers reload their grid and zone index (`lq:grids:version`)."""
+    from dashboard.redis_server import redis_client
+    from dashboard.streams import keys_for
+
+    with running_redis(settings) as url:
+        client = redis_client(url)
+        try:
+            client.incr(keys_for(settings).grids_version)
+        finally:
+            client.close()
+
+
+def _geojson_file(file: Path) -> Any:
+    import json
+
+    try:
+        return json.loads(file.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise click.ClickException(f"{file} is not JSON: {exc}") from exc
+
+
+def _district_step(ctx: click.Context, file: Path, parse: Any, write: Any) -> dict[str, int]:
+    """Parse ``file`` whole, then write it in one transaction; every problem on stderr at once."""
+    from dashboard.imports.district import DistrictImportError
+
+    settings = settings_of(ctx.find_root())
+    try:
+        rows = parse()
+        with open_database(ctx, settings) as database, database.write() as session:
+            result: dict[str, int] = write(session, rows)
+    except DistrictImportError as exc:
+        raise click.ClickException(f"{file} was not loaded:\n{exc}") from exc
+    return result
+
+
+@import_.command("zones")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--crs", type=click.Choice(CRS_CHOICES), default="wgs84", show_default=True,
+              help=CRS_HELP)  # fmt: skip
+@click.pass_context
+def import_zones(ctx: click.Context, file: Path, crs: str) -> None:
+    """Replace the patrol zones with those of a GeoJSON FeatureCollection (code, name,
+    name_en, station)."""
+    from dashboard.imports.district import parse_zones, replace_zones
+
+    data = _geojson_file(file)
+    result = _district_step(ctx, file, lambda: parse_zones(data, crs=crs), replace_zones)
+    _bump_grids_version(settings_of(ctx.find_root()))
+    click.echo(
+        f"loaded {result['zones']} patrol zones (replacing {result['replaced']}); "
+        f"{result['grids_regrouped']} grids took the zone they lie in"
+    )
+
+
+def _facility_command(kind: str, plural: str, doc: str) -> click.Command:
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--crs", type=click.Choice(CRS_CHOICES), default="wgs84", show_default=True,
+                  help=CRS_HELP)  # fmt: skip
+    @click.pass_context
+    def command(ctx: click.Context, file: Path, crs: str) -> None:
+        from dashboard.imports.district import parse_facilities, replace_facilities
+
+        data = _geojson_file(file)
+        result = _district_step(
+            ctx, file, lambda: parse_facilities(data, kind=kind, crs=crs),
+            lambda session, rows: replace_facilities(session, kind, rows),
+        )  # fmt: skip
+        click.echo(f"loaded {result[kind]} {plural} (replacing {result['replaced']})")
+
+    command.__doc__ = doc
+    return import_.command(plural)(command)
+
+
+_facility_command(
+    "station", "stations",
+    "Replace the police / patrol stations (Points: zone, name; id defaults to ST-<zone>).",
+)  # fmt: skip
+_facility_command("camera", "cameras", "Replace the cameras (Points: id, name).")
+_facility_command("sensor", "sensors", "Replace the IoT sensors (Points: id, name).")
+
+
+@import_.command("basemap")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--crs", type=click.Choice(CRS_CHOICES), default="wgs84", show_default=True,
+              help=CRS_HELP)  # fmt: skip
+@click.pass_context
+def import_basemap(ctx: click.Context, file: Path, crs: str) -> None:
+    """Replace the offline base map's roads and water (Lines: kind arterial/road/water, name)."""
+    from dashboard.imports.district import parse_basemap, replace_basemap
+
+    data = _geojson_file(file)
+    result = _district_step(ctx, file, lambda: parse_basemap(data, crs=crs), replace_basemap)
+    click.echo(f"loaded {result['features']} roads and water (replacing {result['replaced']})")
+
+
+@import_.command("departments")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def import_departments(ctx: click.Context, file: Path) -> None:
+    """Add or update departments from a CSV file (id,name[,name_en,kind])."""
+    from dashboard.imports.district import parse_departments, upsert_departments
+
+    result = _district_step(ctx, file, lambda: parse_departments(file), upsert_departments)
+    click.echo(f"{result['departments']} departments ({result['created']} new)")
+
+
+@import_.command("units")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def import_units(ctx: click.Context, file: Path) -> None:
+    """Add or update units from a CSV file (id,name,kind[,department_id,zone_code]); their
+    positions come from their pings."""
+    from dashboard.imports.district import parse_units, upsert_units
+
+    result = _district_step(ctx, file, lambda: parse_units(file), upsert_units)
+    click.echo(f"{result['units']} units ({result['created']} new)")

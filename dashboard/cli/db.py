@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dashboard.cli.common import settings_of
+from dashboard.cli.common import ensure_schema, settings_of
 
 
 @click.group()
@@ -31,5 +31,6 @@ def dbseed_demo(ctx: click.Context) -> None:
     from dashboard.demo.supervisor import seed_demo
 
     settings = settings_of(ctx.find_root())
+    ensure_schema(settings)
     counts = seed_demo(settings, settings.redis_url)
     click.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))

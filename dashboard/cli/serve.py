@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from dashboard.cli.common import (
+    ensure_schema,
     log,
     run_web,
     running_redis,
@@ -34,6 +35,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     def on_term(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt  # stop serving, then close Redis (the embedded one) cleanly
 
+    ensure_schema(settings)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)  # even when started with SIGINT ignored (nohup, &)
     with running_redis(settings) as url:
@@ -59,6 +61,7 @@ def worker(ctx: click.Context, name: str | None) -> None:
     from dashboard.worker.loop import Worker
 
     settings = settings_of(ctx)
+    ensure_schema(settings)
     stop = threading.Event()
     stop_on_signals(stop)
     with running_redis(settings) as url:

@@ -255,9 +255,13 @@ def read_rows(path: Path, fmt: str | None = None) -> Iterator[tuple[int, dict[st
             yield reader.line_num, row
 
 
-def read_boston311(path: Path, *, limit: int | None = None) -> ImportResult:
-    """Every row of a Boston 311 CSV file mapped, and the rows that could not be, with why."""
-    return _read_mapped(path, "boston311", boston311_case, limit)
+def read_boston311(
+    path: Path, *, limit: int | None = None, source_tz: ZoneInfo | None = None
+) -> ImportResult:
+    """Every row of a Boston 311 CSV file mapped, and the rows that could not be, with why;
+    times without an offset are read in ``source_tz`` (default: Boston's)."""
+    zone = source_tz or BOSTON_TZ
+    return _read_mapped(path, "boston311", lambda row: boston311_case(row, zone=zone), limit)
 
 
 # -- NYC 311 --------------------------------------------------------------------------------------
@@ -312,7 +316,7 @@ def nyc_category(complaint: str) -> str:
     return NYC_CATEGORIES.get(complaint, "other")
 
 
-def _nyc_time(value: str, column: str) -> datetime | None:
+def _nyc_time(value: str, column: str, zone: ZoneInfo = NYC_TZ) -> datetime | None:
     text = value.strip()
     if not text:
         return None
@@ -320,16 +324,16 @@ def _nyc_time(value: str, column: str) -> datetime | None:
         parsed = datetime.strptime(text, "%m/%d/%Y %I:%M:%S %p")
     except ValueError:
         raise RowError(f"{column} is not MM/DD/YYYY hh:mm:ss AM: {text[:40]!r}") from None
-    return parsed.replace(tzinfo=NYC_TZ)
+    return parsed.replace(tzinfo=zone)
 
 
-def nyc311_case(row: Mapping[str, str]) -> ImportedCase:
+def nyc311_case(row: Mapping[str, str], *, zone: ZoneInfo = NYC_TZ) -> ImportedCase:
     """One NYC 311 row → a case's contract entries (raises RowError when it cannot)."""
     raw_id = (row.get("Unique Key") or "").strip()
     if not raw_id:
         raise RowError("no Unique Key")
     case_id = (NYC_ID_PREFIX + _ID_OK.sub("_", raw_id))[:64]
-    opened = _nyc_time(row.get("Created Date") or "", "Created Date")
+    opened = _nyc_time(row.get("Created Date") or "", "Created Date", zone)
     if opened is None:
         raise RowError("no Created Date")
     try:
@@ -367,11 +371,11 @@ def nyc311_case(row: Mapping[str, str]) -> ImportedCase:
     department = _ID_OK.sub("_", (row.get("Agency") or "").strip())[:64]
     if department:
         reported["department"] = department
-    due = _nyc_time(row.get("Due Date") or "", "Due Date")
+    due = _nyc_time(row.get("Due Date") or "", "Due Date", zone)
     if due is not None:
         reported["due"] = _iso(due)
     entries = [reported]
-    closed = _nyc_time(row.get("Closed Date") or "", "Closed Date")
+    closed = _nyc_time(row.get("Closed Date") or "", "Closed Date", zone)
     if stage == "closed":
         if closed is None:
             notes.append("closed without a Closed Date: imported as reported")
@@ -381,7 +385,7 @@ def nyc311_case(row: Mapping[str, str]) -> ImportedCase:
                 closed = opened
             entries.append({"id": case_id, "status": "closed", "ts": _iso(closed)})
     elif stage != "reported":
-        updated = _nyc_time(row.get("Resolution Action Updated Date") or "", "updated")
+        updated = _nyc_time(row.get("Resolution Action Updated Date") or "", "updated", zone)
         at = updated if updated is not None and updated >= opened else opened
         entries.append({"id": case_id, "status": stage, "ts": _iso(at)})
     if closed is not None and stage != "closed":
@@ -410,14 +414,22 @@ def _read_mapped(
     return result
 
 
-def read_nyc311(path: Path, *, limit: int | None = None) -> ImportResult:
-    """Every row of a NYC 311 CSV file mapped, and the rows that could not be, with why."""
-    return _read_mapped(path, "nyc311", nyc311_case, limit)
+def read_nyc311(
+    path: Path, *, limit: int | None = None, source_tz: ZoneInfo | None = None
+) -> ImportResult:
+    """Every row of a NYC 311 CSV file mapped, and the rows that could not be, with why;
+    its times (local, no offset) are read in ``source_tz`` (default: New York's)."""
+    zone = source_tz or NYC_TZ
+    return _read_mapped(path, "nyc311", lambda row: nyc311_case(row, zone=zone), limit)
 
 
 # -- our own CSV: one row per contract entry ------------------------------------------------
-def read_lianqin_csv(path: Path, *, limit: int | None = None) -> ImportResult:
-    """Rows of contract entries grouped into cases (first appearance order, rows kept in order)."""
+def read_lianqin_csv(
+    path: Path, *, limit: int | None = None, source_tz: ZoneInfo | None = None
+) -> ImportResult:
+    """Rows of contract entries grouped into cases (first appearance order, rows kept in order).
+    The contract's times carry an offset; with ``source_tz``, a ``ts`` or ``due`` without one
+    is read as that zone's local time (else the contract refuses it, with the reason)."""
     result = ImportResult()
     grouped: dict[str, list[dict[str, str]]] = {}
     for line, row in read_rows(path, "lianqin-csv"):
@@ -431,10 +443,31 @@ def read_lianqin_csv(path: Path, *, limit: int | None = None) -> ImportResult:
             continue
         if case_id not in grouped and limit is not None and len(grouped) >= limit:
             continue
+        if source_tz is not None:
+            for name in ("ts", "due"):
+                if name in entry:
+                    entry[name] = _with_offset(entry[name], source_tz)
         grouped.setdefault(case_id, []).append(entry)
     result.cases = [ImportedCase(cid, tuple(entries)) for cid, entries in grouped.items()]
     return result
 
+
+def _with_offset(value: str, zone: ZoneInfo) -> str:
+    """An ISO time without an offset, made explicit in ``zone``; anything else as it is."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value  # epoch ms, or not a time: the contract says which
+    return value if parsed.tzinfo else _iso(parsed.replace(tzinfo=zone))
+
+
+# The zone each format's offset-less times are in unless the command says otherwise
+# (`lianqin import cases --source-tz`); None: the format's times carry their offset.
+SOURCE_TZ_DEFAULTS: dict[str, str | None] = {
+    "boston311": "America/New_York",
+    "nyc311": "America/New_York",
+    "lianqin-csv": None,
+}
 
 IMPORTERS: dict[str, Callable[..., ImportResult]] = {
     "boston311": read_boston311,

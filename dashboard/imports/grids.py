@@ -69,7 +69,9 @@ class GridRow:
 
 def _convert(coords: Any, crs: str) -> Any:
     if coords and isinstance(coords[0], int | float):
-        lat, lon = to_wgs84(float(coords[1]), float(coords[0]), crs)
+        lat, lon = to_wgs84(
+            float(coords[1]), float(coords[0]), "wgs84" if crs == "cgcs2000" else crs
+        )
         return [round(lon, 7), round(lat, 7)]
     return [_convert(part, crs) for part in coords]
 

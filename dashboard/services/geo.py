@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dashboard.geo import from_wgs84
-from dashboard.models import Facility, Grid, MapFeature, Zone
+from dashboard.models import Case, Facility, Grid, MapFeature, Unit, Zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +46,63 @@ def _extent(geometries: list[dict[str, Any]]) -> tuple[float, float, float, floa
     return min(ys), min(xs), max(ys), max(xs)
 
 
+# How many of the newest cases the map's fallback extent looks at, and the share of them
+# left out at each edge (a stray point far away must not zoom the map out to a continent).
+POINT_SAMPLE = 20000
+POINT_TRIM = 0.01
+
+
+def _trimmed(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    cut = int(len(ordered) * POINT_TRIM) if len(ordered) >= 100 else 0
+    return ordered[cut], ordered[len(ordered) - 1 - cut]
+
+
+def _points_extent(session: Session) -> tuple[float, float, float, float] | None:
+    """The extent of what is on the map when no area is loaded: facilities, the units' last
+    positions and the newest cases (their outermost 1 % trimmed off)."""
+    points = [
+        (float(lat), float(lon))
+        for lat, lon in session.execute(select(Facility.lat, Facility.lon)).tuples()
+    ]
+    points += [
+        (float(lat), float(lon))
+        for lat, lon in session.execute(select(Unit.last_lat, Unit.last_lon)).tuples()
+        if lat is not None and lon is not None
+    ]
+    cases = [
+        (float(lat), float(lon))
+        for lat, lon in session.execute(
+            select(Case.lat, Case.lon).order_by(Case.reported_at.desc()).limit(POINT_SAMPLE)
+        ).tuples()
+    ]
+    if cases:
+        south, north = _trimmed([lat for lat, _ in cases])
+        west, east = _trimmed([lon for _, lon in cases])
+        points += [(south, west), (north, east)]
+    if not points:
+        return None
+    lats = [lat for lat, _ in points]
+    lons = [lon for _, lon in points]
+    south, west, north, east = min(lats), min(lons), max(lats), max(lons)
+    pad_lat = max((north - south) * 0.05, 0.002)  # a single point still gets a street's view
+    pad_lon = max((east - west) * 0.05, 0.002)
+    return south - pad_lat, west - pad_lon, north + pad_lat, east + pad_lon
+
+
+_ZOOMS = ((14, 0.06), (13, 0.12), (12, 0.25), (11, 0.5), (10, 1.0), (9, 2.0), (8, 4.0))
+
+
 def map_view(session: Session) -> MapView:
-    """Center and bounds of the loaded district (its outline, else its grids), or a default."""
+    """Center and bounds of whatever geography is loaded: the district's outline, else its
+    grids, else its patrol zones, else the points on the map (facilities, units, the newest
+    cases — an import without a district), else a default."""
     outline = list(session.scalars(select(MapFeature.geometry).where(MapFeature.kind == "outline")))
-    extent = _extent(outline) or _extent(
-        list(session.scalars(select(Grid.geometry).where(Grid.level == "grid")))
+    extent = (
+        _extent(outline)
+        or _extent(list(session.scalars(select(Grid.geometry).where(Grid.level == "grid"))))
+        or _extent(list(session.scalars(select(Zone.geometry))))
+        or _points_extent(session)
     )
     if extent is None:
         lat, lon = DEFAULT_CENTER
@@ -60,7 +112,7 @@ def map_view(session: Session) -> MapView:
     south, west, north, east = extent
     center = ((south + north) / 2, (west + east) / 2)
     span = max(north - south, (east - west) * 0.87)
-    zoom = 14 if span < 0.06 else 13 if span < 0.12 else 12 if span < 0.25 else 11
+    zoom = next((z for z, most in _ZOOMS if span < most), 7)
     return MapView(center=center, bounds=((south, west), (north, east)), zoom=zoom)
 
 

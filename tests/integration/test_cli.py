@@ -128,3 +128,88 @@ def test_the_printed_kiosk_link_survives_a_restart(tmp_path: Path) -> None:
         assert (data / "kiosk_token").stat().st_mode & 0o077 == 0  # readable by its owner only
     finally:
         assert second.stop() == 0
+
+
+def _cli(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dashboard.cli", "--data-dir", str(tmp_path / "data"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=stdin,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LIANQIN_TZ": "Asia/Shanghai"},
+    )
+
+
+GRIDS = Path(__file__).parents[1] / "data"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("import", "cases", str(GRIDS / "nyc311-sample.csv"), "--format", "nyc311"),
+        ("import", "grids", str(GRIDS / "district" / "grids.geojson")),
+        ("simulate", "--history", "20", "--history-days", "2", "--ping-hours", "0"),
+        ("users", "list"),
+        ("tokens", "list"),
+        ("users", "add", "lead", "--role", "lead", "--password-stdin"),
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
+def test_commands_that_need_the_schema_create_it_on_a_fresh_data_dir(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """Issue 15: `lianqin import cases` into a fresh data dir crashed with "no such table:
+    grids"; every command that needs the schema creates it (Alembic head) first."""
+    result = _cli(tmp_path, *args, stdin="a-long-password-1\na-long-password-1\n")
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 0, result.stderr
+    assert "schema created" in result.stderr
+    again = _cli(tmp_path, "users", "list")  # at head now: nothing more to say
+    assert again.returncode == 0 and "schema" not in again.stderr, again.stderr
+
+
+def test_a_schema_that_cannot_be_created_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "lianqin.sqlite3").write_text("not a database")
+    result = _cli(tmp_path, "users", "list")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "lianqin db upgrade" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_the_worker_creates_the_schema_before_starting(tmp_path: Path) -> None:
+    """`worker` (like `serve`, which calls the same check) on a fresh data dir: the schema
+    exists before it runs; it is stopped once the schema is there."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "LIANQIN_SECRET_KEY": "x" * 32,
+    }
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dashboard.cli", "--data-dir", str(data), "worker"],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(
+            lambda: (data / "lianqin.sqlite3").exists() and _has_grids(data),
+            timeout=60,
+            message="the worker created the schema",
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err, err
+
+
+def _has_grids(data: Path) -> bool:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(data / "lianqin.sqlite3") as db:
+            row = db.execute("select count(*) from sqlite_master where name='grids'").fetchone()
+            return bool(row[0])
+    except sqlite3.Error:
+        return False

@@ -5,7 +5,7 @@ not the importer's code), idempotent re-import, our own CSV format, and the CLI.
 from __future__ import annotations
 
 import csv
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -198,3 +198,91 @@ def test_a_run_that_skips_every_row_exits_non_zero(settings: Settings, tmp_path:
     # A run that skips some rows but loads others still succeeds (the NYC sample: 6 skipped).
     partial = CliRunner().invoke(main, ["import", "cases", str(NYC), "--format", "nyc311"], env=env)
     assert partial.exit_code == 0 and "6 skipped" in partial.stdout
+
+
+# -- time zones (issue 15): the file's local times, the deployment's LIANQIN_TZ ---------------
+
+
+def _nyc_created_hours() -> dict[tuple[int, int], int]:
+    """(weekday, hour) of each NYC row with coordinates, read from the CSV independently:
+    `Created Date` is New York's wall clock."""
+    counts: dict[tuple[int, int], int] = {}
+    with NYC.open(encoding="utf-8-sig") as f:
+        for row in csv.DictReader(f):
+            if not row["Latitude"] or not row["Longitude"]:
+                continue
+            at = datetime.strptime(row["Created Date"], "%m/%d/%Y %I:%M:%S %p")
+            counts[(at.weekday(), at.hour)] = counts.get((at.weekday(), at.hour), 0) + 1
+    return counts
+
+
+def _heatmap(runtime: Runtime, tz: str) -> dict[tuple[int, int], int]:
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from dashboard.services.trends import TrendRequest, hour_of_week, resolve_period
+
+    zone = ZoneInfo(tz)
+    period = resolve_period(
+        "custom", now=NOW, zone=zone, start=date(2013, 10, 29), end=date(2013, 11, 1)
+    )
+    with runtime.db.read() as session:
+        matrix = hour_of_week(
+            session, req=TrendRequest(period=period, granularity="hour", zone=zone)
+        )
+    return {(d, h): n for d, row in enumerate(matrix) for h, n in enumerate(row) if n}
+
+
+def test_nyc_nights_fall_at_night_in_the_heatmap_of_a_new_york_deployment(
+    settings: Settings, runtime: Runtime
+) -> None:
+    env = {
+        "DATABASE_URL": settings.database_url or "",
+        "LIANQIN_DATA_DIR": str(settings.data_dir),
+        "LIANQIN_TZ": "America/New_York",
+    }
+    result = CliRunner().invoke(
+        main,
+        ["import", "cases", str(NYC), "--format", "nyc311", "--source-tz", "America/New_York"],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    assert "times read as America/New_York local time, stored in UTC" in result.stderr
+    assert "shown in America/New_York (LIANQIN_TZ)" in result.stderr
+    expected = _nyc_created_hours()
+    # The sample is the night of Wed 30 → Thu 31 October 2013, 22:00–03:00 in New York.
+    assert {h for _, h in expected} <= {22, 23, 0, 1, 2}
+    assert _heatmap(runtime, "America/New_York") == expected
+    # The same cases on a Beijing-time deployment: the same instants, twelve hours on.
+    shanghai = _heatmap(runtime, "Asia/Shanghai")
+    assert sum(shanghai.values()) == sum(expected.values())
+    assert {h for _, h in shanghai} <= {10, 11, 12, 13, 14}
+
+
+def test_source_tz_says_how_the_files_times_are_read(tmp_path: Path) -> None:
+    from zoneinfo import ZoneInfo
+
+    new_york = IMPORTERS["nyc311"](NYC, limit=1).cases[0]
+    beijing = IMPORTERS["nyc311"](NYC, limit=1, source_tz=ZoneInfo("Asia/Shanghai")).cases[0]
+    at_ny = datetime.fromisoformat(new_york.entries[0]["ts"])
+    at_bj = datetime.fromisoformat(beijing.entries[0]["ts"])
+    assert at_ny - at_bj == timedelta(hours=12)  # EDT (-4) vs China (+8)
+    # Our own CSV: times need their offset, unless --source-tz says whose local time it is.
+    path = tmp_path / "ours.csv"
+    path.write_text(
+        "id,status,ts,lat,lon,category\nT-1,reported,2026-11-20 08:00:00,30.27,120.15,noise\n",
+        encoding="utf-8",
+    )
+    entry = IMPORTERS["lianqin-csv"](path, source_tz=ZoneInfo("Asia/Shanghai")).cases[0].entries[0]
+    assert entry["ts"] == "2026-11-20T08:00:00.000+08:00"
+    assert IMPORTERS["lianqin-csv"](path).cases[0].entries[0]["ts"] == "2026-11-20 08:00:00"
+
+
+def test_an_unknown_source_tz_is_one_line(settings: Settings) -> None:
+    env = {"DATABASE_URL": settings.database_url or "", "LIANQIN_DATA_DIR": str(settings.data_dir)}
+    result = CliRunner().invoke(
+        main, ["import", "cases", str(NYC), "--format", "nyc311", "--source-tz", "Mars/Olympus"],
+        env=env,
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "Mars/Olympus" in result.stderr

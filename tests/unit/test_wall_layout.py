@@ -106,3 +106,16 @@ def test_display_shift_is_for_display_only() -> None:
     assert 0.001 < abs(lon - 106.26) < 0.01 and 0.001 < abs(lat - 29.37) < 0.01
     assert shifted["features"][0]["properties"]["station_lat"] == lat
     assert fc["features"][0]["geometry"]["coordinates"] == [106.26, 29.37]  # untouched
+
+
+def test_the_centers_own_name_heads_the_pages() -> None:
+    from dash import html
+
+    from dashboard.i18n import titled
+
+    assert titled("zh-CN", "wall_title") == "联勤指挥中心 · 实时态势"
+    assert titled("zh-CN", "wall_title", "西湖区联勤指挥中心") == "西湖区联勤指挥中心 · 实时态势"
+    assert titled("en", "dispatch_title", "Xihu Center") == "Xihu Center · Dispatch console"
+    page = create_wall_layout(VIEW, lang="zh-CN", tz="Asia/Shanghai", center="西湖区联勤指挥中心")
+    titles = [p.children for p in walk(page) if isinstance(p, html.H1)]
+    assert titles == ["西湖区联勤指挥中心 · 实时态势"]
