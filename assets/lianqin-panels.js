@@ -120,7 +120,9 @@
       var better = kpi.better;
       var sub = tile.getAttribute("data-sub");
       var value = today[name];
-      setText(tile.querySelector(".lq-kpi-value"), fmtValue(fmt, value));
+      var valueEl = tile.querySelector(".lq-kpi-value");
+      setText(valueEl, fmtValue(fmt, value));
+      shrinkToFit(valueEl);
       var subText = "";
       if (sub) subText = label("p90") + " " + fmtDuration(today[sub]);
       else if (name === "units_online" && value) subText = labelOf("unitStatus", "available") + " " + value.available;
@@ -163,6 +165,7 @@
       ["available", "busy", "off_duty"].forEach(function (status) {
         var cell = body.querySelector('[data-status="' + status + '"] .lq-unit-count-value');
         setText(cell, String(online[status] || 0));
+        shrinkToFit(cell);
       });
     }
   }
@@ -186,7 +189,14 @@
       .map(function (k) {
         return labelOf("unitKind", k) + " " + counts[k];
       });
-    setText(node, parts.join(" · "));
+    // One span per kind: a kind that does not fit the line goes whole to the next one.
+    var text = parts.join(" · ");
+    if (node.getAttribute("data-text") === text) return;
+    node.setAttribute("data-text", text);
+    while (node.firstChild) node.removeChild(node.firstChild);
+    parts.forEach(function (part, i) {
+      node.appendChild(make("span", "lq-unit-kind", (i ? "· " : "") + part));
+    });
   }
 
   // ---- cases by category ----------------------------------------------------------------
@@ -442,6 +452,25 @@
     }
   }
 
+  // A figure wider than its box (a long duration, a large count, a long center name) is
+  // scaled down until it fits: figures are never cut ("…").
+  function shrinkToFit(el) {
+    if (!el) return;
+    el.style.fontSize = "";
+    var width = el.clientWidth;
+    if (!width || el.scrollWidth <= width) return;
+    var size = parseFloat(getComputedStyle(el).fontSize);
+    for (var i = 0; i < 8 && el.scrollWidth > width; i++) {
+      size = Math.floor(size * Math.max(0.6, (width / el.scrollWidth) * 0.98));
+      el.style.fontSize = size + "px";
+    }
+  }
+
+  function fitFigures() {
+    var els = document.querySelectorAll(".lq-wall .lq-kpi-value, .lq-wall .lq-title, .lq-wall .lq-unit-count-value");
+    for (var i = 0; i < els.length; i++) shrinkToFit(els[i]);
+  }
+
   // Hide the rows that do not fit the panel: nothing is ever cut in half on the wall.
   function fit(list) {
     var rows = list.children;
@@ -502,8 +531,10 @@
     if (k) renderHourly(k); // the current hour moves with the clock
   }, 1000);
   window.addEventListener("resize", function () {
+    fitFigures();
     renderLists();
   });
+  if (document.fonts && document.fonts.ready) document.fonts.ready.then(fitFigures);
 
   lq.panels = { render: renderLists, fmtDuration: fmtDuration, fmtValue: fmtValue };
 })();

@@ -270,3 +270,67 @@ def test_the_overdue_panel_says_how_many_more_rows_there_are(
         page.screenshot(path=str(Path(demo.data_dir).parent / f"wall-1366x768-{lang}.png"))
     finally:
         close_page(page)
+
+
+# Every piece of text on the wall (header, KPI tiles, side panels, legend) fits its box:
+# no element wider than its box, no ellipsis in effect, and nothing below its panel's edge
+# (a panel clips what overflows it). Inline elements have no scroll box: they are measured
+# by their rectangles against their block's.
+FITS_JS = """
+() => {
+  const bad = [];
+  const roots = document.querySelectorAll('.lq-header, .lq-side .lq-box, .lq-legend');
+  for (const root of roots) {
+    const outer = root.getBoundingClientRect();
+    for (const el of [root, ...root.querySelectorAll('*')]) {
+      if (el.closest('[hidden]') || !el.getClientRects().length) continue;
+      const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+      if (!own) continue;
+      const cs = getComputedStyle(el);
+      const name = (el.id || el.className) + ' "' + el.textContent.trim().slice(0, 30) + '"';
+      if (cs.display.startsWith('inline') && cs.display !== 'inline-block') {
+        const block = el.parentElement.getBoundingClientRect();
+        for (const r of el.getClientRects()) {
+          if (r.right > block.right + 1 || r.left < block.left - 1) bad.push('wide ' + name);
+        }
+      } else if (el.scrollWidth > el.clientWidth + 1) {
+        bad.push('wide ' + name + ' ' + el.scrollWidth + '>' + el.clientWidth);
+      }
+      const r = el.getBoundingClientRect();
+      if (r.bottom > outer.bottom + 1 || r.right > outer.right + 1) bad.push('outside ' + name);
+      const tile = el.closest('.lq-kpi');
+      if (tile) {
+        const t = tile.getBoundingClientRect();
+        if (r.bottom > t.bottom + 1 || r.right > t.right + 1) bad.push('out of tile ' + name);
+      }
+    }
+  }
+  return bad;
+}
+"""
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+@pytest.mark.parametrize(("w", "h"), [(1366, 768), (1920, 1080), (3840, 2160)])
+def test_every_text_on_the_wall_fits_with_a_day_of_data(
+    browser: Browser, live_demo: DemoProcess, w: int, h: int, lang: str
+) -> None:
+    """P90 lines, trend deltas against yesterday ("P90 2分…", "P9…"), "Volunte…": with the
+    demo's history yesterday has data, so every tile carries its longest text."""
+    page = open_wall(browser, live_demo, w, h, "&lang=en" if lang == "en" else "")
+    try:
+        page.wait_for_function(  # yesterday's figures: the trend deltas are drawn
+            "[...document.querySelectorAll('#lq-kpis .lq-kpi-trend')]"
+            ".filter(e => e.textContent.length > 1).length >= 3"
+            " && document.querySelector('#lq-kpi-dispatch_p50_s .lq-kpi-sub').textContent"
+            " && document.querySelector('#lq-units-panel .lq-unit-kinds').textContent"
+            " && document.querySelector('#lq-ticker li[data-case]')",
+            timeout=30_000,
+        )
+        page.evaluate("document.fonts.ready")
+        page.wait_for_timeout(1200)  # the lists' fitting runs every second
+        assert page.evaluate(FITS_JS) == []
+        assert page.evaluate(CLIPPED_FIGURES_JS) == []
+        assert page.evaluate(OVERFLOW_JS) == {"bad": [], "scroll": False}
+    finally:
+        close_page(page)
