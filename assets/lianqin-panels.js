@@ -200,9 +200,28 @@
   }
 
   // ---- cases by category ----------------------------------------------------------------
+  // Every category is counted: the largest ones get a bar each, and when the panel holds
+  // fewer rows than there are categories the last row is "其他（5类）N", the rest summed,
+  // so the bars always add up to today's total.
+  var lastByCategory = null;
+
+  function categoryRows(entries, capacity) {
+    if (entries.length <= capacity || capacity < 1) return entries;
+    var keep = entries.slice(0, Math.max(0, capacity - 1));
+    var rest = entries.slice(keep.length);
+    var sum = 0;
+    rest.forEach(function (e) {
+      sum += e[1];
+    });
+    keep.push(["__other__", sum, rest.length]);
+    return keep;
+  }
+
   function renderCategories(byCategory) {
     var list = document.querySelector("#lq-categories .lq-bars");
     if (!list) return;
+    if (byCategory) lastByCategory = byCategory;
+    byCategory = lastByCategory || {};
     var entries = Object.keys(byCategory)
       .map(function (k) {
         return [k, byCategory[k]];
@@ -210,24 +229,36 @@
       .sort(function (a, b) {
         return b[1] - a[1] || (a[0] < b[0] ? -1 : 1);
       });
-    var max = entries.length ? entries[0][1] : 0;
-    keyed(list, entries.slice(0, MAX_ROWS), function (e) {
+    var capacity = entries.length;
+    var first = list.querySelector(".lq-bar-row");
+    if (first && first.offsetHeight && list.clientHeight) {
+      capacity = Math.max(1, Math.floor((list.clientHeight + 1) / first.offsetHeight));
+    }
+    var rows = categoryRows(entries, capacity);
+    var max = 0;
+    rows.forEach(function (e) {
+      max = Math.max(max, e[1]);
+    });
+    keyed(list, rows, function (e) {
       return e[0];
     }, function (li, e, fresh) {
       if (fresh) {
-        li.className = "lq-bar-row";
+        li.className = "lq-bar-row" + (e[0] === "__other__" ? " lq-bar-other" : "");
         li.appendChild(make("span", "lq-bar-label"));
         var track = make("span", "lq-bar-track");
         track.appendChild(make("span", "lq-bar-fill"));
         li.appendChild(track);
         li.appendChild(make("span", "lq-bar-value"));
       }
-      setText(li.children[0], labelOf("category", e[0]));
+      var name = e[0] === "__other__" ? label("cat_other").replace("{n}", String(e[2])) : labelOf("category", e[0]);
+      setText(li.children[0], name);
       li.children[1].firstChild.style.width = (max ? (100 * e[1]) / max : 0).toFixed(1) + "%";
       setText(li.children[2], String(e[1]));
+      li.setAttribute("data-count", String(e[1]));
     });
     emptyNote(list, entries.length === 0, label("no_cases"));
     fit(list);
+    if (first === null && list.firstChild) renderCategories(null); // measured now: regroup
   }
 
   // ---- hourly volume --------------------------------------------------------------------
@@ -488,8 +519,7 @@
     renderTicker();
     renderOverdue();
     renderUnitKinds();
-    var bars = document.querySelector("#lq-categories .lq-bars");
-    if (bars) fit(bars); // fonts and panel sizes settle after the first render
+    renderCategories(null); // fonts and panel sizes settle after the first render
   }
 
   function schedule() {

@@ -96,7 +96,7 @@ def live_config(
     keys = (
         "live", "stale", "offline", "connecting", "overdue", "overdue_by", "ago", "unit_s",
         "unit_min", "unit_h", "unit_d", "count_suffix", "none_overdue", "no_cases", "more",
-        "more_rows",
+        "more_rows", "cat_other",
         "today", "yesterday", "vs_yesterday", "p90", "minutes_ago", "hours_ago", "just_now",
         "peak", "same_time", "seconds_ago", "degraded",
     )  # fmt: skip

@@ -334,3 +334,38 @@ def test_every_text_on_the_wall_fits_with_a_day_of_data(
         assert page.evaluate(OVERFLOW_JS) == {"bad": [], "scroll": False}
     finally:
         close_page(page)
+
+
+@pytest.mark.parametrize(("w", "h"), [(1366, 768), (1920, 1080)])
+def test_the_category_bars_add_up_to_the_days_total(
+    browser: Browser, live_demo: DemoProcess, w: int, h: int
+) -> None:
+    """No category is dropped silently (7 of 12 were shown, summing to 260 of 337): those
+    without a row of their own are one "其他（n类）" row, so the bars sum to the total."""
+    page = open_wall(browser, live_demo, w, h)
+    try:
+        page.wait_for_selector("#lq-categories .lq-bar-row[data-count]")
+        page.wait_for_timeout(1200)  # the bars are regrouped once the rows are measured
+        state = page.evaluate(
+            """() => {
+              const rows = [...document.querySelectorAll('#lq-categories .lq-bar-row')]
+                .filter(r => !r.hidden);
+              const other = rows.find(r => r.dataset.key === '__other__');
+              return {
+                sum: rows.reduce((s, r) => s + parseInt(r.dataset.count), 0),
+                byCategory: window.lianqin.kpis.by_category,
+                named: rows.filter(r => r !== other).length,
+                other: other ? other.querySelector('.lq-bar-label').textContent : null,
+                last: rows.length && rows[rows.length - 1] === other,
+              };
+            }"""
+        )
+        counts = state["byCategory"]
+        assert state["sum"] == sum(counts.values())
+        folded = len(counts) - state["named"]
+        if folded:
+            assert state["last"] and state["other"] == f"其他（{folded}类）"
+        else:
+            assert state["other"] is None
+    finally:
+        close_page(page)
