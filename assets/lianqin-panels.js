@@ -125,9 +125,13 @@
       shrinkToFit(valueEl);
       var subText = "";
       if (sub) subText = label("p90") + " " + fmtDuration(today[sub]);
-      else if (name === "units_online" && value) subText = labelOf("unitStatus", "available") + " " + value.available;
+      else if (name === "units_online" && value) subText = label("excl_off_duty").replace("{n}", String(value.off_duty || 0));
       else if (name === "coverage_5min") subText = "≤ 5" + (en() ? " min" : "分钟");
       setText(tile.querySelector(".lq-kpi-sub"), subText);
+      // The target next to the time it measures: "目标 1分" (the SLA policy's stage limit).
+      var target = tile.getAttribute("data-target");
+      var limit = target ? (cfg().targets || {})[target] : null;
+      setText(tile.querySelector(".lq-kpi-target"), limit ? label("target") + " " + (fmt === "rate" ? "≤ " : "") + fmtDuration(limit) : "");
       var trendEl = tile.querySelector(".lq-kpi-trend");
       var trend = name in yesterday ? trendOf(fmt, better, value, yesterday[name]) : null;
       setText(trendEl, trend ? trend.arrow + (trend.text ? " " + trend.text : "") : "");

@@ -44,7 +44,12 @@ def register(app: Dash) -> None:
                 view = map_view(session)
             layers = pick_layers(parse_qs((search or "").lstrip("?")).get("layers", [""])[0])
             return create_wall_layout(
-                view, lang=lang, tz=rt.settings.tz, tiles=tile_source(rt.settings), layers=layers
+                view,
+                lang=lang,
+                tz=rt.settings.tz,
+                tiles=tile_source(rt.settings),
+                layers=layers,
+                policy=rt.policy,
             )
         if pathname == "/dispatch":
             return render_dispatch(lang=lang)

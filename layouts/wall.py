@@ -26,6 +26,8 @@ from dashboard.i18n import (
     t,
 )
 from dashboard.services.geo import MapView
+from dashboard.services.kpis import LIVE_WINDOW_DAYS
+from dashboard.sla import SlaPolicy
 from dashboard.theme import (
     DENSITY_COLORS,
     FACILITY_COLORS,
@@ -48,12 +50,21 @@ KPI_TILES: tuple[tuple[str, str | None], ...] = (
     ("closure_rate", None),
     ("on_time_rate", None),
     ("dispatch_p50_s", "dispatch_p90_s"),
-    ("arrival_p50_s", "arrival_p90_s"),
+    ("dispatch_within_target_rate", None),
     ("rework_rate", None),
+    ("arrival_p50_s", "arrival_p90_s"),
+    ("arrival_within_target_rate", None),
     ("dispute_resolution_rate", None),
     ("units_online", None),
     ("coverage_5min", None),
 )
+# The tiles that show a target (the SLA policy's default stage limits), and which.
+TILE_TARGETS: dict[str, str] = {
+    "dispatch_p50_s": "dispatch_s",
+    "dispatch_within_target_rate": "dispatch_s",
+    "arrival_p50_s": "arrive_s",
+    "arrival_within_target_rate": "arrive_s",
+}
 # Map layers: name → (label key, on by default). `?layers=a,b,c` picks others for a screen.
 LAYERS: dict[str, tuple[str, bool]] = {
     "tiles": ("layer_tiles", True),
@@ -90,6 +101,7 @@ def live_config(
     tz: str,
     display_crs: str = "wgs84",
     bounds: tuple[tuple[float, float], tuple[float, float]] | None = None,
+    policy: SlaPolicy | None = None,
 ) -> dict[str, Any]:
     """What the browser's live-map code needs (the page puts it, as JSON, in the
     ``data-config`` attribute of ``ids.LIVE_CONFIG``)."""
@@ -98,7 +110,7 @@ def live_config(
         "unit_min", "unit_h", "unit_d", "count_suffix", "none_overdue", "no_cases", "more",
         "more_rows", "cat_other",
         "today", "yesterday", "vs_yesterday", "p90", "minutes_ago", "hours_ago", "just_now",
-        "peak", "same_time", "seconds_ago", "degraded",
+        "peak", "same_time", "seconds_ago", "degraded", "target", "excl_off_duty",
     )  # fmt: skip
     labels: dict[str, object] = {
         "status": STATUS_LABELS[lang],
@@ -124,6 +136,11 @@ def live_config(
         "labels": labels,
         "statuses": status_config(),
         "kpis": kpi_config(),
+        # the dispatch and arrival targets shown on their tiles (seconds)
+        "targets": {
+            "dispatch_s": (policy or SlaPolicy()).stages.dispatch_s,
+            "arrive_s": (policy or SlaPolicy()).stages.arrive_s,
+        },
     }
 
 
@@ -306,13 +323,16 @@ def create_kpis(*, lang: str) -> Component:
         attrs = {"data-kpi": name}  # its format and better direction: the page config's kpis
         if sub:
             attrs["data-sub"] = sub
+        if name in TILE_TARGETS:
+            attrs["data-target"] = TILE_TARGETS[name]
         tiles.append(
             html.Div(
                 [
                     html.Div(t(lang, kpi.label), className="lq-kpi-label"),
                     html.Div("–", className="lq-kpi-value"),
                     html.Div(
-                        [html.Span("", className="lq-kpi-sub"),
+                        [html.Span("", className="lq-kpi-target"),
+                         html.Span("", className="lq-kpi-sub"),
                          html.Span("", className="lq-kpi-trend")],
                         className="lq-kpi-foot",
                     ),
@@ -327,6 +347,10 @@ def create_kpis(*, lang: str) -> Component:
         t(lang, "kpis_title"),
         html.Div(tiles, className="lq-kpi-grid"),
         extra="lq-box-kpis",
+        # what 未办结 and 超期 count (dashboard/services/kpis.py LIVE_WINDOW_DAYS)
+        footer=html.Div(
+            t(lang, "scope_note").replace("{n}", str(LIVE_WINDOW_DAYS)), className="lq-kpi-note"
+        ),
     )
 
 
@@ -337,6 +361,7 @@ def create_wall_layout(
     tz: str,
     tiles: TileSource | None = None,
     layers: frozenset[str] = DEFAULT_LAYERS,
+    policy: SlaPolicy | None = None,
 ) -> Component:
     crs = tiles.crs if tiles else "wgs84"
     return html.Div(
@@ -349,7 +374,9 @@ def create_wall_layout(
                 hidden=True,
                 **{
                     "data-config": json.dumps(
-                        live_config(lang=lang, tz=tz, display_crs=crs, bounds=view.bounds),
+                        live_config(
+                            lang=lang, tz=tz, display_crs=crs, bounds=view.bounds, policy=policy
+                        ),
                         ensure_ascii=False,
                     )
                 },  # type: ignore[arg-type]
@@ -378,12 +405,6 @@ def create_wall_layout(
                 [
                     create_kpis(lang=lang),
                     _panel(
-                        ids.UNITS_PANEL,
-                        t(lang, "units_title"),
-                        html.Div(className="lq-units-body"),
-                        extra="lq-box-units",
-                    ),
-                    _panel(
                         ids.CATEGORIES,
                         t(lang, "categories_title"),
                         html.Ol(className="lq-bars"),
@@ -410,6 +431,12 @@ def create_wall_layout(
                         html.Ol(className="lq-list lq-overdue-list"),
                         extra="lq-box-overdue",
                         footer=html.Div(className="lq-more", hidden=True),  # "还有 5 条"
+                    ),
+                    _panel(
+                        ids.UNITS_PANEL,
+                        t(lang, "units_title"),
+                        html.Div(className="lq-units-body"),
+                        extra="lq-box-units",
                     ),
                     _panel(
                         ids.HOURLY,

@@ -87,7 +87,7 @@ def test_the_wall_fills_the_screen_with_every_panel_and_nothing_overflows(
         for selector in PANELS:
             box = page.locator(selector).bounding_box()
             assert box and box["width"] > 0 and box["height"] > 0, selector
-        assert page.locator("#lq-kpis .lq-kpi").count() == 12
+        assert page.locator("#lq-kpis .lq-kpi").count() == 14
         page.wait_for_function(  # the worker pushes KPIs as the warm start's cases land
             "parseInt(document.querySelector('#lq-kpi-reported .lq-kpi-value').textContent) >= 1",
             timeout=20_000,
@@ -332,6 +332,22 @@ def test_every_text_on_the_wall_fits_with_a_day_of_data(
         assert page.evaluate(FITS_JS) == []
         assert page.evaluate(CLIPPED_FIGURES_JS) == []
         assert page.evaluate(OVERFLOW_JS) == {"bad": [], "scroll": False}
+        # The targets stand next to the times and rates they judge (the policy's 60 / 300 s).
+        minute, five = ("1分", "5分") if lang == "zh-CN" else ("1m", "5m")
+        target = "目标" if lang == "zh-CN" else "target"
+        texts = page.evaluate(
+            "Object.fromEntries([...document.querySelectorAll('#lq-kpis .lq-kpi')]"
+            ".map(t => [t.dataset.kpi, t.querySelector('.lq-kpi-target').textContent]))"
+        )
+        assert texts["dispatch_p50_s"] == f"{target} {minute}"
+        assert texts["dispatch_within_target_rate"] == f"{target} ≤ {minute}"
+        assert texts["arrival_p50_s"] == f"{target} {five}"
+        assert texts["arrival_within_target_rate"] == f"{target} ≤ {five}"
+        # 在岗力量: on-duty units only (available + busy), off duty said apart
+        online = page.evaluate(
+            "JSON.parse(document.getElementById('lq-kpi-units_online').dataset.value)"
+        )
+        assert online["total"] == online["available"] + online["busy"]
     finally:
         close_page(page)
 
