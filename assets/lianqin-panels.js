@@ -128,10 +128,14 @@
       else if (name === "units_online" && value) subText = label("excl_off_duty").replace("{n}", String(value.off_duty || 0));
       else if (name === "coverage_5min") subText = "≤ 5" + (en() ? " min" : "分钟");
       setText(tile.querySelector(".lq-kpi-sub"), subText);
-      // The target next to the time it measures: "目标 1分" (the SLA policy's stage limit).
+      // The target next to the time it measures, with the share of cases within it:
+      // "1分内 92.3%" (the SLA policy's stage limit; dispatch_within_target_rate).
       var target = tile.getAttribute("data-target");
       var limit = target ? (cfg().targets || {})[target] : null;
-      setText(tile.querySelector(".lq-kpi-target"), limit ? label("target") + " " + (fmt === "rate" ? "≤ " : "") + fmtDuration(limit) : "");
+      var rate = tile.getAttribute("data-rate");
+      var targetEl = tile.querySelector(".lq-kpi-target");
+      setText(targetEl, limit ? label("within_target").replace("{t}", fmtDuration(limit)).replace("{r}", fmtValue("rate", today[rate])) : "");
+      if (rate) targetEl.setAttribute("data-value", today[rate] == null ? "" : String(today[rate]));
       var trendEl = tile.querySelector(".lq-kpi-trend");
       var trend = name in yesterday ? trendOf(fmt, better, value, yesterday[name]) : null;
       setText(trendEl, trend ? trend.arrow + (trend.text ? " " + trend.text : "") : "");

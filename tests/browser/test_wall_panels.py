@@ -87,7 +87,7 @@ def test_the_wall_fills_the_screen_with_every_panel_and_nothing_overflows(
         for selector in PANELS:
             box = page.locator(selector).bounding_box()
             assert box and box["width"] > 0 and box["height"] > 0, selector
-        assert page.locator("#lq-kpis .lq-kpi").count() == 14
+        assert page.locator("#lq-kpis .lq-kpi").count() == 12
         page.wait_for_function(  # the worker pushes KPIs as the warm start's cases land
             "parseInt(document.querySelector('#lq-kpi-reported .lq-kpi-value').textContent) >= 1",
             timeout=20_000,
@@ -272,7 +272,8 @@ def test_the_overdue_panel_says_how_many_more_rows_there_are(
         close_page(page)
 
 
-# Every piece of text on the wall (header, KPI tiles, side panels, legend) fits its box:
+# Every piece of text on the wall (header, KPI tiles, side panels, legend) is legible (not
+# under 1.8 % of the screen height) and fits its box:
 # no element wider than its box, no ellipsis in effect, and nothing below its panel's edge
 # (a panel clips what overflows it). Inline elements have no scroll box: they are measured
 # by their rectangles against their block's.
@@ -288,6 +289,10 @@ FITS_JS = """
       if (!own) continue;
       const cs = getComputedStyle(el);
       const name = (el.id || el.className) + ' "' + el.textContent.trim().slice(0, 30) + '"';
+      // legible from 5 m: no text under 1.8 % of the screen height (README "The wall")
+      if (parseFloat(cs.fontSize) < Math.max(0.018 * innerHeight, 14) - 0.5) {
+        bad.push('small ' + name + ' ' + cs.fontSize);
+      }
       if (cs.display.startsWith('inline') && cs.display !== 'inline-block') {
         const block = el.parentElement.getBoundingClientRect();
         for (const r of el.getClientRects()) {
@@ -332,17 +337,19 @@ def test_every_text_on_the_wall_fits_with_a_day_of_data(
         assert page.evaluate(FITS_JS) == []
         assert page.evaluate(CLIPPED_FIGURES_JS) == []
         assert page.evaluate(OVERFLOW_JS) == {"bad": [], "scroll": False}
-        # The targets stand next to the times and rates they judge (the policy's 60 / 300 s).
-        minute, five = ("1分", "5分") if lang == "zh-CN" else ("1m", "5m")
-        target = "目标" if lang == "zh-CN" else "target"
+        # The targets stand next to the times they judge, with the share of cases within
+        # them (the policy's 60 / 300 s; dispatch_within_target_rate, arrival_…).
         texts = page.evaluate(
             "Object.fromEntries([...document.querySelectorAll('#lq-kpis .lq-kpi')]"
             ".map(t => [t.dataset.kpi, t.querySelector('.lq-kpi-target').textContent]))"
         )
-        assert texts["dispatch_p50_s"] == f"{target} {minute}"
-        assert texts["dispatch_within_target_rate"] == f"{target} ≤ {minute}"
-        assert texts["arrival_p50_s"] == f"{target} {five}"
-        assert texts["arrival_within_target_rate"] == f"{target} ≤ {five}"
+        rate = r"(100|\d{1,2}\.\d)%"
+        if lang == "zh-CN":
+            assert re.fullmatch(f"1分内 {rate}", texts["dispatch_p50_s"]), texts
+            assert re.fullmatch(f"5分内 {rate}", texts["arrival_p50_s"]), texts
+        else:
+            assert re.fullmatch(f"≤ 1m: {rate}", texts["dispatch_p50_s"]), texts
+            assert re.fullmatch(f"≤ 5m: {rate}", texts["arrival_p50_s"]), texts
         # 在岗力量: on-duty units only (available + busy), off duty said apart
         online = page.evaluate(
             "JSON.parse(document.getElementById('lq-kpi-units_online').dataset.value)"
