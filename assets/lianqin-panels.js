@@ -67,8 +67,10 @@
       var rest = s - m * 60;
       return unit(m, "unit_min") + (rest ? (en() ? " " : "") + unit(rest, "unit_s") : "");
     }
-    if (s < 2 * 86400) return unit((s / 3600).toFixed(1), "unit_h");
-    return unit((s / 86400).toFixed(1), "unit_d");
+    // Past a day, days: "1.5天", whole days from ten on ("12天").
+    if (s < 86400) return unit((s / 3600).toFixed(1), "unit_h");
+    var days = s / 86400;
+    return unit(days < 10 ? days.toFixed(1) : String(Math.floor(days)), "unit_d");
   }
 
   function fmtValue(fmt, v) {
@@ -84,7 +86,17 @@
     if (s < 10) return label("just_now");
     if (s < 60) return s + (en() ? " " : "") + label("seconds_ago");
     if (s < 3600) return Math.floor(s / 60) + (en() ? " " : "") + label("minutes_ago");
-    return Math.floor(s / 3600) + (en() ? " " : "") + label("hours_ago");
+    if (s < 86400) return Math.floor(s / 3600) + (en() ? " " : "") + label("hours_ago");
+    return Math.floor(s / 86400) + (en() ? " " : "") + label("days_ago");
+  }
+
+  // The wall's live scope (docs/kpis.md): cases reported since the start of the window the
+  // worker's summary names (today and the 7 days before); older open cases (an import's
+  // years-old records) are not live work and stay off the lists, as off the figures.
+  function inScope(c) {
+    var k = window.lianqin && window.lianqin.kpis;
+    var start = k && k.scope_start;
+    return !start || (c.reported && c.reported >= start);
   }
 
   function fmtLate(ms) {
@@ -324,7 +336,7 @@
     var ids = Object.keys(cases);
     for (var i = 0; i < ids.length; i++) {
       var c = cases[ids[i]];
-      if (c.status === "cancelled" || !c.reported) continue;
+      if (c.status === "cancelled" || !c.reported || !inScope(c)) continue;
       if (top.length < k || c.reported > top[top.length - 1].reported) {
         var at = top.length;
         while (at > 0 && top[at - 1].reported < c.reported) at--;
@@ -399,7 +411,7 @@
     var ids = Object.keys(cases);
     for (var i = 0; i < ids.length; i++) {
       var c = cases[ids[i]];
-      if (c._overdue) due.push(c);
+      if (c._overdue && inScope(c)) due.push(c);
     }
     // The most urgent first, then the longest overdue.
     due.sort(function (a, b) {
@@ -574,5 +586,5 @@
   });
   if (document.fonts && document.fonts.ready) document.fonts.ready.then(fitFigures);
 
-  lq.panels = { render: renderLists, fmtDuration: fmtDuration, fmtValue: fmtValue };
+  lq.panels = { render: renderLists, fmtDuration: fmtDuration, fmtValue: fmtValue, fmtAge: fmtAge, fmtLate: fmtLate };
 })();

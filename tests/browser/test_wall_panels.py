@@ -392,3 +392,42 @@ def test_the_category_bars_add_up_to_the_days_total(
             assert state["other"] is None
     finally:
         close_page(page)
+
+
+def test_years_old_open_cases_stay_off_the_lists_and_ages_read_in_days(
+    browser: Browser, live_demo: DemoProcess
+) -> None:
+    """An import's case open for years read "超时 4779.5天" / "42356小时前": it is outside
+    the wall's live scope (today and the 7 days before), and ages past a day are days."""
+    page = open_wall(browser, live_demo, 1920, 1080)
+    try:
+        got = page.evaluate(
+            "[[3599, 86399, 86400, 36 * 3600, 12.5 * 86400]"
+            ".map(s => lq.panels.fmtAge(s * 1000)),"
+            " [86399, 1.5 * 86400, 4779.5 * 86400].map(s => lq.panels.fmtDuration(s))]"
+        )
+        assert got == [
+            ["59分钟前", "23小时前", "1天前", "1天前", "12天前"],
+            ["24.0小时", "1.5天", "4779天"],
+        ]
+        page.wait_for_function("window.lianqin.kpis.scope_start > 0")
+        state = page.evaluate(
+            """() => {
+              const now = Date.now(), k = window.lianqin.kpis;
+              const old = {id: 'OLD-IMPORT', status: 'dispatched', category: 'noise',
+                           priority: 1, title: 'old', reported: now - 4779 * 86400e3,
+                           deadline: now - 4779 * 86400e3 + 3600e3, _overdue: true};
+              const recent = Object.assign({}, old, {id: 'RECENT-OD',
+                           reported: k.scope_start + 3600e3, deadline: k.scope_start + 7200e3});
+              window.lianqin.cases[old.id] = old;
+              window.lianqin.cases[recent.id] = recent;
+              lq.panels.render();
+              const q = (panel, id) =>
+                document.querySelectorAll(`#${panel} li[data-case="${id}"]`).length;
+              return {old: q('lq-overdue-panel', 'OLD-IMPORT') + q('lq-ticker', 'OLD-IMPORT'),
+                      recent: q('lq-overdue-panel', 'RECENT-OD')};
+            }"""
+        )
+        assert state == {"old": 0, "recent": 1}
+    finally:
+        close_page(page)
