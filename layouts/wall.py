@@ -107,7 +107,8 @@ def live_config(
         "unit_min", "unit_h", "unit_d", "count_suffix", "none_overdue", "no_cases", "more",
         "more_rows", "cat_other",
         "today", "yesterday", "vs_yesterday", "p90", "minutes_ago", "hours_ago", "just_now",
-        "peak", "same_time", "seconds_ago", "degraded", "excl_off_duty", "within_target", "days_ago",
+        "peak", "same_time", "seconds_ago", "degraded", "excl_off_duty", "within_target",
+        "days_ago",
     )  # fmt: skip
     labels: dict[str, object] = {
         "status": STATUS_LABELS[lang],
