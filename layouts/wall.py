@@ -182,12 +182,41 @@ def create_legend(*, lang: str) -> Component:
         )
         for status in UNIT_STATUSES
     ]
+    kinds = UNIT_KIND_LABELS[lang]
+    shapes = [
+        html.Li(
+            [
+                html.Span(
+                    html.Span(
+                        html.Span(className="lq-unit-body"),
+                        className=f"lq-unit lq-unit-available lq-kind-{kind}",
+                    ),
+                    className="lq-legend-shape",
+                ),
+                html.Span(kinds[kind], className="lq-legend-label"),
+            ],
+            className="lq-legend-item",
+        )
+        for kind in ("patrol", "grid_worker", "vehicle", "volunteer")
+        if kind in kinds
+    ] + [
+        html.Li(
+            [
+                html.Span(html.Span(className=f"lq-fac lq-fac-{fac}"), className="lq-legend-shape"),
+                html.Span(t(lang, f"layer_{layer}"), className="lq-legend-label"),
+            ],
+            className="lq-legend-item",
+        )
+        for fac, layer in (("station", "stations"), ("camera", "cameras"), ("sensor", "sensors"))
+    ]
     return html.Div(
         [
             html.H2(t(lang, "legend_title"), className="lq-legend-title"),
             html.Ul(items, className="lq-legend-cases"),
             html.H2(t(lang, "units"), className="lq-legend-title lq-legend-units"),
             html.Ul(units),
+            html.H2(t(lang, "legend_kinds"), className="lq-legend-title"),
+            html.Ul(shapes, className="lq-legend-kinds"),
         ],
         id=ids.LEGEND,
         className="lq-panel lq-legend",
