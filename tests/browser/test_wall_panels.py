@@ -168,8 +168,8 @@ def test_layers_switch_and_a_screen_can_pick_its_own(
 ) -> None:
     page = open_wall(browser, live_demo, 1920, 1080)
     try:
-        page.wait_for_selector(".lq-fac-station")
-        assert page.locator(".lq-fac-camera").count() == 0  # off by default
+        page.wait_for_selector(".leaflet-pane .lq-fac-station")
+        assert page.locator(".leaflet-pane .lq-fac-camera").count() == 0  # off by default
         labels = page.eval_on_selector_all(
             ".leaflet-control-layers-overlays label", "els => els.map(e => e.textContent.trim())"
         )
@@ -178,7 +178,9 @@ def test_layers_switch_and_a_screen_can_pick_its_own(
             assert name in labels, (name, labels)
         page.hover(".leaflet-control-layers")
         page.get_by_label("视频监控", exact=True).check()
-        page.wait_for_function("document.querySelectorAll('.lq-fac-camera').length === 105")
+        page.wait_for_function(
+            "document.querySelectorAll('.leaflet-pane .lq-fac-camera').length === 105"
+        )
         page.get_by_label("案件", exact=True).uncheck()
         page.wait_for_function("document.querySelectorAll('path[data-case]').length === 0")
         page.get_by_label("案件", exact=True).check()  # the live dots come back, still live
@@ -187,8 +189,10 @@ def test_layers_switch_and_a_screen_can_pick_its_own(
         close_page(page)
     page = open_wall(browser, live_demo, 1920, 1080, "&layers=cases,units,sensors,density")
     try:
-        page.wait_for_function("document.querySelectorAll('.lq-fac-sensor').length === 40")
-        assert page.locator(".lq-fac-station").count() == 0
+        page.wait_for_function(
+            "document.querySelectorAll('.leaflet-pane .lq-fac-sensor').length === 40"
+        )
+        assert page.locator(".leaflet-pane .lq-fac-station").count() == 0
         page.wait_for_function(  # the density layer colors the grids with open cases
             "Object.keys(lq.live.density.counts).length > 0", timeout=10_000
         )
