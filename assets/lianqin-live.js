@@ -707,8 +707,9 @@
       bounds = [wgs84ToGcj02(bounds[0][0], bounds[0][1]), wgs84ToGcj02(bounds[1][0], bounds[1][1])];
     }
     map.fitBounds(bounds, {
-      paddingTopLeft: [20 * k, 20 * k],
-      paddingBottomRight: [20 * k, legend.offsetHeight + 20 * k],
+      // little padding: the district at its largest above the legend
+      paddingTopLeft: [8 * k, 8 * k],
+      paddingBottomRight: [8 * k, legend.offsetHeight + 8 * k],
       animate: false,
     });
   }

@@ -67,8 +67,10 @@
       var rest = s - m * 60;
       return unit(m, "unit_min") + (rest ? (en() ? " " : "") + unit(rest, "unit_s") : "");
     }
-    if (s < 2 * 86400) return unit((s / 3600).toFixed(1), "unit_h");
-    return unit((s / 86400).toFixed(1), "unit_d");
+    // Past a day, days: "1.5天", whole days from ten on ("12天").
+    if (s < 86400) return unit((s / 3600).toFixed(1), "unit_h");
+    var days = s / 86400;
+    return unit(days < 10 ? days.toFixed(1) : String(Math.floor(days)), "unit_d");
   }
 
   function fmtValue(fmt, v) {
@@ -84,7 +86,17 @@
     if (s < 10) return label("just_now");
     if (s < 60) return s + (en() ? " " : "") + label("seconds_ago");
     if (s < 3600) return Math.floor(s / 60) + (en() ? " " : "") + label("minutes_ago");
-    return Math.floor(s / 3600) + (en() ? " " : "") + label("hours_ago");
+    if (s < 86400) return Math.floor(s / 3600) + (en() ? " " : "") + label("hours_ago");
+    return Math.floor(s / 86400) + (en() ? " " : "") + label("days_ago");
+  }
+
+  // The wall's live scope (docs/kpis.md): cases reported since the start of the window the
+  // worker's summary names (today and the 7 days before); older open cases (an import's
+  // years-old records) are not live work and stay off the lists, as off the figures.
+  function inScope(c) {
+    var k = window.lianqin && window.lianqin.kpis;
+    var start = k && k.scope_start;
+    return !start || (c.reported && c.reported >= start);
   }
 
   function fmtLate(ms) {
@@ -120,12 +132,22 @@
       var better = kpi.better;
       var sub = tile.getAttribute("data-sub");
       var value = today[name];
-      setText(tile.querySelector(".lq-kpi-value"), fmtValue(fmt, value));
+      var valueEl = tile.querySelector(".lq-kpi-value");
+      setText(valueEl, fmtValue(fmt, value));
+      shrinkToFit(valueEl);
       var subText = "";
       if (sub) subText = label("p90") + " " + fmtDuration(today[sub]);
-      else if (name === "units_online" && value) subText = labelOf("unitStatus", "available") + " " + value.available;
+      else if (name === "units_online" && value) subText = label("excl_off_duty").replace("{n}", String(value.off_duty || 0));
       else if (name === "coverage_5min") subText = "≤ 5" + (en() ? " min" : "分钟");
       setText(tile.querySelector(".lq-kpi-sub"), subText);
+      // The target next to the time it measures, with the share of cases within it:
+      // "1分内 92.3%" (the SLA policy's stage limit; dispatch_within_target_rate).
+      var target = tile.getAttribute("data-target");
+      var limit = target ? (cfg().targets || {})[target] : null;
+      var rate = tile.getAttribute("data-rate");
+      var targetEl = tile.querySelector(".lq-kpi-target");
+      setText(targetEl, limit ? label("within_target").replace("{t}", fmtDuration(limit)).replace("{r}", fmtValue("rate", today[rate])) : "");
+      if (rate) targetEl.setAttribute("data-value", today[rate] == null ? "" : String(today[rate]));
       var trendEl = tile.querySelector(".lq-kpi-trend");
       var trend = name in yesterday ? trendOf(fmt, better, value, yesterday[name]) : null;
       setText(trendEl, trend ? trend.arrow + (trend.text ? " " + trend.text : "") : "");
@@ -163,6 +185,7 @@
       ["available", "busy", "off_duty"].forEach(function (status) {
         var cell = body.querySelector('[data-status="' + status + '"] .lq-unit-count-value');
         setText(cell, String(online[status] || 0));
+        shrinkToFit(cell);
       });
     }
   }
@@ -186,13 +209,39 @@
       .map(function (k) {
         return labelOf("unitKind", k) + " " + counts[k];
       });
-    setText(node, parts.join(" · "));
+    // One span per kind: a kind that does not fit the line goes whole to the next one.
+    var text = parts.join(" · ");
+    if (node.getAttribute("data-text") === text) return;
+    node.setAttribute("data-text", text);
+    while (node.firstChild) node.removeChild(node.firstChild);
+    parts.forEach(function (part, i) {
+      node.appendChild(make("span", "lq-unit-kind", (i ? "· " : "") + part));
+    });
   }
 
   // ---- cases by category ----------------------------------------------------------------
+  // Every category is counted: the largest ones get a bar each, and when the panel holds
+  // fewer rows than there are categories the last row is "其他（5类）N", the rest summed,
+  // so the bars always add up to today's total.
+  var lastByCategory = null;
+
+  function categoryRows(entries, capacity) {
+    if (entries.length <= capacity || capacity < 1) return entries;
+    var keep = entries.slice(0, Math.max(0, capacity - 1));
+    var rest = entries.slice(keep.length);
+    var sum = 0;
+    rest.forEach(function (e) {
+      sum += e[1];
+    });
+    keep.push(["__other__", sum, rest.length]);
+    return keep;
+  }
+
   function renderCategories(byCategory) {
     var list = document.querySelector("#lq-categories .lq-bars");
     if (!list) return;
+    if (byCategory) lastByCategory = byCategory;
+    byCategory = lastByCategory || {};
     var entries = Object.keys(byCategory)
       .map(function (k) {
         return [k, byCategory[k]];
@@ -200,24 +249,36 @@
       .sort(function (a, b) {
         return b[1] - a[1] || (a[0] < b[0] ? -1 : 1);
       });
-    var max = entries.length ? entries[0][1] : 0;
-    keyed(list, entries.slice(0, MAX_ROWS), function (e) {
+    var capacity = entries.length;
+    var first = list.querySelector(".lq-bar-row");
+    if (first && first.offsetHeight && list.clientHeight) {
+      capacity = Math.max(1, Math.floor((list.clientHeight + 1) / first.offsetHeight));
+    }
+    var rows = categoryRows(entries, capacity);
+    var max = 0;
+    rows.forEach(function (e) {
+      max = Math.max(max, e[1]);
+    });
+    keyed(list, rows, function (e) {
       return e[0];
     }, function (li, e, fresh) {
       if (fresh) {
-        li.className = "lq-bar-row";
+        li.className = "lq-bar-row" + (e[0] === "__other__" ? " lq-bar-other" : "");
         li.appendChild(make("span", "lq-bar-label"));
         var track = make("span", "lq-bar-track");
         track.appendChild(make("span", "lq-bar-fill"));
         li.appendChild(track);
         li.appendChild(make("span", "lq-bar-value"));
       }
-      setText(li.children[0], labelOf("category", e[0]));
+      var name = e[0] === "__other__" ? label("cat_other").replace("{n}", String(e[2])) : labelOf("category", e[0]);
+      setText(li.children[0], name);
       li.children[1].firstChild.style.width = (max ? (100 * e[1]) / max : 0).toFixed(1) + "%";
       setText(li.children[2], String(e[1]));
+      li.setAttribute("data-count", String(e[1]));
     });
     emptyNote(list, entries.length === 0, label("no_cases"));
     fit(list);
+    if (first === null && list.firstChild) renderCategories(null); // measured now: regroup
   }
 
   // ---- hourly volume --------------------------------------------------------------------
@@ -275,7 +336,7 @@
     var ids = Object.keys(cases);
     for (var i = 0; i < ids.length; i++) {
       var c = cases[ids[i]];
-      if (c.status === "cancelled" || !c.reported) continue;
+      if (c.status === "cancelled" || !c.reported || !inScope(c)) continue;
       if (top.length < k || c.reported > top[top.length - 1].reported) {
         var at = top.length;
         while (at > 0 && top[at - 1].reported < c.reported) at--;
@@ -350,7 +411,7 @@
     var ids = Object.keys(cases);
     for (var i = 0; i < ids.length; i++) {
       var c = cases[ids[i]];
-      if (c._overdue) due.push(c);
+      if (c._overdue && inScope(c)) due.push(c);
     }
     // The most urgent first, then the longest overdue.
     due.sort(function (a, b) {
@@ -442,6 +503,25 @@
     }
   }
 
+  // A figure wider than its box (a long duration, a large count, a long center name) is
+  // scaled down until it fits: figures are never cut ("…").
+  function shrinkToFit(el) {
+    if (!el) return;
+    el.style.fontSize = "";
+    var width = el.clientWidth;
+    if (!width || el.scrollWidth <= width) return;
+    var size = parseFloat(getComputedStyle(el).fontSize);
+    for (var i = 0; i < 8 && el.scrollWidth > width; i++) {
+      size = Math.floor(size * Math.max(0.6, (width / el.scrollWidth) * 0.98));
+      el.style.fontSize = size + "px";
+    }
+  }
+
+  function fitFigures() {
+    var els = document.querySelectorAll(".lq-wall .lq-kpi-value, .lq-wall .lq-title, .lq-wall .lq-unit-count-value");
+    for (var i = 0; i < els.length; i++) shrinkToFit(els[i]);
+  }
+
   // Hide the rows that do not fit the panel: nothing is ever cut in half on the wall.
   function fit(list) {
     var rows = list.children;
@@ -459,8 +539,7 @@
     renderTicker();
     renderOverdue();
     renderUnitKinds();
-    var bars = document.querySelector("#lq-categories .lq-bars");
-    if (bars) fit(bars); // fonts and panel sizes settle after the first render
+    renderCategories(null); // fonts and panel sizes settle after the first render
   }
 
   function schedule() {
@@ -502,8 +581,10 @@
     if (k) renderHourly(k); // the current hour moves with the clock
   }, 1000);
   window.addEventListener("resize", function () {
+    fitFigures();
     renderLists();
   });
+  if (document.fonts && document.fonts.ready) document.fonts.ready.then(fitFigures);
 
-  lq.panels = { render: renderLists, fmtDuration: fmtDuration, fmtValue: fmtValue };
+  lq.panels = { render: renderLists, fmtDuration: fmtDuration, fmtValue: fmtValue, fmtAge: fmtAge, fmtLate: fmtLate };
 })();

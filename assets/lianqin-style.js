@@ -37,7 +37,8 @@
     if (!name || !layer.bindTooltip) return;
     var el = document.createElement("span");
     el.textContent = String(name);
-    layer.bindTooltip(el, { permanent: true, direction: "center", className: "lq-zone-label", interactive: false });
+    // Above the zone's centre, where its patrol station stands: the icon never covers the name.
+    layer.bindTooltip(el, { permanent: true, direction: "center", offset: [0, -26], className: "lq-zone-label", interactive: false });
   };
 
   // Open cases per grid, relative to the busiest grid (viridis steps from the theme).

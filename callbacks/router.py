@@ -45,7 +45,7 @@ def register(app: Dash) -> None:
             layers = pick_layers(parse_qs((search or "").lstrip("?")).get("layers", [""])[0])
             return create_wall_layout(
                 view, lang=lang, tz=rt.settings.tz, tiles=tile_source(rt.settings), layers=layers,
-                center=rt.settings.center_name,
+                center=rt.settings.center_name, policy=rt.policy,
             )  # fmt: skip
         if pathname == "/dispatch":
             return render_dispatch(lang=lang)

@@ -195,6 +195,8 @@ KPIS: Mapping[str, Kpi] = {
         _seconds("dispatch_p90_s", "p90", "tr_kpi_dispatch_p90_s"),
         _seconds("arrival_p50_s", "kpi_arrival", "tr_kpi_arrival_p50_s"),
         _seconds("arrival_p90_s", "p90", "tr_kpi_arrival_p90_s"),
+        _rate("dispatch_within_target_rate", "up"),
+        _rate("arrival_within_target_rate", "up"),
         _rate("rework_rate", "down"),
         _rate("dispute_resolution_rate", "up"),
         Kpi("units_online", "units", "units", "", "kpi_units_online", None, "live"),

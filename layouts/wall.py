@@ -27,6 +27,8 @@ from dashboard.i18n import (
     titled,
 )
 from dashboard.services.geo import MapView
+from dashboard.services.kpis import LIVE_WINDOW_DAYS
+from dashboard.sla import SlaPolicy
 from dashboard.theme import (
     DENSITY_COLORS,
     FACILITY_COLORS,
@@ -55,6 +57,12 @@ KPI_TILES: tuple[tuple[str, str | None], ...] = (
     ("units_online", None),
     ("coverage_5min", None),
 )
+# The tiles that show a target (the SLA policy's default stage limit) and the share of
+# cases within it: "1分内 92.3%" under the dispatch time.
+TILE_TARGETS: dict[str, tuple[str, str]] = {
+    "dispatch_p50_s": ("dispatch_s", "dispatch_within_target_rate"),
+    "arrival_p50_s": ("arrive_s", "arrival_within_target_rate"),
+}
 # Map layers: name → (label key, on by default). `?layers=a,b,c` picks others for a screen.
 LAYERS: dict[str, tuple[str, bool]] = {
     "tiles": ("layer_tiles", True),
@@ -91,15 +99,17 @@ def live_config(
     tz: str,
     display_crs: str = "wgs84",
     bounds: tuple[tuple[float, float], tuple[float, float]] | None = None,
+    policy: SlaPolicy | None = None,
 ) -> dict[str, Any]:
     """What the browser's live-map code needs (the page puts it, as JSON, in the
     ``data-config`` attribute of ``ids.LIVE_CONFIG``)."""
     keys = (
         "live", "stale", "offline", "connecting", "overdue", "overdue_by", "ago", "unit_s",
         "unit_min", "unit_h", "unit_d", "count_suffix", "none_overdue", "no_cases", "more",
-        "more_rows",
+        "more_rows", "cat_other",
         "today", "yesterday", "vs_yesterday", "p90", "minutes_ago", "hours_ago", "just_now",
-        "peak", "same_time", "seconds_ago", "degraded",
+        "peak", "same_time", "seconds_ago", "degraded", "excl_off_duty", "within_target",
+        "days_ago",
     )  # fmt: skip
     labels: dict[str, object] = {
         "status": STATUS_LABELS[lang],
@@ -125,6 +135,11 @@ def live_config(
         "labels": labels,
         "statuses": status_config(),
         "kpis": kpi_config(),
+        # the dispatch and arrival targets shown on their tiles (seconds)
+        "targets": {
+            "dispatch_s": (policy or SlaPolicy()).stages.dispatch_s,
+            "arrive_s": (policy or SlaPolicy()).stages.arrive_s,
+        },
     }
 
 
@@ -168,12 +183,41 @@ def create_legend(*, lang: str) -> Component:
         )
         for status in UNIT_STATUSES
     ]
+    kinds = UNIT_KIND_LABELS[lang]
+    shapes = [
+        html.Li(
+            [
+                html.Span(
+                    html.Span(
+                        html.Span(className="lq-unit-body"),
+                        className=f"lq-unit lq-unit-available lq-kind-{kind}",
+                    ),
+                    className="lq-legend-shape",
+                ),
+                html.Span(kinds[kind], className="lq-legend-label"),
+            ],
+            className="lq-legend-item",
+        )
+        for kind in ("patrol", "grid_worker", "vehicle", "volunteer")
+        if kind in kinds
+    ] + [
+        html.Li(
+            [
+                html.Span(html.Span(className=f"lq-fac lq-fac-{fac}"), className="lq-legend-shape"),
+                html.Span(t(lang, f"layer_{layer}"), className="lq-legend-label"),
+            ],
+            className="lq-legend-item",
+        )
+        for fac, layer in (("station", "stations"), ("camera", "cameras"), ("sensor", "sensors"))
+    ]
     return html.Div(
         [
             html.H2(t(lang, "legend_title"), className="lq-legend-title"),
             html.Ul(items, className="lq-legend-cases"),
             html.H2(t(lang, "units"), className="lq-legend-title lq-legend-units"),
             html.Ul(units),
+            html.H2(t(lang, "legend_kinds"), className="lq-legend-title"),
+            html.Ul(shapes, className="lq-legend-kinds"),
         ],
         id=ids.LEGEND,
         className="lq-panel lq-legend",
@@ -273,7 +317,7 @@ def create_map(
         trackViewport=False,  # nothing listens to the viewport; its tracking wants a center
         zoomControl=False,
         attributionControl=tiles is not None,  # tile providers require their attribution
-        zoomSnap=0.25,
+        zoomSnap=0,  # the district fills its panel (no snapping down to a quarter zoom)
         className="lq-map",
         children=[
             dl.LayersControl(overlays, id=ids.LAYERS_CONTROL, collapsed=True, position="topright"),
@@ -307,13 +351,16 @@ def create_kpis(*, lang: str) -> Component:
         attrs = {"data-kpi": name}  # its format and better direction: the page config's kpis
         if sub:
             attrs["data-sub"] = sub
+        if name in TILE_TARGETS:
+            attrs["data-target"], attrs["data-rate"] = TILE_TARGETS[name]
         tiles.append(
             html.Div(
                 [
                     html.Div(t(lang, kpi.label), className="lq-kpi-label"),
                     html.Div("–", className="lq-kpi-value"),
                     html.Div(
-                        [html.Span("", className="lq-kpi-sub"),
+                        [html.Span("", className="lq-kpi-target"),
+                         html.Span("", className="lq-kpi-sub"),
                          html.Span("", className="lq-kpi-trend")],
                         className="lq-kpi-foot",
                     ),
@@ -328,6 +375,10 @@ def create_kpis(*, lang: str) -> Component:
         t(lang, "kpis_title"),
         html.Div(tiles, className="lq-kpi-grid"),
         extra="lq-box-kpis",
+        # what 未办结 and 超期 count (dashboard/services/kpis.py LIVE_WINDOW_DAYS)
+        footer=html.Div(
+            t(lang, "scope_note").replace("{n}", str(LIVE_WINDOW_DAYS)), className="lq-kpi-note"
+        ),
     )
 
 
@@ -339,6 +390,7 @@ def create_wall_layout(
     tiles: TileSource | None = None,
     layers: frozenset[str] = DEFAULT_LAYERS,
     center: str = "",
+    policy: SlaPolicy | None = None,
 ) -> Component:
     crs = tiles.crs if tiles else "wgs84"
     return html.Div(
@@ -351,7 +403,9 @@ def create_wall_layout(
                 hidden=True,
                 **{
                     "data-config": json.dumps(
-                        live_config(lang=lang, tz=tz, display_crs=crs, bounds=view.bounds),
+                        live_config(
+                            lang=lang, tz=tz, display_crs=crs, bounds=view.bounds, policy=policy
+                        ),
                         ensure_ascii=False,
                     )
                 },  # type: ignore[arg-type]
@@ -380,12 +434,6 @@ def create_wall_layout(
                 [
                     create_kpis(lang=lang),
                     _panel(
-                        ids.UNITS_PANEL,
-                        t(lang, "units_title"),
-                        html.Div(className="lq-units-body"),
-                        extra="lq-box-units",
-                    ),
-                    _panel(
                         ids.CATEGORIES,
                         t(lang, "categories_title"),
                         html.Ol(className="lq-bars"),
@@ -412,6 +460,12 @@ def create_wall_layout(
                         html.Ol(className="lq-list lq-overdue-list"),
                         extra="lq-box-overdue",
                         footer=html.Div(className="lq-more", hidden=True),  # "还有 5 条"
+                    ),
+                    _panel(
+                        ids.UNITS_PANEL,
+                        t(lang, "units_title"),
+                        html.Div(className="lq-units-body"),
+                        extra="lq-box-units",
                     ),
                     _panel(
                         ids.HOURLY,

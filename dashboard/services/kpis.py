@@ -36,6 +36,11 @@ from dashboard.vocabulary import (
 )
 
 COVERAGE_S = 300  # the "5-minute service circle"
+# The wall's live scope (docs/kpis.md "The wall's live scope"): its 未办结 and 超期 figures
+# and its overdue list count the cases reported today plus older ones still open that were
+# reported in the previous LIVE_WINDOW_DAYS days; years-old open cases of an import are
+# records, not live work.
+LIVE_WINDOW_DAYS = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +191,18 @@ def period_kpis(
     arrival, arrival_ok = arrival_span(dialect)
     d50, d90 = percentiles(session, dispatch, and_(base, dispatch_ok))
     a50, a90 = percentiles(session, arrival, and_(base, arrival_ok))
+    # The seeds' targets as rates: dispatched within the dispatch stage's limit, on scene
+    # within the arrival stage's (the policy's defaults: 1 and 5 minutes).
+    stages = options.policy.stages
+    targets = session.execute(
+        select(
+            _count(dispatch_ok),
+            _count(and_(dispatch_ok, dispatch <= stages.dispatch_s + EPSILON_S)),
+            _count(arrival_ok),
+            _count(and_(arrival_ok, arrival <= stages.arrive_s + EPSILON_S)),
+        ).where(base)
+    ).one()
+    dispatched, dispatched_in, arrived, arrived_in = (int(v or 0) for v in targets)
     figures = rates_of(counts)
     return {
         "reported": figures["reported"],
@@ -197,18 +214,39 @@ def period_kpis(
         "dispatch_p90_s": d90,
         "arrival_p50_s": a50,
         "arrival_p90_s": a90,
+        "dispatch_within_target_rate": _rate(dispatched_in, dispatched),
+        "arrival_within_target_rate": _rate(arrived_in, arrived),
         "rework_rate": figures["rework_rate"],
         "dispute_resolution_rate": figures["dispute_resolution_rate"],
     }
 
 
-def overdue_count(session: Session, *, now: datetime) -> int:
-    """Cases not closed or cancelled whose current stage deadline has passed.
+def live_scope_start(now: datetime, zone: tzinfo) -> datetime:
+    """The start of the wall's live scope: LIVE_WINDOW_DAYS local days before today."""
+    today = now.astimezone(zone).date()
+    return local_midnight(today - timedelta(days=LIVE_WINDOW_DAYS), zone)
+
+
+def open_count(session: Session, *, since: datetime) -> int:
+    """Cases still open (``open`` of docs/kpis.md) reported at or after ``since``."""
+    return int(
+        session.scalar(
+            select(func.count()).where(Case.status.in_(OPEN_STATUSES), Case.reported_at >= since)
+        )
+        or 0
+    )
+
+
+def overdue_count(session: Session, *, now: datetime, since: datetime | None = None) -> int:
+    """Cases not closed or cancelled whose current stage deadline has passed (reported at
+    or after ``since`` when given: the wall's live scope).
 
     Two index range scans on (overdue, deadline_at): those the sweep already flagged,
     and those whose deadline passed since its last run.
     """
-    active = Case.status.not_in(TERMINAL)
+    active: ColumnElement[bool] = Case.status.not_in(TERMINAL)
+    if since is not None:
+        active = and_(active, Case.reported_at >= since)
     flagged = session.scalar(select(func.count()).where(Case.overdue.is_(True), active))
     fresh = session.scalar(
         select(func.count()).where(
@@ -222,7 +260,8 @@ def overdue_count(session: Session, *, now: datetime) -> int:
 
 
 def units_online(session: Session, *, now: datetime, stale_s: int) -> dict[str, int]:
-    """Units with a ping in the last ``stale_s`` seconds, by status, plus ``total``."""
+    """Units with a ping in the last ``stale_s`` seconds, by status, plus ``total``: those
+    on duty (available or busy); off-duty units are counted apart, not in the total."""
     since = now - timedelta(seconds=stale_s)
     rows = session.execute(
         select(Unit.status, func.count()).where(Unit.last_ts >= since).group_by(Unit.status)
@@ -230,7 +269,7 @@ def units_online(session: Session, *, now: datetime, stale_s: int) -> dict[str, 
     out = dict.fromkeys(UNIT_STATUSES, 0)
     for status, n in rows:
         out[status] = out.get(status, 0) + int(n)
-    out["total"] = sum(out.values())
+    out["total"] = sum(n for status, n in out.items() if status != "off_duty")
     return out
 
 
@@ -334,17 +373,27 @@ def wall_summary(
     """
     today = today_period(now, zone)
     yesterday = day_period(now.astimezone(zone).date() - timedelta(days=1), zone)
+    scope = live_scope_start(now, zone)
+    figures = compute_kpis(session, period=today, now=now, options=options)
+    # 未办结 and 超期 over one scope: today's cases plus older ones still open from the
+    # live window (not today's alone against every case ever).
+    figures["open"] = open_count(session, since=scope)
+    figures["overdue"] = overdue_count(session, now=now, since=scope)
     # Yesterday up to the same time of day, so that counts compare like with like.
     elapsed = max(now - today.start, timedelta(milliseconds=1))
     so_far = Period(yesterday.start, min(yesterday.start + elapsed, yesterday.end))
     return {
         "at": int(now.timestamp() * 1000),
         "day_start": int(today.start.timestamp() * 1000),
-        "today": compute_kpis(session, period=today, now=now, options=options),
+        "scope_start": int(scope.timestamp() * 1000),
+        "scope_days": LIVE_WINDOW_DAYS,
+        "today": figures,
         "yesterday": (
             yesterday_part["yesterday"]
             if yesterday_part
-            else compute_kpis(session, period=so_far, now=now, options=options, live=False)
+            else _without_open(
+                compute_kpis(session, period=so_far, now=now, options=options, live=False)
+            )
         ),
         "by_category": by_category(session, period=today),
         "hourly": {
@@ -356,6 +405,12 @@ def wall_summary(
             ),
         },
     }
+
+
+def _without_open(figures: dict[str, Any]) -> dict[str, Any]:
+    """Yesterday's figures for the trend arrows, less ``open``: today's is over the live
+    scope, which has no like-for-like yesterday (a case's past statuses are not kept)."""
+    return {name: value for name, value in figures.items() if name != "open"}
 
 
 def yesterday_of(summary: dict[str, Any]) -> dict[str, Any]:

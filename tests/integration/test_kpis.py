@@ -109,9 +109,14 @@ def test_every_kpi_against_the_hand_computed_fixture(loaded: Runtime) -> None:
         "dispatch_p90_s": 360.0,  # rank 4.5: 120 + (600 - 120) / 2
         "arrival_p50_s": 600.0,  # [150, 240, 600, 600, 840]
         "arrival_p90_s": 744.0,  # rank 3.6: 600 + 240 * 0.6
+        # within the policy's 60 s: A 60, C 30, F 60, I 0 of A B C F G I (B 120, G 600)
+        "dispatch_within_target_rate": pytest.approx(4 / 6),
+        # within 300 s: A 240, C 150 of A B C F G (B 600, F 840, G 600)
+        "arrival_within_target_rate": pytest.approx(2 / 5),
         "rework_rate": pytest.approx(1 / 4),  # G
         "dispute_resolution_rate": pytest.approx(1 / 3),  # A of A D I
-        "units_online": {"available": 1, "busy": 1, "off_duty": 1, "total": 3},
+        # on duty: U1 available, U2 busy (U4 off duty apart, U3 stale)
+        "units_online": {"available": 1, "busy": 1, "off_duty": 1, "total": 2},
         "coverage_5min": 0.5,  # G1 G2 of four grids
     }
     assert isinstance(kpis["reported"], int) and isinstance(kpis["open"], int)
@@ -133,6 +138,8 @@ def test_an_empty_day_gives_zero_counts_and_null_rates(loaded: Runtime) -> None:
         "dispatch_p90_s",
         "arrival_p50_s",
         "arrival_p90_s",
+        "dispatch_within_target_rate",
+        "arrival_within_target_rate",
     ):
         assert kpis[name] is None, name
     assert kpis["overdue"] == 4  # live, not per period
@@ -199,3 +206,52 @@ def test_the_wall_summary_compares_with_yesterday_at_the_same_time(loaded: Runti
     assert summary["hourly"]["today"][9] == 1
     assert sum(summary["hourly"]["yesterday"]) == 7  # the whole of yesterday
     assert summary["day_start"] == int(datetime(2026, 11, 23, 16, tzinfo=UTC).timestamp() * 1000)
+
+
+def test_the_targets_follow_the_policy(loaded: Runtime) -> None:
+    """A dispatch limit of 2 minutes takes B (120 s) in; an arrival limit of 10 min takes
+    B and G (600 s) in, not F (840 s)."""
+    from dashboard.sla import StageLimits
+
+    opts = KpiOptions(
+        policy=SlaPolicy(stages=StageLimits(dispatch_s=120, arrive_s=600)),
+        categories=options().categories,
+    )
+    with loaded.db.read() as session:
+        kpis = compute_kpis(session, period=day_period(DAY, SH), now=NOW, options=opts)
+    assert kpis["dispatch_within_target_rate"] == pytest.approx(5 / 6)
+    assert kpis["arrival_within_target_rate"] == pytest.approx(4 / 5)
+
+
+def test_the_walls_open_and_overdue_share_one_live_scope(loaded: Runtime) -> None:
+    """未办结 and 超期 on the wall: today's cases plus older ones still open reported in the
+    last LIVE_WINDOW_DAYS (7) days; an imported case open for years is in neither."""
+    from dashboard.services.kpis import LIVE_WINDOW_DAYS
+
+    assert LIVE_WINDOW_DAYS == 7
+    with loaded.db.write() as session:
+        session.add_all(
+            [
+                # years old, open, overdue: outside the scope
+                make_case("OLD", "dispatched", "noise", datetime(2013, 5, 1, 9, tzinfo=SH),
+                          deadline_at=datetime(2013, 5, 1, 10, tzinfo=SH), overdue=True),
+                # eight days before the 24th: outside; seven days: inside (from 17th 00:00)
+                make_case("W8", "reported", "noise", local(16, 12), overdue=True,
+                          deadline_at=local(16, 13)),
+                make_case("W7", "reported", "noise", local(17, 0, 30), overdue=True,
+                          deadline_at=local(17, 1)),
+                # today, open, not overdue
+                make_case("T1", "reported", "traffic", local(24, 9, 15)),
+            ]
+        )  # fmt: skip
+    with loaded.db.read() as session:
+        summary = wall_summary(session, now=NOW, zone=SH, options=options())
+        everything = compute_kpis(session, period=day_period(DAY, SH), now=NOW, options=options())
+    # open in scope: C D G I (23rd) + H (22nd) + W7 + T1; not OLD, not W8
+    assert summary["today"]["open"] == 7
+    # overdue in scope: C D H I + W7; G's deadline (12:03 on the 24th) has not passed at 12:00
+    assert summary["today"]["overdue"] == 5
+    assert everything["overdue"] == 7  # the API's live figure: every case (+ OLD, W8)
+    assert summary["scope_days"] == 7
+    assert summary["scope_start"] == int(datetime(2026, 11, 16, 16, tzinfo=UTC).timestamp() * 1000)
+    assert "open" not in summary["yesterday"]  # no like-for-like yesterday for the scope

@@ -62,7 +62,8 @@ def test_the_kpi_registry_is_the_engine_s_names() -> None:
     assert kpis.KPI_NAMES == KPI_NAMES
     assert KPI_NAMES == (
         "reported", "open", "disposal_rate", "closure_rate", "on_time_rate", "overdue",
-        "dispatch_p50_s", "dispatch_p90_s", "arrival_p50_s", "arrival_p90_s", "rework_rate",
+        "dispatch_p50_s", "dispatch_p90_s", "arrival_p50_s", "arrival_p90_s",
+        "dispatch_within_target_rate", "arrival_within_target_rate", "rework_rate",
         "dispute_resolution_rate", "units_online", "coverage_5min",
     )  # fmt: skip
     assert {k.format for k in KPIS.values()} == {"count", "rate", "duration", "units"}
