@@ -214,6 +214,8 @@
       }
       setText(li.children[0], labelOf("category", e[0]));
       li.children[1].firstChild.style.width = (max ? (100 * e[1]) / max : 0).toFixed(1) + "%";
+      // One fixed color per category (dashboard/theme.py CATEGORY_COLORS), as on /trends.
+      li.children[1].firstChild.style.background = (cfg().categoryColors || {})[e[0]] || "";
       setText(li.children[2], String(e[1]));
     });
     emptyNote(list, entries.length === 0, label("no_cases"));

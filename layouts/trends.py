@@ -26,10 +26,11 @@ from dashboard.services.trends import (
     COMPARED,
     GRANULARITIES,
     HIST_EDGES_S,
+    MIN_BASE,
     PERIOD_KINDS,
     SHIFTS,
 )
-from dashboard.theme import DENSITY_COLORS
+from dashboard.theme import DENSITY_COLORS, category_color, source_color
 from dashboard.vocabulary import KPIS
 from layouts import ids
 
@@ -40,11 +41,6 @@ FONT = (
     '"Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "PingFang SC", '
     '"Microsoft YaHei", sans-serif'
 )
-# Okabe-Ito first (safe for color-blind viewers), then distinguishable extras.
-PALETTE: tuple[str, ...] = (
-    "#56B4E9", "#E69F00", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
-    "#A0A7B4", "#8DD3C7", "#BEBADA", "#FB8072", "#B3DE69",
-)  # fmt: skip
 RATE_COLORS = {"disposal_rate": "#009E73", "closure_rate": "#56B4E9", "on_time_rate": "#E69F00"}
 SPEEDS = (1, 5, 10, 30, 60)
 TOP_GRIDS = 15
@@ -107,6 +103,11 @@ def fmt_change(change: Mapping[str, Any] | None, name: str, lang: str) -> Compon
     (``better`` "down", or "" like ``reported``: more cases) is colored worse when it rises."""
     if change is None:
         return html.Span("—", className="lq-tr-flat")
+    if change["kind"] == "small_base":
+        return html.Span(
+            t(lang, "tr_small_base"), className="lq-tr-flat lq-tr-smallbase",
+            title=t(lang, "tr_small_base_hint").format(n=change["base"], min=MIN_BASE),
+        )  # fmt: skip
     value = float(change["value"])
     if value == 0:
         return html.Span("± 0", className="lq-tr-flat")
@@ -123,10 +124,18 @@ def _title(name: str) -> str:
     return KPIS[name].title or KPIS[name].label
 
 
-def _change(current: Any, before: Any, name: str) -> dict[str, Any] | None:
+def _change(
+    current: Any, before: Any, name: str, *, base: int | None = None
+) -> dict[str, Any] | None:
     from dashboard.services.trends import change
 
-    return change(current, before, name)
+    return change(current, before, name, base=base)
+
+
+def _base(current: Mapping[str, Any], other: Mapping[str, Any]) -> int | None:
+    """The fewer cases of two compared periods (what a change is computed over)."""
+    counts = [c for c in (current.get("reported"), other.get("reported")) if c is not None]
+    return int(min(counts)) if counts else None
 
 
 # -- figures -----------------------------------------------------------------------------------
@@ -193,10 +202,11 @@ def fig_volume(
     labels = (CATEGORY_LABELS if dimension == "category" else SOURCE_LABELS).get(lang, {})
     fig = go.Figure()
     x = _x(block["buckets"])
-    for i, (key, values) in enumerate(block["series"].items()):
-        fig.add_bar(
-            x=x, y=values, name=labels.get(key, key), marker_color=PALETTE[i % len(PALETTE)]
-        )
+    color = category_color if dimension == "category" else source_color
+    for key, values in block["series"].items():
+        # A category's color is its own (dashboard/theme.py), never its place in the list:
+        # filtering keeps every shown category's color.
+        fig.add_bar(x=x, y=values, name=labels.get(key, key), marker_color=color(key))
     fig.update_layout(barmode="stack")
     title = t(lang, "tr_fig_category" if dimension == "category" else "tr_fig_source")
     _time_axis(fig, data["granularity"])
@@ -386,13 +396,15 @@ def kpi_cards(compare: Mapping[str, Any], lang: str) -> list[Component]:
                     html.Div(
                         [
                             html.Span(t(lang, "tr_mom"), className="lq-tr-kpi-cmp"),
-                            fmt_change(_change(value, previous.get(name), name), name, lang),
+                            fmt_change(_change(value, previous.get(name), name,
+                                               base=_base(current, previous)), name, lang),
                         ]
                     ),
                     html.Div(
                         [
                             html.Span(t(lang, "tr_yoy"), className="lq-tr-kpi-cmp"),
-                            fmt_change(_change(value, last_year.get(name), name), name, lang),
+                            fmt_change(_change(value, last_year.get(name), name,
+                                               base=_base(current, last_year)), name, lang),
                         ]
                     ),
                 ],
@@ -763,6 +775,8 @@ def create_print_layout(
 
     rows = []
     cmp = data["compare"]
+    prev, year = cmp.get("previous") or {}, cmp.get("last_year") or {}
+    prev_base, year_base = _base(cmp["current"], prev), _base(cmp["current"], year)
     for name in COMPARED:
         value = cmp["current"].get(name)
         rows.append(
@@ -771,10 +785,10 @@ def create_print_layout(
                     html.Td(t(lang, _title(name))),
                     html.Td(fmt_value(name, value, lang)),
                     html.Td(fmt_value(name, (cmp.get("previous") or {}).get(name), lang)),
-                    html.Td(fmt_change(_change(value, (cmp.get("previous") or {}).get(name), name),
+                    html.Td(fmt_change(_change(value, prev.get(name), name, base=prev_base),
                                        name, lang)),
                     html.Td(fmt_value(name, (cmp.get("last_year") or {}).get(name), lang)),
-                    html.Td(fmt_change(_change(value, (cmp.get("last_year") or {}).get(name), name),
+                    html.Td(fmt_change(_change(value, year.get(name), name, base=year_base),
                                        name, lang)),
                 ]
             )

@@ -27,6 +27,7 @@ from dashboard.i18n import (
 )
 from dashboard.services.geo import MapView
 from dashboard.theme import (
+    CATEGORY_COLORS,
     DENSITY_COLORS,
     FACILITY_COLORS,
     OVERDUE_COLOR,
@@ -118,6 +119,7 @@ def live_config(
         "colors": STATUS_COLORS,
         "overdueColor": OVERDUE_COLOR,
         "unitColors": UNIT_COLORS,
+        "categoryColors": CATEGORY_COLORS,
         "trendColors": TREND_COLORS,
         "facilityColors": FACILITY_COLORS,
         "densityColors": DENSITY_COLORS,

@@ -25,7 +25,7 @@ def page_data() -> dict[str, Any]:
     for name in ("disposal_rate", "closure_rate", "on_time_rate", "rework_rate",
                  "dispute_resolution_rate"):  # fmt: skip
         series[name] = [0.5, None]
-    current = {"reported": 4, "disposal_rate": 0.5, "dispatch_p50_s": 90.0}
+    current = {"reported": 40, "disposal_rate": 0.5, "dispatch_p50_s": 90.0}
     return {
         "period": ["2026-11-15T16:00:00+00:00", "2026-11-29T16:00:00+00:00"],
         "granularity": "week",
@@ -49,7 +49,7 @@ def page_data() -> dict[str, Any]:
         "arrival_hist": [0] * 10,
         "compare": {
             "current": current,
-            "previous": {"reported": 2, "disposal_rate": 0.75, "dispatch_p50_s": 90.0},
+            "previous": {"reported": 20, "disposal_rate": 0.75, "dispatch_p50_s": 90.0},
             "last_year": None,
         },
         "top_cases": {"overdue": [], "rework": []},
@@ -81,7 +81,7 @@ def test_every_chart_has_a_title_and_axis_units(lang: str) -> None:
 def test_kpi_cards_show_changes() -> None:
     cards = kpi_cards(page_data()["compare"], "zh-CN")
     text = {c.to_plotly_json()["props"]["data-kpi"]: str(c.to_plotly_json()) for c in cards}
-    assert "▲ 100.0%" in text["reported"]  # 4 against 2
+    assert "▲ 100.0%" in text["reported"]  # 40 against 20
     assert "▼ 25.0个百分点" in text["disposal_rate"]  # 0.5 against 0.75
     assert "± 0" in text["dispatch_p50_s"]
     assert fmt_value("dispatch_p50_s", 90.0, "en") == "90s"
@@ -112,3 +112,93 @@ def test_the_header_names_its_links(lang: str) -> None:
     lead = _nav_links({"name": "wang", "role": "lead"}, lang)
     assert [(a.children, a.href) for a in lead] == [(wall, "/wall"), (dispatch, "/dispatch")]
     assert all(not str(a.children).startswith("/") for a in lead)
+
+
+# -- issue 15: the briefing view --------------------------------------------------------------
+def _bar_colors(fig: Any) -> dict[str, str]:
+    return {trace.name: trace.marker.color for trace in fig.data}
+
+
+@pytest.mark.parametrize(("dimension", "fig_id"), [("category", ids.TRENDS_FIG_CATEGORY),
+                                                   ("source", ids.TRENDS_FIG_SOURCE)])  # fmt: skip
+def test_a_category_keeps_its_color_whatever_the_filter(dimension: str, fig_id: str) -> None:
+    """Colors are the category's own (dashboard/theme.py), not its place in the list: with a
+    filter that leaves only the second category, it keeps the color it had beside the first."""
+    from dashboard.theme import CATEGORY_COLORS, SOURCE_COLORS, category_color
+
+    data = page_data()
+    key = "by_category" if dimension == "category" else "by_source"
+    data[key]["series"] = (
+        {"dispute": [1, 1], "noise": [0, 3]} if dimension == "category"
+        else {"grid_app": [1, 4], "iot": [2, 2]}
+    )  # fmt: skip
+    full = _bar_colors(build_figures(data, lang="zh-CN", targets={}, grid_names={})[fig_id])
+    last = list(data[key]["series"])[-1]
+    data[key]["series"] = {last: data[key]["series"][last]}
+    filtered = _bar_colors(build_figures(data, lang="zh-CN", targets={}, grid_names={})[fig_id])
+    assert len(filtered) == 1
+    ((name, color),) = filtered.items()
+    assert full[name] == color
+    table = CATEGORY_COLORS if dimension == "category" else SOURCE_COLORS
+    assert color == table[last]
+    # Every known category and source has a color of its own; an unknown one a stable one.
+    assert len(set(CATEGORY_COLORS.values())) == len(CATEGORY_COLORS)
+    assert len(set(SOURCE_COLORS.values())) == len(SOURCE_COLORS)
+    assert category_color("imported_kind") == category_color("imported_kind")
+
+
+def test_the_wall_draws_categories_in_the_same_colors() -> None:
+    from dashboard.theme import CATEGORY_COLORS
+    from layouts.wall import live_config
+
+    assert live_config(lang="zh-CN", tz="Asia/Shanghai")["categoryColors"] == CATEGORY_COLORS
+
+
+def _texts(component: Any) -> list[str]:
+    """Every string in a component tree."""
+    out: list[str] = []
+    children = getattr(component, "children", component)
+    if isinstance(children, str):
+        return [children]
+    if isinstance(children, list | tuple):
+        for child in children:
+            out += _texts(child)
+    elif children is not None and hasattr(children, "children"):
+        out += _texts(children)
+    return out
+
+
+def test_a_change_against_a_small_base_says_so() -> None:
+    """▲887 % over 3 cases is noise: under MIN_BASE cases the card says 基数小, not a change."""
+    assert trends.MIN_BASE == 20
+    assert trends.change(30, 3, "reported", base=3) == {
+        "kind": "small_base", "value": None, "base": 3,
+    }  # fmt: skip
+    assert trends.change(30, 20, "reported", base=20) == {"kind": "percent", "value": 50.0}
+    assert trends.change(0.9, 0.5, "disposal_rate", base=5)["kind"] == "small_base"  # type: ignore[index]
+    compare = {
+        "current": {"reported": 300, "disposal_rate": 0.9},
+        "previous": {"reported": 3, "disposal_rate": 0.5},
+        "last_year": {"reported": 250, "disposal_rate": 0.8},
+    }
+    for lang in ("zh-CN", "en"):
+        cards = {c.id if hasattr(c, "id") else i: c for i, c in enumerate(kpi_cards(compare, lang))}
+        text = " ".join(" ".join(_texts(c)) for c in cards.values())
+        assert t(lang, "tr_small_base") in text
+        assert "9900" not in text and "887" not in text
+        assert "▲ 20.0%" in text  # 同比 over 250 cases is a real change
+        assert "▲ 10.0" in text  # the rate's 同比: points
+
+
+def test_the_print_table_says_small_base_too() -> None:
+    from layouts.trends import create_print_layout
+
+    data = page_data()
+    data["compare"]["current"]["reported"] = 300
+    data["compare"]["previous"]["reported"] = 3
+    page = create_print_layout(
+        data, lang="zh-CN", title_period="p", filters_text="f",
+        generated=__import__("datetime").datetime(2026, 11, 30, 9), targets={},
+        grid_names={}, dept_names={},
+    )  # fmt: skip
+    assert "基数小" in " ".join(_texts(page))

@@ -45,6 +45,7 @@ from dashboard.services.trends.periods import (
 from dashboard.services.trends.queries import (
     COMPARED,
     HIST_EDGES_S,
+    MIN_BASE,
     REPLAY_MAX_CASES,
     REPLAY_MAX_POINTS,
     base_clause,
@@ -72,6 +73,7 @@ __all__ = [
     "HIST_EDGES_S",
     "LATEST_DAY",
     "MAX_BUCKETS",
+    "MIN_BASE",
     "PERIOD_KINDS",
     "REPLAY_MAX_CASES",
     "REPLAY_MAX_POINTS",
