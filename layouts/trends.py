@@ -183,11 +183,63 @@ def _style(
 TICKFORMAT = {"hour": "%m-%d %H:%M", "day": "%m-%d", "week": "%m-%d", "month": "%Y-%m"}
 
 
-def _time_axis(fig: go.Figure, granularity: str) -> go.Figure:
-    """Dates as numbers (no month names in a Chinese page; plotly has no zh-CN locale here)."""
+# One tick per bucket, or per whole number of buckets when there are many: left alone, plotly
+# puts ticks every 12 hours on a 3-day range and "11-23" is printed twice (issue 15).
+MAX_TICKS = 12
+_MS = {"hour": 3_600_000, "day": 86_400_000, "week": 7 * 86_400_000}
+
+
+def tick_step(granularity: str, buckets: int) -> int | str:
+    """The x axis's ``dtick``: a whole number of buckets, at most ``MAX_TICKS`` ticks."""
+    step = max(1, -(-buckets // MAX_TICKS))
+    if granularity == "month":
+        return f"M{step}"
+    return _MS[granularity] * step
+
+
+def _time_axis(fig: go.Figure, granularity: str, buckets: Sequence[str] = ()) -> go.Figure:
+    """Dates as numbers (no month names in a Chinese page; plotly has no zh-CN locale here),
+    one label per bucket (never a date twice)."""
     fig.update_xaxes(
         type="date", tickformat=TICKFORMAT[granularity], hoverformat=TICKFORMAT[granularity]
     )
+    if buckets:
+        fig.update_xaxes(tick0=_x(buckets)[0], dtick=tick_step(granularity, len(buckets)))
+    return fig
+
+
+def _has_data(fig: go.Figure) -> bool:
+    """Whether any trace (targets aside) has a value other than 0 / none."""
+    for trace in fig.data:
+        if getattr(trace, "hoverinfo", None) == "skip":
+            continue  # a target line is not data
+        if trace.type == "heatmap":
+            values: list[Any] = [v for row in (trace.z or ()) for v in row]
+        elif getattr(trace, "orientation", None) == "h":
+            values = list(trace.x or ())
+        else:
+            values = list(trace.y or ())
+        if any(v not in (None, 0) for v in values):
+            return True
+    return False
+
+
+def no_data(fig: go.Figure, lang: str) -> go.Figure:
+    """An empty chart says 无数据 / No data in its middle instead of showing bare axes."""
+    if _has_data(fig):
+        return fig
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    if "yaxis2" in fig.layout.to_plotly_json():  # the disputes chart's rate axis
+        fig.update_layout(yaxis2_visible=False)
+    fig.update_layout(showlegend=False)
+    fig.add_annotation(
+        text=t(lang, "tr_no_data"), xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+        font={"size": 18, "color": "#8a94a6"}, name="no-data",
+    )  # fmt: skip
+    for trace in fig.data:
+        if trace.type == "heatmap":
+            trace.showscale = False
     return fig
 
 
@@ -209,7 +261,7 @@ def fig_volume(
         fig.add_bar(x=x, y=values, name=labels.get(key, key), marker_color=color(key))
     fig.update_layout(barmode="stack")
     title = t(lang, "tr_fig_category" if dimension == "category" else "tr_fig_source")
-    _time_axis(fig, data["granularity"])
+    _time_axis(fig, data["granularity"], block["buckets"])
     return _style(
         fig, title, x_title=_x_title(data["granularity"], lang), y_title=t(lang, "tr_axis_cases"),
         paper=paper, legend_right=True, height=400 if dimension == "category" else 340,
@@ -241,7 +293,7 @@ def fig_rates(
     shown += [v * 100 for v in targets.values()]
     low = max(0.0, (min(shown, default=0.0) // 10) * 10 - 10)
     fig.update_yaxes(range=[low, 101], ticksuffix="%")
-    _time_axis(fig, data["granularity"])
+    _time_axis(fig, data["granularity"], series["buckets"])
     return _style(
         fig, t(lang, "tr_fig_rates"), x_title=_x_title(data["granularity"], lang),
         y_title=t(lang, "tr_axis_percent"), paper=paper, legend_right=True,
@@ -261,7 +313,7 @@ def fig_times(data: Mapping[str, Any], lang: str, *, paper: bool = False) -> go.
             line={"color": color, "width": 2.2, "dash": dash},
         )  # fmt: skip
     fig.update_yaxes(rangemode="tozero")
-    _time_axis(fig, data["granularity"])
+    _time_axis(fig, data["granularity"], series["buckets"])
     return _style(
         fig, t(lang, "tr_fig_times"), x_title=_x_title(data["granularity"], lang),
         y_title=t(lang, "tr_axis_minutes"), paper=paper, legend_right=True,
@@ -348,7 +400,7 @@ def fig_disputes(data: Mapping[str, Any], lang: str, *, paper: bool = False) -> 
                 "title": {"text": t(lang, "tr_axis_percent")}, "showgrid": False,
                 "dtick": 20},
     )  # fmt: skip
-    _time_axis(fig, data["granularity"])
+    _time_axis(fig, data["granularity"], series["buckets"])
     _style(
         fig, t(lang, "tr_fig_disputes"), x_title=_x_title(data["granularity"], lang),
         y_title=t(lang, "tr_axis_cases"), paper=paper,
@@ -366,8 +418,8 @@ def build_figures(
     grid_names: Mapping[str, str],
     paper: bool = False,
 ) -> dict[str, go.Figure]:
-    """Every chart of the page, by graph id."""
-    return {
+    """Every chart of the page, by graph id (an empty one says so)."""
+    figures = {
         ids.TRENDS_FIG_CATEGORY: fig_volume(data, "category", lang, paper=paper),
         ids.TRENDS_FIG_SOURCE: fig_volume(data, "source", lang, paper=paper),
         ids.TRENDS_FIG_RATES: fig_rates(data, targets, lang, paper=paper),
@@ -377,6 +429,7 @@ def build_figures(
         ids.TRENDS_FIG_GRIDS: fig_grids(data, grid_names, lang, paper=paper),
         ids.TRENDS_FIG_DISPUTES: fig_disputes(data, lang, paper=paper),
     }
+    return {graph_id: no_data(fig, lang) for graph_id, fig in figures.items()}
 
 
 # -- KPI cards and tables ----------------------------------------------------------------------

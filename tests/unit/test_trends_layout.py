@@ -202,3 +202,51 @@ def test_the_print_table_says_small_base_too() -> None:
         grid_names={}, dept_names={},
     )  # fmt: skip
     assert "基数小" in " ".join(_texts(page))
+
+
+@pytest.mark.parametrize(
+    ("granularity", "n", "dtick"),
+    [("day", 3, 86_400_000), ("day", 31, 3 * 86_400_000), ("hour", 24, 2 * 3_600_000),
+     ("week", 4, 7 * 86_400_000), ("month", 12, "M1"), ("month", 36, "M3")],
+)  # fmt: skip
+def test_time_axes_put_one_label_per_bucket(granularity: str, n: int, dtick: Any) -> None:
+    """A short range does not repeat its dates: ticks fall on whole buckets (at most 12)."""
+    from layouts.trends import MAX_TICKS
+
+    data = page_data()
+    data["granularity"] = granularity
+    buckets = [f"2026-11-{d:02d}T00:00:00+08:00" for d in range(1, n + 1)] if n <= 30 else [
+        f"2026-{1 + d // 28:02d}-{1 + d % 28:02d}T00:00:00+08:00" for d in range(n)
+    ]
+    data["series"] = {"buckets": buckets, **{c: [1] * n for c in trends.SERIES_COLUMNS}}
+    data["by_category"] = {"buckets": buckets, "series": {"noise": [1] * n}}
+    data["by_source"] = {"buckets": buckets, "series": {"iot": [1] * n}}
+    figures = build_figures(data, lang="zh-CN", targets={}, grid_names={})
+    for graph_id in (ids.TRENDS_FIG_CATEGORY, ids.TRENDS_FIG_RATES, ids.TRENDS_FIG_TIMES,
+                     ids.TRENDS_FIG_DISPUTES, ids.TRENDS_FIG_SOURCE):  # fmt: skip
+        axis = figures[graph_id].layout.xaxis
+        assert axis.dtick == dtick, graph_id
+        assert axis.tick0 == buckets[0][:16].replace("T", " ")
+        ticks = -(-n // (int(str(dtick).lstrip("M")) if isinstance(dtick, str)
+                         else dtick // {"hour": 3_600_000, "day": 86_400_000,
+                                        "week": 7 * 86_400_000}[granularity]))  # fmt: skip
+        assert ticks <= MAX_TICKS
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_empty_charts_say_no_data(lang: str) -> None:
+    data = page_data()
+    for name in trends.SERIES_COLUMNS:
+        data["series"][name] = [None, None] if name.endswith("_rate") or name.endswith("_s") else [0, 0]
+    data["by_category"]["series"] = {}
+    data["by_source"]["series"] = {}
+    data["by_grid"] = {}
+    data["dispatch_hist"] = [0] * 10
+    figures = build_figures(data, lang=lang, targets={"disposal_rate": 0.97}, grid_names={})
+    for graph_id, fig in figures.items():
+        notes = [a.text for a in fig.layout.annotations]
+        assert notes == [t(lang, "tr_no_data")], graph_id
+        assert fig.layout.xaxis.visible is False and fig.layout.yaxis.visible is False, graph_id
+    # A chart with data has no such note.
+    full = build_figures(page_data(), lang=lang, targets={}, grid_names={})
+    assert not full[ids.TRENDS_FIG_CATEGORY].layout.annotations
