@@ -237,7 +237,8 @@ def test_time_axes_put_one_label_per_bucket(granularity: str, n: int, dtick: Any
 def test_empty_charts_say_no_data(lang: str) -> None:
     data = page_data()
     for name in trends.SERIES_COLUMNS:
-        data["series"][name] = [None, None] if name.endswith("_rate") or name.endswith("_s") else [0, 0]
+        empty = name.endswith(("_rate", "_s"))
+        data["series"][name] = [None, None] if empty else [0, 0]
     data["by_category"]["series"] = {}
     data["by_source"]["series"] = {}
     data["by_grid"] = {}
