@@ -27,7 +27,7 @@ from dashboard.services import trends
 from dashboard.services.geo import map_view
 from dashboard.services.kpis import options_for
 from dashboard.services.trends import Filters, TrendError
-from dashboard.theme import STATUS_COLORS
+from dashboard.theme import STATUS_COLORS, category_color, source_color
 from dashboard.vocabulary import pick_language, status_config
 from dashboard.web.auth import current_principal
 from dashboard.web.context import current_runtime
@@ -108,6 +108,38 @@ def filters_text(filters: Filters, lang: str) -> str:
     if filters.grids:
         parts.append(f"{t(lang, 'tr_grid')}: " + ", ".join(filters.grids))
     return " · ".join(parts) if parts else t(lang, "tr_no_filters")
+
+
+REPORT_LANG = "zh-CN"  # the report-ready export is the center's Chinese report
+
+
+def report_xlsx(data: dict[str, Any], options: dict[str, Any], state: PageState) -> bytes:
+    """The report-ready workbook: Chinese headers and names, percentages, minutes, and the
+    period, filters and time of writing at the top of every sheet."""
+    rt = current_runtime()
+    lang = REPORT_LANG
+    grid_names, dept_names = _names(options, lang)
+    category_labels = CATEGORY_LABELS.get(lang, {})
+    source_labels = SOURCE_LABELS.get(lang, {})
+    tables = trends.report_tables(
+        data, lang=lang, zone=rt.settings.zone, category_labels=category_labels,
+        source_labels=source_labels, grid_names=grid_names, dept_names=dept_names,
+    )  # fmt: skip
+    generated = rt.now().astimezone(rt.settings.zone)
+    heading = [
+        t(lang, "tr_report_title"),
+        f"{t(lang, 'tr_report_period')}：{period_text(data, lang)}",
+        f"{t(lang, 'tr_report_filters')}：{filters_text(state.filters, lang)}",
+        f"{t(lang, 'tr_report_generated')}：{generated:%Y-%m-%d %H:%M}"
+        f"（{t(lang, 'tr_report_zone')} {rt.settings.tz}）",
+    ]
+    colors = {
+        t(lang, "tr_category"): {category_labels.get(k, k): category_color(k)
+                                 for k in data["by_category"]["series"]},
+        t(lang, "tr_source"): {source_labels.get(k, k): source_color(k)
+                               for k in data["by_source"]["series"]},
+    }  # fmt: skip
+    return trends.to_report_xlsx(tables, heading=heading, colors=colors)
 
 
 # -- pages (the router calls these) ---------------------------------------------------------------
@@ -291,20 +323,30 @@ def register(app: Dash) -> None:
         Input(ids.TRENDS_CSV_SERIES, "n_clicks"),
         Input(ids.TRENDS_CSV_DEPARTMENTS, "n_clicks"),
         Input(ids.TRENDS_EXCEL, "n_clicks"),
+        Input(ids.TRENDS_REPORT, "n_clicks"),
         State(ids.URL, "search"),
         prevent_initial_call=True,
     )
     @checked
-    def export(_a: int | None, _b: int | None, _c: int | None, search: str | None) -> Any:
-        """The page's tables as CSV or an Excel workbook (or why not, on the page)."""
+    def export(
+        _a: int | None, _b: int | None, _c: int | None, _d: int | None, search: str | None
+    ) -> Any:
+        """The page's tables as CSV or an Excel workbook, or the report-ready Chinese
+        workbook (or why not, on the page)."""
         if not _allowed("export"):
             raise PreventUpdate
+        state = _state(search)
         try:
-            data, _ = _page_data(_state(search))
+            data, options = _page_data(state)
         except TrendError as exc:  # e.g. ten years by hour: the page says which to choose
             return no_update, str(exc)
+        rt = current_runtime()
+        # The file's date is the period's first LOCAL day (LIANQIN_TZ), not its UTC start.
+        stamp = trends.export_stamp(data, rt.settings.zone)
+        if ctx.triggered_id == ids.TRENDS_REPORT:
+            book = report_xlsx(data, options, state)
+            return dcc.send_bytes(book, f"联勤研判报表-{stamp}.xlsx"), ""
         tables = trends.export_tables(data)
-        stamp = f"{data['period'][0][:10]}_{data['granularity']}"
         if ctx.triggered_id == ids.TRENDS_EXCEL:
             return dcc.send_bytes(trends.to_xlsx(tables), f"lianqin-trends-{stamp}.xlsx"), ""
         name = "series" if ctx.triggered_id == ids.TRENDS_CSV_SERIES else "departments"

@@ -753,6 +753,8 @@ def create_trends_layout(
                                         id=ids.TRENDS_CSV_DEPARTMENTS, className="lq-tr-button"),
                             html.Button(t(lang, "tr_excel"), id=ids.TRENDS_EXCEL,
                                         className="lq-tr-button"),
+                            html.Button(t(lang, "tr_report_xlsx"), id=ids.TRENDS_REPORT,
+                                        className="lq-tr-button"),
                             html.Span(_user_text(user, lang), className="lq-tr-user"),
                             *_nav_links(user, lang),
                         ],

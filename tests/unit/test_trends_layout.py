@@ -251,3 +251,11 @@ def test_empty_charts_say_no_data(lang: str) -> None:
     # A chart with data has no such note.
     full = build_figures(page_data(), lang=lang, targets={}, grid_names={})
     assert not full[ids.TRENDS_FIG_CATEGORY].layout.annotations
+
+
+def test_export_file_names_use_the_local_first_day() -> None:
+    from zoneinfo import ZoneInfo
+
+    data = page_data()  # the period starts 2026-11-15T16:00 UTC = 2026-11-16 00:00 +08:00
+    assert trends.export_stamp(data, ZoneInfo("Asia/Shanghai")) == "2026-11-16_week"
+    assert trends.export_stamp(data, ZoneInfo("UTC")) == "2026-11-15_week"

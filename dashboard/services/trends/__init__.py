@@ -15,9 +15,12 @@ from __future__ import annotations
 from dashboard.services.trends.export import (
     DEPARTMENT_COLUMNS,
     SERIES_COLUMNS,
+    export_stamp,
     export_tables,
+    report_tables,
     safe_cell,
     to_csv,
+    to_report_xlsx,
     to_xlsx,
 )
 from dashboard.services.trends.periods import (
@@ -92,6 +95,7 @@ __all__ = [
     "compare",
     "default_granularity",
     "departments",
+    "export_stamp",
     "export_tables",
     "filter_clause",
     "filter_options",
@@ -103,10 +107,12 @@ __all__ = [
     "offset_segments",
     "previous_period",
     "replay",
+    "report_tables",
     "resolve_period",
     "safe_cell",
     "shift_window",
     "to_csv",
+    "to_report_xlsx",
     "to_xlsx",
     "top_cases",
     "trends_page",
