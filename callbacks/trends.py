@@ -64,6 +64,20 @@ def _names(options: dict[str, Any], lang: str) -> tuple[dict[str, str], dict[str
     return grids, depts
 
 
+def _decisions_scope(state: PageState) -> trends.TrendRequest:
+    rt = current_runtime()
+    return trends_state.request_of(state, now=rt.now(), zone=rt.settings.zone)
+
+
+def saved_text(saved: Any, lang: str) -> str:
+    """``已保存 2026-11-27 17:40 · 张主任`` (or nothing when never saved)."""
+    if saved.updated_at is None:
+        return ""
+    when = saved.updated_at.astimezone(current_runtime().settings.zone)
+    return t(lang, "tr_decisions_saved").format(time=f"{when:%Y-%m-%d %H:%M}",
+                                                name=saved.updated_by)  # fmt: skip
+
+
 def _page_data(state: PageState) -> tuple[dict[str, Any], dict[str, Any]]:
     """The service's answer for a page state, and the filter options (names)."""
     rt = current_runtime()
@@ -181,10 +195,15 @@ def render_print(*, lang: str, search: str | None) -> Component:
             targets={}, grid_names={}, dept_names={}, error=str(exc),
         )  # fmt: skip
     grid_names, dept_names = _names(options, lang)
+    req = _decisions_scope(state)
+    with rt.db.read() as session:
+        saved = trends.decisions.load(session, period=req.period, filters=state.filters)
+        geometry = grid_geometry(session)
     return create_print_layout(
         data, lang=lang, title_period=period_text(data, lang),
         filters_text=filters_text(state.filters, lang), generated=generated,
         targets=rt.settings.trend_targets, grid_names=grid_names, dept_names=dept_names,
+        decisions=saved.text, decisions_meta=saved_text(saved, lang), grid_shapes=geometry,
     )  # fmt: skip
 
 
@@ -352,6 +371,58 @@ def register(app: Dash) -> None:
         name = "series" if ctx.triggered_id == ids.TRENDS_CSV_SERIES else "departments"
         return dcc.send_string(trends.to_csv(tables[name]), f"lianqin-{name}-{stamp}.csv"), ""
 
+    @app.callback(
+        Output(ids.TRENDS_DECISIONS, "value"),
+        Output(ids.TRENDS_DECISIONS_STATUS, "children"),
+        Input(ids.URL, "search"),
+        Input(ids.TRENDS_INIT, "data"),
+        State(ids.URL, "pathname"),
+    )
+    @checked
+    def load_decisions(search: str | None, _init: str | None, pathname: str | None) -> Any:
+        """The conclusions kept for the period and filters in the URL."""
+        if pathname != "/trends" or not _allowed("view_trends"):
+            raise PreventUpdate
+        rt = current_runtime()
+        state = _state(search)
+        try:
+            req = _decisions_scope(state)
+        except TrendError:
+            raise PreventUpdate from None
+        with rt.db.read() as session:
+            saved = trends.decisions.load(session, period=req.period, filters=state.filters)
+        return saved.text, saved_text(saved, _lang(search, rt.settings.language))
+
+    @app.callback(
+        Output(ids.TRENDS_DECISIONS_STATUS, "children", allow_duplicate=True),
+        Input(ids.TRENDS_DECISIONS_SAVE, "n_clicks"),
+        State(ids.TRENDS_DECISIONS, "value"),
+        State(ids.URL, "search"),
+        prevent_initial_call=True,
+    )
+    @checked
+    def save_decisions(_n: int | None, text: str | None, search: str | None) -> Any:
+        """Keep the typed conclusions with the period and filters (printed with the figures)."""
+        rt = current_runtime()
+        lang = _lang(search, rt.settings.language)
+        if not _allowed("view_trends"):
+            raise PreventUpdate
+        if not _allowed("write_decisions"):
+            return t(lang, "tr_decisions_forbidden")
+        state = _state(search)
+        try:
+            req = _decisions_scope(state)
+        except TrendError as exc:
+            return str(exc)
+        principal = current_principal()
+        assert principal is not None
+        with rt.db.write() as session:
+            saved = trends.decisions.save(
+                session, period=req.period, filters=state.filters, text=text or "",
+                by=principal.name, now=rt.now(),
+            )  # fmt: skip
+        return saved_text(saved, lang)
+
     # The replay runs in the browser: assets/lianqin-trends.js.
     app.clientside_callback(
         ClientsideFunction(namespace="lqTrends", function_name="load"),
@@ -386,3 +457,10 @@ def register(app: Dash) -> None:
         Input(ids.TRENDS_PRINT_BUTTON, "n_clicks"),
         prevent_initial_call=True,
     )
+
+
+def grid_geometry(session: Any) -> dict[str, Any]:
+    """The grids' outlines, for the printed choropleth."""
+    from dashboard.services.geo import grids
+
+    return grids(session)

@@ -410,6 +410,64 @@ def fig_disputes(data: Mapping[str, Any], lang: str, *, paper: bool = False) -> 
     return fig
 
 
+def _rings(geometry: Mapping[str, Any]) -> list[list[list[float]]]:
+    """The outer rings of a Polygon or MultiPolygon (holes are not drawn at this scale)."""
+    if geometry.get("type") == "Polygon":
+        return [geometry["coordinates"][0]]
+    if geometry.get("type") == "MultiPolygon":
+        return [poly[0] for poly in geometry["coordinates"]]
+    return []
+
+
+def density_color(count: int, top: int) -> str:
+    """The grid's color step (the same steps as the map's legend, choropleth_legend)."""
+    if not top or not count:
+        return "rgba(160,167,180,0.25)"
+    steps = len(DENSITY_COLORS)
+    return DENSITY_COLORS[min(steps - 1, max(0, -(-count * steps // top) - 1))]
+
+
+def fig_choropleth(
+    data: Mapping[str, Any], shapes: Mapping[str, Any], grid_names: Mapping[str, str],
+    lang: str, *, paper: bool = False,
+) -> go.Figure:  # fmt: skip
+    """Cases per grid drawn on the grids' outlines (no base map: it prints, offline)."""
+    counts: Mapping[str, int] = data["by_grid"]
+    top = max(counts.values(), default=0)
+    fig = go.Figure()
+    lats: list[float] = []
+    for feature in shapes.get("features", []):
+        code = feature["properties"]["code"]
+        n = int(counts.get(code, 0))
+        for ring in _rings(feature.get("geometry") or {}):
+            lats += [p[1] for p in ring]
+            fig.add_scatter(
+                x=[p[0] for p in ring], y=[p[1] for p in ring], mode="lines", fill="toself",
+                fillcolor=density_color(n, top), line={"color": "#ffffff" if paper else "#0b1220",
+                                                       "width": 0.6},
+                name=f"{grid_names.get(code, code)} · {n}", showlegend=False,
+                hoverinfo="name",
+            )  # fmt: skip
+    # Legend: the color steps, as on the map.
+    steps = len(DENSITY_COLORS)
+    for i, color in enumerate(DENSITY_COLORS):
+        low, high = int(top * i / steps) + 1, int(top * (i + 1) / steps)
+        if top and high >= low:
+            fig.add_scatter(
+                x=[None], y=[None], mode="markers", name=f"{low}–{high}",
+                marker={"color": color, "size": 11, "symbol": "square"}, hoverinfo="skip",
+            )  # fmt: skip
+    import math
+
+    mid = (min(lats) + max(lats)) / 2 if lats else 30.0
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1 / math.cos(math.radians(mid)))
+    _style(fig, t(lang, "tr_fig_choropleth"), x_title="", y_title="", paper=paper,
+           legend_right=True)  # fmt: skip
+    fig.update_layout(hovermode="closest")
+    return fig if lats else no_data(fig, lang)
+
+
 def build_figures(
     data: Mapping[str, Any],
     *,
@@ -730,7 +788,9 @@ def create_trends_layout(
     today: date,
     search: str,
 ) -> Component:
-    """The /trends page: controls, KPI cards, charts, the map with the replay, the league."""
+    """The /trends page: controls, KPI cards, charts, the map with the replay, the league,
+    the meeting's conclusions."""
+    can_write = allowed(user.get("role", ""), "write_decisions")
     return html.Div(
         [
             dcc.Store(id=ids.TRENDS_INIT, data=search),
@@ -798,6 +858,26 @@ def create_trends_layout(
                 [html.H2(t(lang, "tr_league_title")), html.Div(id=ids.TRENDS_LEAGUE)],
                 className="lq-tr-card lq-tr-league",
             ),
+            html.Div(
+                [
+                    html.H2(t(lang, "tr_decisions")),
+                    html.P(t(lang, "tr_decisions_hint"), className="lq-tr-decisions-hint"),
+                    dcc.Textarea(id=ids.TRENDS_DECISIONS, value="", maxLength=20_000,
+                                 className="lq-tr-decisions", readOnly=not can_write,
+                                 placeholder=t(lang, "tr_decisions_hint")),
+                    html.Div(
+                        [
+                            html.Button(t(lang, "tr_decisions_save"),
+                                        id=ids.TRENDS_DECISIONS_SAVE, n_clicks=0,
+                                        className="lq-tr-button", disabled=not can_write),
+                            html.Span("", id=ids.TRENDS_DECISIONS_STATUS,
+                                      className="lq-tr-decisions-status", role="status"),
+                        ],
+                        className="lq-tr-decisions-bar",
+                    ),
+                ],
+                className="lq-tr-card lq-tr-decisions-card",
+            ),
         ],
         className="lq-trends",
         lang=lang,
@@ -816,17 +896,31 @@ def create_print_layout(
     grid_names: Mapping[str, str],
     dept_names: Mapping[str, str],
     error: str | None = None,
+    decisions: str = "",
+    decisions_meta: str = "",
+    grid_shapes: Mapping[str, Any] | None = None,
 ) -> Component:
-    """/trends/print: KPIs, the main charts, the league and the top overdue and rework cases,
-    on white paper (print-to-PDF), with no controls."""
+    """/trends/print: KPIs, the charts two by two (the grid choropleth and the sources among
+    them), the league, the top overdue and rework cases, and the meeting's conclusions and
+    follow-up actions, on white paper (print-to-PDF, A4), with no controls."""
     if data is None:
         return html.Div([html.H1(t(lang, "tr_print_title")), html.P(error or "")],
                         className="lq-trprint")  # fmt: skip
     figs = build_figures(data, lang=lang, targets=targets, grid_names=grid_names, paper=True)
     static: Any = {"staticPlot": True, "displayModeBar": False}
 
-    def chart(graph_id: str) -> Component:
-        return html.Div(dcc.Graph(figure=figs[graph_id], config=static), className="lq-trp-chart")
+    figs["choropleth"] = fig_choropleth(data, grid_shapes or {}, grid_names, lang, paper=True)
+
+    def chart(graph_id: str, *, half: bool = True, height: int = 250) -> Component:
+        """A chart at its printed size: half the page's width (legend above) or all of it."""
+        fig = figs[graph_id]
+        fig.update_layout(height=height, margin={"l": 52, "r": 10, "t": 58, "b": 40},
+                          title_font_size=13, font_size=10)  # fmt: skip
+        if half and graph_id != "choropleth":
+            fig.update_layout(legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom",
+                                      "font": {"size": 9}})  # fmt: skip
+        return html.Div(dcc.Graph(figure=fig, config=static, style={"height": f"{height}px"}),
+                        className="lq-trp-chart" + (" lq-trp-half" if half else ""))  # fmt: skip
 
     rows = []
     cmp = data["compare"]
@@ -872,12 +966,20 @@ def create_print_layout(
             ),
             html.H2(t(lang, "tr_kpis_title")),
             kpi_table,
-            chart(ids.TRENDS_FIG_CATEGORY),
-            chart(ids.TRENDS_FIG_RATES),
-            chart(ids.TRENDS_FIG_TIMES),
-            chart(ids.TRENDS_FIG_GRIDS),
-            chart(ids.TRENDS_FIG_HEATMAP),
-            chart(ids.TRENDS_FIG_DISPUTES),
+            html.Div(
+                [
+                    chart(ids.TRENDS_FIG_CATEGORY, half=False, height=270),
+                    chart(ids.TRENDS_FIG_RATES),
+                    chart(ids.TRENDS_FIG_TIMES),
+                    chart(ids.TRENDS_FIG_SOURCE),
+                    chart(ids.TRENDS_FIG_DISPUTES),
+                    chart("choropleth", height=300),
+                    chart(ids.TRENDS_FIG_GRIDS, height=300),
+                    chart(ids.TRENDS_FIG_HEATMAP),
+                    chart(ids.TRENDS_FIG_HIST),
+                ],
+                className="lq-trp-charts",
+            ),
             html.Section([html.H2(t(lang, "tr_league_title")),
                           department_table(data["departments"], dept_names, lang)],
                          className="lq-trp-section"),
@@ -887,6 +989,15 @@ def create_print_layout(
             html.Section([html.H2(t(lang, "tr_top_rework")),
                           cases_table(data["top_cases"]["rework"], "rework", grid_names, lang)],
                          className="lq-trp-section"),
+            html.Section(
+                [
+                    html.H2(t(lang, "tr_decisions")),
+                    html.Div(decisions or t(lang, "tr_decisions_none"),
+                             className="lq-trp-decisions" + ("" if decisions else " lq-trp-empty")),
+                    html.P(decisions_meta, className="lq-trp-meta"),
+                ],
+                className="lq-trp-section lq-trp-decisions-box",
+            ),
         ],
         className="lq-trprint",
         lang=lang,

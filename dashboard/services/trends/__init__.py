@@ -4,7 +4,8 @@
   buckets that cover a period and their keys (in Python and in SQL), the request.
 * ``queries``: the page's aggregates (series, breakdowns, league table, comparisons,
   top cases, replay) and ``trends_page``, everything the page shows for one request.
-* ``export``: the page's data as tables, CSV and Excel.
+* ``export``: the page's data as tables, CSV and Excel, and the report-ready workbook.
+* ``decisions``: the briefing's conclusions and follow-up actions, per period and filters.
 
 The page's URL state (the query string of /trends) is the callbacks' business:
 callbacks/trends_state.py. The names below are this package's public interface.
@@ -12,6 +13,7 @@ callbacks/trends_state.py. The names below are this package's public interface.
 
 from __future__ import annotations
 
+from dashboard.services.trends import decisions
 from dashboard.services.trends.export import (
     DEPARTMENT_COLUMNS,
     SERIES_COLUMNS,
@@ -93,6 +95,7 @@ __all__ = [
     "change",
     "check_bucket_count",
     "compare",
+    "decisions",
     "default_granularity",
     "departments",
     "export_stamp",
