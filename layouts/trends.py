@@ -863,8 +863,7 @@ def create_trends_layout(
                     html.H2(t(lang, "tr_decisions")),
                     html.P(t(lang, "tr_decisions_hint"), className="lq-tr-decisions-hint"),
                     dcc.Textarea(id=ids.TRENDS_DECISIONS, value="", maxLength=20_000,
-                                 className="lq-tr-decisions", readOnly=not can_write,
-                                 placeholder=t(lang, "tr_decisions_hint")),
+                                 className="lq-tr-decisions", readOnly=not can_write),
                     html.Div(
                         [
                             html.Button(t(lang, "tr_decisions_save"),
@@ -882,6 +881,10 @@ def create_trends_layout(
         className="lq-trends",
         lang=lang,
     )  # fmt: skip
+
+
+TIME_CHARTS = (ids.TRENDS_FIG_RATES, ids.TRENDS_FIG_TIMES, ids.TRENDS_FIG_SOURCE,
+               ids.TRENDS_FIG_DISPUTES)  # fmt: skip
 
 
 # -- the printable briefing ------------------------------------------------------------------------
@@ -914,11 +917,15 @@ def create_print_layout(
     def chart(graph_id: str, *, half: bool = True, height: int = 250) -> Component:
         """A chart at its printed size: half the page's width (legend above) or all of it."""
         fig = figs[graph_id]
-        fig.update_layout(height=height, margin={"l": 52, "r": 10, "t": 58, "b": 40},
-                          title_font_size=13, font_size=10)  # fmt: skip
-        if half and graph_id != "choropleth":
-            fig.update_layout(legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom",
-                                      "font": {"size": 9}})  # fmt: skip
+        fig.update_layout(height=height, margin={"l": 52, "r": 10, "t": 40, "b": 40},
+                          title_font_size=13, font_size=10, legend_font_size=9,
+                          legend_tracegroupgap=0)  # fmt: skip
+        if half and graph_id in TIME_CHARTS:
+            # Half a page: the legend goes under the chart, where it cannot cover the title;
+            # the dates need no axis title.
+            fig.update_layout(legend={"orientation": "h", "x": 0, "y": -0.16, "yanchor": "top"},
+                              margin_b=100)  # fmt: skip
+            fig.update_xaxes(title_text="")
         return html.Div(dcc.Graph(figure=fig, config=static, style={"height": f"{height}px"}),
                         className="lq-trp-chart" + (" lq-trp-half" if half else ""))  # fmt: skip
 
@@ -968,11 +975,11 @@ def create_print_layout(
             kpi_table,
             html.Div(
                 [
-                    chart(ids.TRENDS_FIG_CATEGORY, half=False, height=270),
-                    chart(ids.TRENDS_FIG_RATES),
-                    chart(ids.TRENDS_FIG_TIMES),
-                    chart(ids.TRENDS_FIG_SOURCE),
-                    chart(ids.TRENDS_FIG_DISPUTES),
+                    chart(ids.TRENDS_FIG_CATEGORY, half=False, height=300),
+                    chart(ids.TRENDS_FIG_RATES, height=290),
+                    chart(ids.TRENDS_FIG_TIMES, height=290),
+                    chart(ids.TRENDS_FIG_SOURCE, height=290),
+                    chart(ids.TRENDS_FIG_DISPUTES, height=290),
                     chart("choropleth", height=300),
                     chart(ids.TRENDS_FIG_GRIDS, height=300),
                     chart(ids.TRENDS_FIG_HEATMAP),
