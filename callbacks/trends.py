@@ -334,6 +334,8 @@ def register(app: Dash) -> None:
         data["colors"] = STATUS_COLORS
         data["statuses"] = status_config()
         data["labels"] = {"cases": t(lang, "tr_replay_cases"), "units": t(lang, "tr_replay_units")}
+        # Say so when the day has no stored unit positions (only cases replay then).
+        data["note"] = "" if data.get("units") else t(lang, "tr_replay_no_pings")
         return data
 
     @app.callback(

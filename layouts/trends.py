@@ -42,7 +42,8 @@ FONT = (
     '"Microsoft YaHei", sans-serif'
 )
 RATE_COLORS = {"disposal_rate": "#009E73", "closure_rate": "#56B4E9", "on_time_rate": "#E69F00"}
-SPEEDS = (1, 5, 10, 30, 60)
+# 300×: a 12-hour shift in under three minutes; 1440×: a whole day in a minute.
+SPEEDS = (1, 5, 10, 30, 60, 300, 1440)
 TOP_GRIDS = 15
 GRAPH_CONFIG: Any = {
     "displaylogo": False,
@@ -749,6 +750,14 @@ def create_replay(state: PageState, *, lang: str, today: date) -> Component:
             ),
             html.Span("--:--", id=ids.TRENDS_REPLAY_CLOCK, className="lq-tr-replay-clock"),
             html.Span("", id=ids.TRENDS_REPLAY_INFO, className="lq-tr-replay-info"),
+            html.Span(
+                [
+                    html.Span([html.I(className="lq-tr-key-case"), t(lang, "tr_replay_key_case")]),
+                    html.Span([html.I(className="lq-tr-unit lq-tr-key-unit"),
+                               t(lang, "tr_replay_key_unit")]),
+                ],
+                className="lq-tr-replay-legend",
+            ),
         ],
         className="lq-tr-replay",
     )  # fmt: skip

@@ -424,3 +424,26 @@ def test_saving_conclusions_needs_the_write_permission(app: Any, rt: Runtime) ->
     from dashboard.policy import PERMISSIONS
 
     assert PERMISSIONS["write_decisions"] == PERMISSIONS["view_trends"]
+
+
+def test_the_replay_says_when_the_day_has_no_unit_positions(app: Any, rt: Runtime) -> None:
+    """Issue 15: a replayed day without stored pings says so (only cases replay then)."""
+    from layouts import ids
+
+    client, csrf = _login(app, rt, "leader8", "leader")
+
+    def replayed(day: str) -> Any:
+        response = _call(client, csrf, ids.TRENDS_REPLAY_DATA,
+                         {f"{ids.URL}.search": f"?replay={day}&shift=day"}, f"{ids.URL}.search")
+        assert response.status_code == 200
+        return response.json["response"][ids.TRENDS_REPLAY_DATA]["data"]
+
+    empty = replayed("2026-11-23")
+    assert empty["units"] == {} and empty["note"] == "该日无力量定位历史，仅回放案件"
+    with rt.db.write() as session:
+        session.add_all(
+            UnitPing(unit_id="P-1", ts=local(11, 24, 9) + s(10 * i), lat=29.37, lon=106.26)
+            for i in range(6)
+        )
+    full = replayed("2026-11-24")
+    assert full["units"] and full["note"] == ""

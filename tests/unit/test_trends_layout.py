@@ -259,3 +259,20 @@ def test_export_file_names_use_the_local_first_day() -> None:
     data = page_data()  # the period starts 2026-11-15T16:00 UTC = 2026-11-16 00:00 +08:00
     assert trends.export_stamp(data, ZoneInfo("Asia/Shanghai")) == "2026-11-16_week"
     assert trends.export_stamp(data, ZoneInfo("UTC")) == "2026-11-15_week"
+
+
+def test_the_replay_offers_300x_and_1440x_and_a_legend() -> None:
+    """A 12-hour shift in under three minutes (300×), a day in a minute (1440×); units are
+    drawn as squares unlike the case dots, and the legend says which is which."""
+    from datetime import date
+
+    from callbacks.trends_state import PageState
+    from layouts.trends import SPEEDS, create_replay
+
+    assert {300, 1440} <= set(SPEEDS)
+    replay = create_replay(PageState(), lang="zh-CN", today=date(2026, 11, 30))
+    text = str(replay.to_plotly_json())
+    assert "1440×" in text and "300×" in text
+    legend = " ".join(_texts(replay))
+    assert t("zh-CN", "tr_replay_key_case") in legend and t("zh-CN", "tr_replay_key_unit") in legend
+    assert "lq-tr-unit" in text
