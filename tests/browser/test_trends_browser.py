@@ -208,7 +208,7 @@ def test_the_printable_briefing(browser: Browser, history_demo: DemoProcess) -> 
         sign_in(page, history_demo, "leader", "/trends/print?period=last_week")
         page.wait_for_selector(".lq-trp-chart .main-svg", timeout=60_000)
         # The charts two by two, the grid choropleth and the sources among them (issue 15).
-        assert page.locator(".lq-trp-chart").count() == 10
+        assert page.locator(".lq-trp-chart").count() == 9
         assert "各网格案件数" in page.inner_text(".lq-trprint")
         assert "各来源案件量" in page.inner_text(".lq-trprint")
         assert "研判结论与后续措施" in page.inner_text(".lq-trprint")
