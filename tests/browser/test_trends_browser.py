@@ -251,12 +251,13 @@ def test_a_leader_types_the_conclusions_and_they_print(
         page.fill("#lq-trends-decisions", text)
         page.click("#lq-trends-decisions-save")
         page.wait_for_function(
-            "() => document.getElementById('lq-trends-decisions-status').textContent"
-            ".includes('已保存')", timeout=30_000,
+            "() => { const el = document.getElementById('lq-trends-decisions-status');"
+            " return el !== null && el.textContent.includes('已保存'); }", timeout=30_000,
         )  # fmt: skip
         page.reload()
         page.wait_for_function(
-            "() => document.getElementById('lq-trends-decisions').value.includes('三日内回访')",
+            "() => { const el = document.getElementById('lq-trends-decisions');"
+            " return el !== null && el.value.includes('三日内回访'); }",
             timeout=60_000,
         )
         page.goto(f"{history_demo.url}/trends/print{search}")
