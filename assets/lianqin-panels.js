@@ -273,6 +273,8 @@
       var name = e[0] === "__other__" ? label("cat_other").replace("{n}", String(e[2])) : labelOf("category", e[0]);
       setText(li.children[0], name);
       li.children[1].firstChild.style.width = (max ? (100 * e[1]) / max : 0).toFixed(1) + "%";
+      // One fixed color per category (dashboard/theme.py CATEGORY_COLORS), as on /trends.
+      li.children[1].firstChild.style.background = (cfg().categoryColors || {})[e[0]] || "";
       setText(li.children[2], String(e[1]));
       li.setAttribute("data-count", String(e[1]));
     });

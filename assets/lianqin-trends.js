@@ -3,7 +3,7 @@
  * The replay plays the stored history the server sent (cases with their stage times, the
  * units' tracks thinned to a position per time step) on the map: cases appear when they
  * were reported and change color as they moved through the lifecycle, units move along
- * their tracks. Play / pause, a time slider and a speed (1×–60×) control it; everything
+ * their tracks. Play / pause, a time slider and a speed (1×–1440×) control it; everything
  * runs here, in the browser, with no server round trip. Case ids are drawn as text only.
  */
 (function () {
@@ -198,12 +198,11 @@
       }
       moving += 1;
       if (!marker) {
-        marker = L.circleMarker(at, {
-          radius: 4,
-          color: "#ffffff",
-          weight: 1.5,
-          fillColor: "#CC79A7",
-          fillOpacity: 1,
+        // Units are squares (cases are dots), as on the wall and in the legend below the map.
+        marker = L.marker(at, {
+          icon: L.divIcon({ className: "lq-tr-unit", iconSize: [9, 9] }),
+          interactive: false,
+          keyboard: false,
         });
         replay.unitMarkers[id] = marker;
       } else {
@@ -217,7 +216,8 @@
     var info = document.getElementById(IDS.info);
     if (info) {
       info.textContent =
-        shown + " " + (labels.cases || "") + " · " + moving + " " + (labels.units || "");
+        shown + " " + (labels.cases || "") + " · " + moving + " " + (labels.units || "") +
+        (d.note ? " · " + d.note : "");
     }
     replay.shown = shown;
   }
@@ -305,7 +305,7 @@
       return playLabel(true);
     },
     speed: function (value) {
-      replay.speed = Math.max(1, Math.min(60, Number(value) || 1));
+      replay.speed = Math.max(1, Math.min(1440, Number(value) || 1));
       return "lq-tr-speed";
     },
     seek: function (value) {

@@ -64,6 +64,8 @@ OUTPUT_PERMISSIONS: Mapping[str, str] = {
     ids.TRENDS_PRINT_LINK: "view_trends",
     ids.TRENDS_REPLAY_DATA: "view_trends",
     ids.TRENDS_DOWNLOAD: "export",
+    ids.TRENDS_DECISIONS: "view_trends",
+    ids.TRENDS_DECISIONS_STATUS: "view_trends",  # saving checks write_decisions itself
     ids.TRENDS_REPLAY_SINK: "view_trends",  # browser-side
     ids.TRENDS_CHOROPLETH: "view_trends",  # browser-side
     ids.TRENDS_REPLAY_PLAY: "view_trends",  # browser-side

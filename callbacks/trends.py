@@ -27,7 +27,7 @@ from dashboard.services import trends
 from dashboard.services.geo import map_view
 from dashboard.services.kpis import options_for
 from dashboard.services.trends import Filters, TrendError
-from dashboard.theme import STATUS_COLORS
+from dashboard.theme import STATUS_COLORS, category_color, source_color
 from dashboard.vocabulary import pick_language, status_config
 from dashboard.web.auth import current_principal
 from dashboard.web.context import current_runtime
@@ -62,6 +62,20 @@ def _names(options: dict[str, Any], lang: str) -> tuple[dict[str, str], dict[str
     key = "name" if lang == "zh-CN" else "name_en"
     depts = {d["value"]: d[key] or d["name"] for d in options["departments"]}
     return grids, depts
+
+
+def _decisions_scope(state: PageState) -> trends.TrendRequest:
+    rt = current_runtime()
+    return trends_state.request_of(state, now=rt.now(), zone=rt.settings.zone)
+
+
+def saved_text(saved: Any, lang: str) -> str:
+    """``已保存 2026-11-27 17:40 · 张主任`` (or nothing when never saved)."""
+    if saved.updated_at is None:
+        return ""
+    when = saved.updated_at.astimezone(current_runtime().settings.zone)
+    return t(lang, "tr_decisions_saved").format(time=f"{when:%Y-%m-%d %H:%M}",
+                                                name=saved.updated_by)  # fmt: skip
 
 
 def _page_data(state: PageState) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -110,6 +124,38 @@ def filters_text(filters: Filters, lang: str) -> str:
     return " · ".join(parts) if parts else t(lang, "tr_no_filters")
 
 
+REPORT_LANG = "zh-CN"  # the report-ready export is the center's Chinese report
+
+
+def report_xlsx(data: dict[str, Any], options: dict[str, Any], state: PageState) -> bytes:
+    """The report-ready workbook: Chinese headers and names, percentages, minutes, and the
+    period, filters and time of writing at the top of every sheet."""
+    rt = current_runtime()
+    lang = REPORT_LANG
+    grid_names, dept_names = _names(options, lang)
+    category_labels = CATEGORY_LABELS.get(lang, {})
+    source_labels = SOURCE_LABELS.get(lang, {})
+    tables = trends.report_tables(
+        data, lang=lang, zone=rt.settings.zone, category_labels=category_labels,
+        source_labels=source_labels, grid_names=grid_names, dept_names=dept_names,
+    )  # fmt: skip
+    generated = rt.now().astimezone(rt.settings.zone)
+    heading = [
+        t(lang, "tr_report_title"),
+        f"{t(lang, 'tr_report_period')}：{period_text(data, lang)}",
+        f"{t(lang, 'tr_report_filters')}：{filters_text(state.filters, lang)}",
+        f"{t(lang, 'tr_report_generated')}：{generated:%Y-%m-%d %H:%M}"
+        f"（{t(lang, 'tr_report_zone')} {rt.settings.tz}）",
+    ]
+    colors = {
+        t(lang, "tr_category"): {category_labels.get(k, k): category_color(k)
+                                 for k in data["by_category"]["series"]},
+        t(lang, "tr_source"): {source_labels.get(k, k): source_color(k)
+                               for k in data["by_source"]["series"]},
+    }  # fmt: skip
+    return trends.to_report_xlsx(tables, heading=heading, colors=colors)
+
+
 # -- pages (the router calls these) ---------------------------------------------------------------
 def render_page(*, lang: str, search: str | None) -> Component:
     """The /trends page for the signed-in principal."""
@@ -151,11 +197,16 @@ def render_print(*, lang: str, search: str | None) -> Component:
             center=rt.settings.center_name,
         )  # fmt: skip
     grid_names, dept_names = _names(options, lang)
+    req = _decisions_scope(state)
+    with rt.db.read() as session:
+        saved = trends.decisions.load(session, period=req.period, filters=state.filters)
+        geometry = grid_geometry(session)
     return create_print_layout(
         data, lang=lang, title_period=period_text(data, lang),
         filters_text=filters_text(state.filters, lang), generated=generated,
         targets=rt.settings.trend_targets, grid_names=grid_names, dept_names=dept_names,
         center=rt.settings.center_name,
+        decisions=saved.text, decisions_meta=saved_text(saved, lang), grid_shapes=geometry,
     )  # fmt: skip
 
 
@@ -286,6 +337,8 @@ def register(app: Dash) -> None:
         data["colors"] = STATUS_COLORS
         data["statuses"] = status_config()
         data["labels"] = {"cases": t(lang, "tr_replay_cases"), "units": t(lang, "tr_replay_units")}
+        # Say so when the day has no stored unit positions (only cases replay then).
+        data["note"] = "" if data.get("units") else t(lang, "tr_replay_no_pings")
         return data
 
     @app.callback(
@@ -294,24 +347,86 @@ def register(app: Dash) -> None:
         Input(ids.TRENDS_CSV_SERIES, "n_clicks"),
         Input(ids.TRENDS_CSV_DEPARTMENTS, "n_clicks"),
         Input(ids.TRENDS_EXCEL, "n_clicks"),
+        Input(ids.TRENDS_REPORT, "n_clicks"),
         State(ids.URL, "search"),
         prevent_initial_call=True,
     )
     @checked
-    def export(_a: int | None, _b: int | None, _c: int | None, search: str | None) -> Any:
-        """The page's tables as CSV or an Excel workbook (or why not, on the page)."""
+    def export(
+        _a: int | None, _b: int | None, _c: int | None, _d: int | None, search: str | None
+    ) -> Any:
+        """The page's tables as CSV or an Excel workbook, or the report-ready Chinese
+        workbook (or why not, on the page)."""
         if not _allowed("export"):
             raise PreventUpdate
+        state = _state(search)
         try:
-            data, _ = _page_data(_state(search))
+            data, options = _page_data(state)
         except TrendError as exc:  # e.g. ten years by hour: the page says which to choose
             return no_update, str(exc)
+        rt = current_runtime()
+        # The file's date is the period's first LOCAL day (LIANQIN_TZ), not its UTC start.
+        stamp = trends.export_stamp(data, rt.settings.zone)
+        if ctx.triggered_id == ids.TRENDS_REPORT:
+            book = report_xlsx(data, options, state)
+            return dcc.send_bytes(book, f"联勤研判报表-{stamp}.xlsx"), ""
         tables = trends.export_tables(data)
-        stamp = f"{data['period'][0][:10]}_{data['granularity']}"
         if ctx.triggered_id == ids.TRENDS_EXCEL:
             return dcc.send_bytes(trends.to_xlsx(tables), f"lianqin-trends-{stamp}.xlsx"), ""
         name = "series" if ctx.triggered_id == ids.TRENDS_CSV_SERIES else "departments"
         return dcc.send_string(trends.to_csv(tables[name]), f"lianqin-{name}-{stamp}.csv"), ""
+
+    @app.callback(
+        Output(ids.TRENDS_DECISIONS, "value"),
+        Output(ids.TRENDS_DECISIONS_STATUS, "children"),
+        Input(ids.URL, "search"),
+        Input(ids.TRENDS_INIT, "data"),
+        State(ids.URL, "pathname"),
+    )
+    @checked
+    def load_decisions(search: str | None, _init: str | None, pathname: str | None) -> Any:
+        """The conclusions kept for the period and filters in the URL."""
+        if pathname != "/trends" or not _allowed("view_trends"):
+            raise PreventUpdate
+        rt = current_runtime()
+        state = _state(search)
+        try:
+            req = _decisions_scope(state)
+        except TrendError:
+            raise PreventUpdate from None
+        with rt.db.read() as session:
+            saved = trends.decisions.load(session, period=req.period, filters=state.filters)
+        return saved.text, saved_text(saved, _lang(search, rt.settings.language))
+
+    @app.callback(
+        Output(ids.TRENDS_DECISIONS_STATUS, "children", allow_duplicate=True),
+        Input(ids.TRENDS_DECISIONS_SAVE, "n_clicks"),
+        State(ids.TRENDS_DECISIONS, "value"),
+        State(ids.URL, "search"),
+        prevent_initial_call=True,
+    )
+    @checked
+    def save_decisions(_n: int | None, text: str | None, search: str | None) -> Any:
+        """Keep the typed conclusions with the period and filters (printed with the figures)."""
+        rt = current_runtime()
+        lang = _lang(search, rt.settings.language)
+        if not _allowed("view_trends"):
+            raise PreventUpdate
+        if not _allowed("write_decisions"):
+            return t(lang, "tr_decisions_forbidden")
+        state = _state(search)
+        try:
+            req = _decisions_scope(state)
+        except TrendError as exc:
+            return str(exc)
+        principal = current_principal()
+        assert principal is not None
+        with rt.db.write() as session:
+            saved = trends.decisions.save(
+                session, period=req.period, filters=state.filters, text=text or "",
+                by=principal.name, now=rt.now(),
+            )  # fmt: skip
+        return saved_text(saved, lang)
 
     # The replay runs in the browser: assets/lianqin-trends.js.
     app.clientside_callback(
@@ -347,3 +462,10 @@ def register(app: Dash) -> None:
         Input(ids.TRENDS_PRINT_BUTTON, "n_clicks"),
         prevent_initial_call=True,
     )
+
+
+def grid_geometry(session: Any) -> dict[str, Any]:
+    """The grids' outlines, for the printed choropleth."""
+    from dashboard.services.geo import grids
+
+    return grids(session)

@@ -333,3 +333,21 @@ class StreamLease(Base):
     epoch: Mapped[int] = mapped_column(BigInteger)
     holder: Mapped[str] = mapped_column(String(200))  # the consumer that took it over
     acquired_at: Mapped[datetime]
+
+
+class BriefingDecision(Base):
+    """A briefing's conclusions and follow-up actions (a 周研判 ends with decisions), typed on
+    /trends and printed with the figures: one text per period and filters (``scope``, the
+    SHA-256 of the canonical key, dashboard/services/trends/decisions.py)."""
+
+    __tablename__ = "briefing_decisions"
+    __table_args__ = (UniqueConstraint("scope", name="uq_briefing_decisions_scope"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(64))
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    filters: Mapped[str] = mapped_column(Text, default="")  # the canonical filters, readable
+    text: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(64), default="")

@@ -37,6 +37,7 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "bulk": _LEADS,
     "view_trends": _BRIEFING,
     "export": _BRIEFING,
+    "write_decisions": _BRIEFING,  # the briefing's conclusions (issue 15)
     "manage": frozenset({Role.ADMIN}),
 }
 # The statuses of a case not yet dispatched: an operator may give it its first unit.

@@ -26,10 +26,11 @@ from dashboard.services.trends import (
     COMPARED,
     GRANULARITIES,
     HIST_EDGES_S,
+    MIN_BASE,
     PERIOD_KINDS,
     SHIFTS,
 )
-from dashboard.theme import DENSITY_COLORS
+from dashboard.theme import DENSITY_COLORS, category_color, source_color
 from dashboard.vocabulary import KPIS
 from layouts import ids
 
@@ -40,13 +41,9 @@ FONT = (
     '"Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "PingFang SC", '
     '"Microsoft YaHei", sans-serif'
 )
-# Okabe-Ito first (safe for color-blind viewers), then distinguishable extras.
-PALETTE: tuple[str, ...] = (
-    "#56B4E9", "#E69F00", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
-    "#A0A7B4", "#8DD3C7", "#BEBADA", "#FB8072", "#B3DE69",
-)  # fmt: skip
 RATE_COLORS = {"disposal_rate": "#009E73", "closure_rate": "#56B4E9", "on_time_rate": "#E69F00"}
-SPEEDS = (1, 5, 10, 30, 60)
+# 300×: a 12-hour shift in under three minutes; 1440×: a whole day in a minute.
+SPEEDS = (1, 5, 10, 30, 60, 300, 1440)
 TOP_GRIDS = 15
 GRAPH_CONFIG: Any = {
     "displaylogo": False,
@@ -107,6 +104,11 @@ def fmt_change(change: Mapping[str, Any] | None, name: str, lang: str) -> Compon
     (``better`` "down", or "" like ``reported``: more cases) is colored worse when it rises."""
     if change is None:
         return html.Span("—", className="lq-tr-flat")
+    if change["kind"] == "small_base":
+        return html.Span(
+            t(lang, "tr_small_base"), className="lq-tr-flat lq-tr-smallbase",
+            title=t(lang, "tr_small_base_hint").format(n=change["base"], min=MIN_BASE),
+        )  # fmt: skip
     value = float(change["value"])
     if value == 0:
         return html.Span("± 0", className="lq-tr-flat")
@@ -123,10 +125,18 @@ def _title(name: str) -> str:
     return KPIS[name].title or KPIS[name].label
 
 
-def _change(current: Any, before: Any, name: str) -> dict[str, Any] | None:
+def _change(
+    current: Any, before: Any, name: str, *, base: int | None = None
+) -> dict[str, Any] | None:
     from dashboard.services.trends import change
 
-    return change(current, before, name)
+    return change(current, before, name, base=base)
+
+
+def _base(current: Mapping[str, Any], other: Mapping[str, Any]) -> int | None:
+    """The fewer cases of two compared periods (what a change is computed over)."""
+    counts = [c for c in (current.get("reported"), other.get("reported")) if c is not None]
+    return int(min(counts)) if counts else None
 
 
 # -- figures -----------------------------------------------------------------------------------
@@ -174,11 +184,63 @@ def _style(
 TICKFORMAT = {"hour": "%m-%d %H:%M", "day": "%m-%d", "week": "%m-%d", "month": "%Y-%m"}
 
 
-def _time_axis(fig: go.Figure, granularity: str) -> go.Figure:
-    """Dates as numbers (no month names in a Chinese page; plotly has no zh-CN locale here)."""
+# One tick per bucket, or per whole number of buckets when there are many: left alone, plotly
+# puts ticks every 12 hours on a 3-day range and "11-23" is printed twice (issue 15).
+MAX_TICKS = 12
+_MS = {"hour": 3_600_000, "day": 86_400_000, "week": 7 * 86_400_000}
+
+
+def tick_step(granularity: str, buckets: int) -> int | str:
+    """The x axis's ``dtick``: a whole number of buckets, at most ``MAX_TICKS`` ticks."""
+    step = max(1, -(-buckets // MAX_TICKS))
+    if granularity == "month":
+        return f"M{step}"
+    return _MS[granularity] * step
+
+
+def _time_axis(fig: go.Figure, granularity: str, buckets: Sequence[str] = ()) -> go.Figure:
+    """Dates as numbers (no month names in a Chinese page; plotly has no zh-CN locale here),
+    one label per bucket (never a date twice)."""
     fig.update_xaxes(
         type="date", tickformat=TICKFORMAT[granularity], hoverformat=TICKFORMAT[granularity]
     )
+    if buckets:
+        fig.update_xaxes(tick0=_x(buckets)[0], dtick=tick_step(granularity, len(buckets)))
+    return fig
+
+
+def _has_data(fig: go.Figure) -> bool:
+    """Whether any trace (targets aside) has a value other than 0 / none."""
+    for trace in fig.data:
+        if getattr(trace, "hoverinfo", None) == "skip":
+            continue  # a target line is not data
+        if trace.type == "heatmap":
+            values: list[Any] = [v for row in (trace.z or ()) for v in row]
+        elif getattr(trace, "orientation", None) == "h":
+            values = list(trace.x or ())
+        else:
+            values = list(trace.y or ())
+        if any(v not in (None, 0) for v in values):
+            return True
+    return False
+
+
+def no_data(fig: go.Figure, lang: str) -> go.Figure:
+    """An empty chart says 无数据 / No data in its middle instead of showing bare axes."""
+    if _has_data(fig):
+        return fig
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    if "yaxis2" in fig.layout.to_plotly_json():  # the disputes chart's rate axis
+        fig.update_layout(yaxis2_visible=False)
+    fig.update_layout(showlegend=False)
+    fig.add_annotation(
+        text=t(lang, "tr_no_data"), xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+        font={"size": 18, "color": "#8a94a6"}, name="no-data",
+    )  # fmt: skip
+    for trace in fig.data:
+        if trace.type == "heatmap":
+            trace.showscale = False
     return fig
 
 
@@ -193,13 +255,14 @@ def fig_volume(
     labels = (CATEGORY_LABELS if dimension == "category" else SOURCE_LABELS).get(lang, {})
     fig = go.Figure()
     x = _x(block["buckets"])
-    for i, (key, values) in enumerate(block["series"].items()):
-        fig.add_bar(
-            x=x, y=values, name=labels.get(key, key), marker_color=PALETTE[i % len(PALETTE)]
-        )
+    color = category_color if dimension == "category" else source_color
+    for key, values in block["series"].items():
+        # A category's color is its own (dashboard/theme.py), never its place in the list:
+        # filtering keeps every shown category's color.
+        fig.add_bar(x=x, y=values, name=labels.get(key, key), marker_color=color(key))
     fig.update_layout(barmode="stack")
     title = t(lang, "tr_fig_category" if dimension == "category" else "tr_fig_source")
-    _time_axis(fig, data["granularity"])
+    _time_axis(fig, data["granularity"], block["buckets"])
     return _style(
         fig, title, x_title=_x_title(data["granularity"], lang), y_title=t(lang, "tr_axis_cases"),
         paper=paper, legend_right=True, height=400 if dimension == "category" else 340,
@@ -231,7 +294,7 @@ def fig_rates(
     shown += [v * 100 for v in targets.values()]
     low = max(0.0, (min(shown, default=0.0) // 10) * 10 - 10)
     fig.update_yaxes(range=[low, 101], ticksuffix="%")
-    _time_axis(fig, data["granularity"])
+    _time_axis(fig, data["granularity"], series["buckets"])
     return _style(
         fig, t(lang, "tr_fig_rates"), x_title=_x_title(data["granularity"], lang),
         y_title=t(lang, "tr_axis_percent"), paper=paper, legend_right=True,
@@ -251,7 +314,7 @@ def fig_times(data: Mapping[str, Any], lang: str, *, paper: bool = False) -> go.
             line={"color": color, "width": 2.2, "dash": dash},
         )  # fmt: skip
     fig.update_yaxes(rangemode="tozero")
-    _time_axis(fig, data["granularity"])
+    _time_axis(fig, data["granularity"], series["buckets"])
     return _style(
         fig, t(lang, "tr_fig_times"), x_title=_x_title(data["granularity"], lang),
         y_title=t(lang, "tr_axis_minutes"), paper=paper, legend_right=True,
@@ -338,7 +401,7 @@ def fig_disputes(data: Mapping[str, Any], lang: str, *, paper: bool = False) -> 
                 "title": {"text": t(lang, "tr_axis_percent")}, "showgrid": False,
                 "dtick": 20},
     )  # fmt: skip
-    _time_axis(fig, data["granularity"])
+    _time_axis(fig, data["granularity"], series["buckets"])
     _style(
         fig, t(lang, "tr_fig_disputes"), x_title=_x_title(data["granularity"], lang),
         y_title=t(lang, "tr_axis_cases"), paper=paper,
@@ -346,6 +409,64 @@ def fig_disputes(data: Mapping[str, Any], lang: str, *, paper: bool = False) -> 
     # _style titles every y axis: the right one is the rate's.
     fig.update_layout(yaxis2_title_text=t(lang, "tr_axis_percent"))
     return fig
+
+
+def _rings(geometry: Mapping[str, Any]) -> list[list[list[float]]]:
+    """The outer rings of a Polygon or MultiPolygon (holes are not drawn at this scale)."""
+    if geometry.get("type") == "Polygon":
+        return [geometry["coordinates"][0]]
+    if geometry.get("type") == "MultiPolygon":
+        return [poly[0] for poly in geometry["coordinates"]]
+    return []
+
+
+def density_color(count: int, top: int) -> str:
+    """The grid's color step (the same steps as the map's legend, choropleth_legend)."""
+    if not top or not count:
+        return "rgba(160,167,180,0.25)"
+    steps = len(DENSITY_COLORS)
+    return DENSITY_COLORS[min(steps - 1, max(0, -(-count * steps // top) - 1))]
+
+
+def fig_choropleth(
+    data: Mapping[str, Any], shapes: Mapping[str, Any], grid_names: Mapping[str, str],
+    lang: str, *, paper: bool = False,
+) -> go.Figure:  # fmt: skip
+    """Cases per grid drawn on the grids' outlines (no base map: it prints, offline)."""
+    counts: Mapping[str, int] = data["by_grid"]
+    top = max(counts.values(), default=0)
+    fig = go.Figure()
+    lats: list[float] = []
+    for feature in shapes.get("features", []):
+        code = feature["properties"]["code"]
+        n = int(counts.get(code, 0))
+        for ring in _rings(feature.get("geometry") or {}):
+            lats += [p[1] for p in ring]
+            fig.add_scatter(
+                x=[p[0] for p in ring], y=[p[1] for p in ring], mode="lines", fill="toself",
+                fillcolor=density_color(n, top), line={"color": "#ffffff" if paper else "#0b1220",
+                                                       "width": 0.6},
+                name=f"{grid_names.get(code, code)} · {n}", showlegend=False,
+                hoverinfo="name",
+            )  # fmt: skip
+    # Legend: the color steps, as on the map.
+    steps = len(DENSITY_COLORS)
+    for i, color in enumerate(DENSITY_COLORS):
+        low, high = int(top * i / steps) + 1, int(top * (i + 1) / steps)
+        if top and high >= low:
+            fig.add_scatter(
+                x=[None], y=[None], mode="markers", name=f"{low}–{high}",
+                marker={"color": color, "size": 11, "symbol": "square"}, hoverinfo="skip",
+            )  # fmt: skip
+    import math
+
+    mid = (min(lats) + max(lats)) / 2 if lats else 30.0
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1 / math.cos(math.radians(mid)))
+    _style(fig, t(lang, "tr_fig_choropleth"), x_title="", y_title="", paper=paper,
+           legend_right=True)  # fmt: skip
+    fig.update_layout(hovermode="closest")
+    return fig if lats else no_data(fig, lang)
 
 
 def build_figures(
@@ -356,8 +477,8 @@ def build_figures(
     grid_names: Mapping[str, str],
     paper: bool = False,
 ) -> dict[str, go.Figure]:
-    """Every chart of the page, by graph id."""
-    return {
+    """Every chart of the page, by graph id (an empty one says so)."""
+    figures = {
         ids.TRENDS_FIG_CATEGORY: fig_volume(data, "category", lang, paper=paper),
         ids.TRENDS_FIG_SOURCE: fig_volume(data, "source", lang, paper=paper),
         ids.TRENDS_FIG_RATES: fig_rates(data, targets, lang, paper=paper),
@@ -367,6 +488,7 @@ def build_figures(
         ids.TRENDS_FIG_GRIDS: fig_grids(data, grid_names, lang, paper=paper),
         ids.TRENDS_FIG_DISPUTES: fig_disputes(data, lang, paper=paper),
     }
+    return {graph_id: no_data(fig, lang) for graph_id, fig in figures.items()}
 
 
 # -- KPI cards and tables ----------------------------------------------------------------------
@@ -386,13 +508,15 @@ def kpi_cards(compare: Mapping[str, Any], lang: str) -> list[Component]:
                     html.Div(
                         [
                             html.Span(t(lang, "tr_mom"), className="lq-tr-kpi-cmp"),
-                            fmt_change(_change(value, previous.get(name), name), name, lang),
+                            fmt_change(_change(value, previous.get(name), name,
+                                               base=_base(current, previous)), name, lang),
                         ]
                     ),
                     html.Div(
                         [
                             html.Span(t(lang, "tr_yoy"), className="lq-tr-kpi-cmp"),
-                            fmt_change(_change(value, last_year.get(name), name), name, lang),
+                            fmt_change(_change(value, last_year.get(name), name,
+                                               base=_base(current, last_year)), name, lang),
                         ]
                     ),
                 ],
@@ -626,6 +750,14 @@ def create_replay(state: PageState, *, lang: str, today: date) -> Component:
             ),
             html.Span("--:--", id=ids.TRENDS_REPLAY_CLOCK, className="lq-tr-replay-clock"),
             html.Span("", id=ids.TRENDS_REPLAY_INFO, className="lq-tr-replay-info"),
+            html.Span(
+                [
+                    html.Span([html.I(className="lq-tr-key-case"), t(lang, "tr_replay_key_case")]),
+                    html.Span([html.I(className="lq-tr-unit lq-tr-key-unit"),
+                               t(lang, "tr_replay_key_unit")]),
+                ],
+                className="lq-tr-replay-legend",
+            ),
         ],
         className="lq-tr-replay",
     )  # fmt: skip
@@ -666,7 +798,9 @@ def create_trends_layout(
     search: str,
     center: str = "",
 ) -> Component:
-    """The /trends page: controls, KPI cards, charts, the map with the replay, the league."""
+    """The /trends page: controls, KPI cards, charts, the map with the replay, the league,
+    the meeting's conclusions."""
+    can_write = allowed(user.get("role", ""), "write_decisions")
     return html.Div(
         [
             dcc.Store(id=ids.TRENDS_INIT, data=search),
@@ -688,6 +822,8 @@ def create_trends_layout(
                             html.Button(t(lang, "tr_csv_departments"),
                                         id=ids.TRENDS_CSV_DEPARTMENTS, className="lq-tr-button"),
                             html.Button(t(lang, "tr_excel"), id=ids.TRENDS_EXCEL,
+                                        className="lq-tr-button"),
+                            html.Button(t(lang, "tr_report_xlsx"), id=ids.TRENDS_REPORT,
                                         className="lq-tr-button"),
                             html.Span(_user_text(user, lang), className="lq-tr-user"),
                             *_nav_links(user, lang),
@@ -732,10 +868,33 @@ def create_trends_layout(
                 [html.H2(t(lang, "tr_league_title")), html.Div(id=ids.TRENDS_LEAGUE)],
                 className="lq-tr-card lq-tr-league",
             ),
+            html.Div(
+                [
+                    html.H2(t(lang, "tr_decisions")),
+                    html.P(t(lang, "tr_decisions_hint"), className="lq-tr-decisions-hint"),
+                    dcc.Textarea(id=ids.TRENDS_DECISIONS, value="", maxLength=20_000,
+                                 className="lq-tr-decisions", readOnly=not can_write),
+                    html.Div(
+                        [
+                            html.Button(t(lang, "tr_decisions_save"),
+                                        id=ids.TRENDS_DECISIONS_SAVE, n_clicks=0,
+                                        className="lq-tr-button", disabled=not can_write),
+                            html.Span("", id=ids.TRENDS_DECISIONS_STATUS,
+                                      className="lq-tr-decisions-status", role="status"),
+                        ],
+                        className="lq-tr-decisions-bar",
+                    ),
+                ],
+                className="lq-tr-card lq-tr-decisions-card",
+            ),
         ],
         className="lq-trends",
         lang=lang,
     )  # fmt: skip
+
+
+TIME_CHARTS = (ids.TRENDS_FIG_RATES, ids.TRENDS_FIG_TIMES, ids.TRENDS_FIG_SOURCE,
+               ids.TRENDS_FIG_DISPUTES)  # fmt: skip
 
 
 # -- the printable briefing ------------------------------------------------------------------------
@@ -751,20 +910,40 @@ def create_print_layout(
     dept_names: Mapping[str, str],
     error: str | None = None,
     center: str = "",
+    decisions: str = "",
+    decisions_meta: str = "",
+    grid_shapes: Mapping[str, Any] | None = None,
 ) -> Component:
-    """/trends/print: KPIs, the main charts, the league and the top overdue and rework cases,
-    on white paper (print-to-PDF), with no controls."""
+    """/trends/print: KPIs, the charts two by two (the grid choropleth and the sources among
+    them), the league, the top overdue and rework cases, and the meeting's conclusions and
+    follow-up actions, on white paper (print-to-PDF, A4), with no controls."""
     if data is None:
         return html.Div([html.H1(titled(lang, "tr_print_title", center)), html.P(error or "")],
                         className="lq-trprint")  # fmt: skip
     figs = build_figures(data, lang=lang, targets=targets, grid_names=grid_names, paper=True)
     static: Any = {"staticPlot": True, "displayModeBar": False}
 
-    def chart(graph_id: str) -> Component:
-        return html.Div(dcc.Graph(figure=figs[graph_id], config=static), className="lq-trp-chart")
+    figs["choropleth"] = fig_choropleth(data, grid_shapes or {}, grid_names, lang, paper=True)
+
+    def chart(graph_id: str, *, half: bool = True, height: int = 250) -> Component:
+        """A chart at its printed size: half the page's width (legend above) or all of it."""
+        fig = figs[graph_id]
+        fig.update_layout(height=height, margin={"l": 52, "r": 10, "t": 40, "b": 40},
+                          title_font_size=13, font_size=10, legend_font_size=9,
+                          legend_tracegroupgap=0)  # fmt: skip
+        if half and graph_id in TIME_CHARTS:
+            # Half a page: the legend goes under the chart, where it cannot cover the title;
+            # the dates need no axis title.
+            fig.update_layout(legend={"orientation": "h", "x": 0, "y": -0.16, "yanchor": "top"},
+                              margin_b=100)  # fmt: skip
+            fig.update_xaxes(title_text="")
+        return html.Div(dcc.Graph(figure=fig, config=static, style={"height": f"{height}px"}),
+                        className="lq-trp-chart" + (" lq-trp-half" if half else ""))  # fmt: skip
 
     rows = []
     cmp = data["compare"]
+    prev, year = cmp.get("previous") or {}, cmp.get("last_year") or {}
+    prev_base, year_base = _base(cmp["current"], prev), _base(cmp["current"], year)
     for name in COMPARED:
         value = cmp["current"].get(name)
         rows.append(
@@ -773,10 +952,10 @@ def create_print_layout(
                     html.Td(t(lang, _title(name))),
                     html.Td(fmt_value(name, value, lang)),
                     html.Td(fmt_value(name, (cmp.get("previous") or {}).get(name), lang)),
-                    html.Td(fmt_change(_change(value, (cmp.get("previous") or {}).get(name), name),
+                    html.Td(fmt_change(_change(value, prev.get(name), name, base=prev_base),
                                        name, lang)),
                     html.Td(fmt_value(name, (cmp.get("last_year") or {}).get(name), lang)),
-                    html.Td(fmt_change(_change(value, (cmp.get("last_year") or {}).get(name), name),
+                    html.Td(fmt_change(_change(value, year.get(name), name, base=year_base),
                                        name, lang)),
                 ]
             )
@@ -805,12 +984,20 @@ def create_print_layout(
             ),
             html.H2(t(lang, "tr_kpis_title")),
             kpi_table,
-            chart(ids.TRENDS_FIG_CATEGORY),
-            chart(ids.TRENDS_FIG_RATES),
-            chart(ids.TRENDS_FIG_TIMES),
-            chart(ids.TRENDS_FIG_GRIDS),
-            chart(ids.TRENDS_FIG_HEATMAP),
-            chart(ids.TRENDS_FIG_DISPUTES),
+            html.Div(
+                [
+                    chart(ids.TRENDS_FIG_CATEGORY, half=False, height=300),
+                    chart(ids.TRENDS_FIG_RATES, height=290),
+                    chart(ids.TRENDS_FIG_TIMES, height=290),
+                    chart(ids.TRENDS_FIG_SOURCE, height=290),
+                    chart(ids.TRENDS_FIG_DISPUTES, height=290),
+                    chart("choropleth", height=300),
+                    chart(ids.TRENDS_FIG_GRIDS, height=300),
+                    chart(ids.TRENDS_FIG_HEATMAP),
+                    chart(ids.TRENDS_FIG_HIST),
+                ],
+                className="lq-trp-charts",
+            ),
             html.Section([html.H2(t(lang, "tr_league_title")),
                           department_table(data["departments"], dept_names, lang)],
                          className="lq-trp-section"),
@@ -820,6 +1007,15 @@ def create_print_layout(
             html.Section([html.H2(t(lang, "tr_top_rework")),
                           cases_table(data["top_cases"]["rework"], "rework", grid_names, lang)],
                          className="lq-trp-section"),
+            html.Section(
+                [
+                    html.H2(t(lang, "tr_decisions")),
+                    html.Div(decisions or t(lang, "tr_decisions_none"),
+                             className="lq-trp-decisions" + ("" if decisions else " lq-trp-empty")),
+                    html.P(decisions_meta, className="lq-trp-meta"),
+                ],
+                className="lq-trp-section lq-trp-decisions-box",
+            ),
         ],
         className="lq-trprint",
         lang=lang,

@@ -30,6 +30,7 @@ from dashboard.services.geo import MapView
 from dashboard.services.kpis import LIVE_WINDOW_DAYS
 from dashboard.sla import SlaPolicy
 from dashboard.theme import (
+    CATEGORY_COLORS,
     DENSITY_COLORS,
     FACILITY_COLORS,
     OVERDUE_COLOR,
@@ -129,6 +130,7 @@ def live_config(
         "colors": STATUS_COLORS,
         "overdueColor": OVERDUE_COLOR,
         "unitColors": UNIT_COLORS,
+        "categoryColors": CATEGORY_COLORS,
         "trendColors": TREND_COLORS,
         "facilityColors": FACILITY_COLORS,
         "densityColors": DENSITY_COLORS,

@@ -82,10 +82,10 @@ def test_a_producers_hostile_ids_reach_the_exports_escaped(app: Flask, rt: Runti
     deps = client.get("/_dash-dependencies").json
     export = next(d for d in deps if ids.TRENDS_DOWNLOAD in d["output"])
 
-    def download(button: str) -> dict[str, object]:
+    def download(button: str, search: str = "?period=today") -> dict[str, object]:
         body = callback_body(
             export,
-            {f"{button}.n_clicks": 1, f"{ids.URL}.search": "?period=today"},
+            {f"{button}.n_clicks": 1, f"{ids.URL}.search": search},
             changed=[f"{button}.n_clicks"],
         )
         response = client.post(
@@ -104,4 +104,36 @@ def test_a_producers_hostile_ids_reach_the_exports_escaped(app: Flask, rt: Runti
     book = load_workbook(io.BytesIO(base64.b64decode(str(workbook["content"]))))
     grids = [[c.value for c in row] for row in book["grids"].iter_rows(min_row=2)]
     assert ["'-7-1", 3] in grids
+    assert all(c.data_type != "f" for sheet in book for row in sheet.iter_rows() for c in row)
+
+    # Issue 15: the file is named by the period's LOCAL first day (a week starting Monday
+    # 00:00 +08:00 starts on Sunday 16:00 UTC), and a report-ready Chinese workbook sits beside
+    # the machine-readable ones.
+    week = "?period=custom&from=2026-11-23&to=2026-11-29&category=dispute"
+    assert download(ids.TRENDS_CSV_SERIES, week)["filename"] == "lianqin-series-2026-11-23_day.csv"
+    assert download(ids.TRENDS_EXCEL, week)["filename"] == "lianqin-trends-2026-11-23_day.xlsx"
+    today = rt.now().astimezone(rt.settings.zone).date()
+    report = download(ids.TRENDS_REPORT)
+    assert report["filename"] == f"联勤研判报表-{today:%Y-%m-%d}_hour.xlsx"
+    book = load_workbook(io.BytesIO(base64.b64decode(str(report["content"]))))
+    assert book.sheetnames[:3] == ["核心指标", "趋势", "部门排名"]
+    kpis = book["核心指标"]
+    head = [kpis.cell(row=r, column=1).value for r in range(1, 5)]
+    assert head[0] == "联勤指挥中心 趋势研判报表"
+    assert str(head[1]).startswith("统计周期：") and f"{today:%Y-%m-%d}" in str(head[1])
+    assert head[2] == "筛选条件：全部案件"
+    assert str(head[3]).startswith("生成时间：") and rt.settings.tz in str(head[3])
+    rows = {r[0].value: r for r in kpis.iter_rows(min_row=6)}
+    assert [c.value for c in kpis[6]] == ["指标", "本期", "上期", "去年同期"]
+    rate = next(r for k, r in rows.items() if str(k).endswith("（%）"))
+    assert rate[1].number_format == "0.0%" or rate[1].value is None
+    assert any(str(k).endswith("（分钟）") for k in rows)
+    assert rows["上报量"][1].value == 3
+    league = [[c.value for c in row] for row in book["部门排名"].iter_rows(min_row=6)]
+    assert league[0][:2] == ["名次", "部门"] and league[1][:3] == [1, "'-cmd", 3]
+    categories = book["类别"]
+    assert [c.value for c in categories[6]][:2] == ["时段起点", "矛盾纠纷"]
+    assert categories._charts, "the categories sheet has its chart"
+    fill = categories._charts[0].series[0].graphicalProperties.solidFill
+    assert "CC79A7" in str(fill.srgbClr)
     assert all(c.data_type != "f" for sheet in book for row in sheet.iter_rows() for c in row)

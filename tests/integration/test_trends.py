@@ -324,3 +324,126 @@ def test_the_whole_page(loaded: Runtime) -> None:
         trends.kpi_series(
             session, req=request(date(2026, 1, 1), date(2026, 12, 31), "hour"), options=options()
         )
+
+
+# -- issue 15: the meeting's conclusions, kept per period and filters and printed ----------------
+def _login(app: Any, rt: Runtime, username: str, role: str) -> tuple[Any, str]:
+    import re
+
+    from dashboard.services import accounts
+
+    with rt.db.write() as session:
+        accounts.create_user(session, username=username, role=role, password="correct horse 1")
+    client = app.test_client()
+    form = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert token is not None
+    client.post("/login", data={"username": username, "password": "correct horse 1",
+                                "csrf_token": token.group(1)})  # fmt: skip
+    client.get("/trends")
+    cookie = client.get_cookie("_csrf_token")
+    assert cookie is not None
+    return client, cookie.value
+
+
+def _call(client: Any, csrf: str, output: str, values: dict[str, Any], changed: str) -> Any:
+    """Run the one server callback that writes ``output`` when ``changed`` changes."""
+    import json
+
+    from helpers import callback_body
+
+    from layouts import ids
+
+    deps = client.get("/_dash-dependencies").json
+    dep = next(
+        d for d in deps if output in d["output"]
+        and any(f"{i['id']}.{i['property']}" == changed for i in d["inputs"])
+        and not d.get("clientside_function")
+    )  # fmt: skip
+    body = callback_body(dep, {f"{ids.URL}.pathname": "/trends", **values}, changed=[changed])
+    return client.post("/_dash-update-component", data=json.dumps(body),
+                       headers={"X-CSRFToken": csrf, "Content-Type": "application/json"})
+
+
+def test_conclusions_are_kept_per_period_and_filters_and_printed(app: Any, rt: Runtime) -> None:
+    from layouts import ids
+
+    client, csrf = _login(app, rt, "leader9", "leader")
+    week = "?period=custom&from=2026-11-23&to=2026-11-29&category=dispute"
+    text = "一、纠纷类案件环比上升，东区为主。\n二、责成东区派出所本周内完成回访。"
+    save = f"{ids.TRENDS_DECISIONS_SAVE}.n_clicks"
+
+    def saving(who: Any, token: str, value: str) -> Any:
+        return _call(who, token, ids.TRENDS_DECISIONS_STATUS,
+                     {save: 1, f"{ids.TRENDS_DECISIONS}.value": value,
+                      f"{ids.URL}.search": week}, save)  # fmt: skip
+
+    saved = saving(client, csrf, text)
+    assert saved.status_code == 200, saved.get_data(as_text=True)
+    assert "已保存" in saved.json["response"][ids.TRENDS_DECISIONS_STATUS]["children"]
+
+    def loaded(search: str) -> Any:
+        response = _call(client, csrf, ids.TRENDS_DECISIONS, {f"{ids.URL}.search": search},
+                         f"{ids.URL}.search")  # fmt: skip
+        assert response.status_code == 200
+        return response.json["response"][ids.TRENDS_DECISIONS]["value"]
+
+    assert loaded(week) == text
+    # The same week and filter seen by day is the same meeting; another filter or another
+    # week is not.
+    assert loaded(week + "&g=day") == text
+    assert loaded("?period=custom&from=2026-11-23&to=2026-11-29") == ""
+    assert loaded("?period=custom&from=2026-11-16&to=2026-11-22&category=dispute") == ""
+
+    # Printed after the figures, with the grid choropleth and the sources chart.
+    page = _call(client, csrf, ids.PAGE, {f"{ids.URL}.pathname": "/trends/print",
+                                          f"{ids.URL}.search": week}, f"{ids.URL}.pathname")
+    assert page.status_code == 200
+    printed = __import__("json").dumps(page.json, ensure_ascii=False)
+    assert "研判结论与后续措施" in printed and "责成东区派出所" in printed
+    assert "各网格案件数" in printed and "各来源案件量" in printed
+    empty = __import__("json").dumps(_call(
+        client, csrf, ids.PAGE, {f"{ids.URL}.pathname": "/trends/print",
+                                 f"{ids.URL}.search": "?period=today"}, f"{ids.URL}.pathname",
+    ).json, ensure_ascii=False)  # fmt: skip
+    assert "本周期尚未填写研判结论" in empty
+
+    # Clearing saves an empty text; an operator may not write (nor see /trends).
+    cleared = saving(client, csrf, "  ").json["response"][ids.TRENDS_DECISIONS_STATUS]
+    assert "已保存" in cleared["children"]
+    assert loaded(week) == ""
+    saving(client, csrf, text)
+    operator, csrf2 = _login(app, rt, "operator9", "operator")
+    denied = saving(operator, csrf2, "overwritten")
+    assert denied.status_code in (204, 403) or "已保存" not in __import__("json").dumps(
+        denied.json, ensure_ascii=False)
+    assert loaded(week) == text
+
+
+def test_saving_conclusions_needs_the_write_permission(app: Any, rt: Runtime) -> None:
+    from dashboard.policy import PERMISSIONS
+
+    assert PERMISSIONS["write_decisions"] == PERMISSIONS["view_trends"]
+
+
+def test_the_replay_says_when_the_day_has_no_unit_positions(app: Any, rt: Runtime) -> None:
+    """Issue 15: a replayed day without stored pings says so (only cases replay then)."""
+    from layouts import ids
+
+    client, csrf = _login(app, rt, "leader8", "leader")
+
+    def replayed(day: str) -> Any:
+        response = _call(client, csrf, ids.TRENDS_REPLAY_DATA,
+                         {f"{ids.URL}.search": f"?replay={day}&shift=day"}, f"{ids.URL}.search")
+        assert response.status_code == 200
+        return response.json["response"][ids.TRENDS_REPLAY_DATA]["data"]
+
+    empty = replayed("2026-11-23")
+    assert empty["units"] == {} and empty["note"] == "该日无力量定位历史，仅回放案件"
+    with rt.db.write() as session:
+        session.add_all(
+            UnitPing(unit_id="P-1", ts=local(11, 24, 9) + s(10 * i), lat=29.37, lon=106.26)
+            for i in range(6)
+        )
+    full = replayed("2026-11-24")
+    assert full["units"] and full["note"] == ""

@@ -4,7 +4,8 @@
   buckets that cover a period and their keys (in Python and in SQL), the request.
 * ``queries``: the page's aggregates (series, breakdowns, league table, comparisons,
   top cases, replay) and ``trends_page``, everything the page shows for one request.
-* ``export``: the page's data as tables, CSV and Excel.
+* ``export``: the page's data as tables, CSV and Excel, and the report-ready workbook.
+* ``decisions``: the briefing's conclusions and follow-up actions, per period and filters.
 
 The page's URL state (the query string of /trends) is the callbacks' business:
 callbacks/trends_state.py. The names below are this package's public interface.
@@ -12,12 +13,16 @@ callbacks/trends_state.py. The names below are this package's public interface.
 
 from __future__ import annotations
 
+from dashboard.services.trends import decisions
 from dashboard.services.trends.export import (
     DEPARTMENT_COLUMNS,
     SERIES_COLUMNS,
+    export_stamp,
     export_tables,
+    report_tables,
     safe_cell,
     to_csv,
+    to_report_xlsx,
     to_xlsx,
 )
 from dashboard.services.trends.periods import (
@@ -45,6 +50,7 @@ from dashboard.services.trends.periods import (
 from dashboard.services.trends.queries import (
     COMPARED,
     HIST_EDGES_S,
+    MIN_BASE,
     REPLAY_MAX_CASES,
     REPLAY_MAX_POINTS,
     base_clause,
@@ -72,6 +78,7 @@ __all__ = [
     "HIST_EDGES_S",
     "LATEST_DAY",
     "MAX_BUCKETS",
+    "MIN_BASE",
     "PERIOD_KINDS",
     "REPLAY_MAX_CASES",
     "REPLAY_MAX_POINTS",
@@ -88,8 +95,10 @@ __all__ = [
     "change",
     "check_bucket_count",
     "compare",
+    "decisions",
     "default_granularity",
     "departments",
+    "export_stamp",
     "export_tables",
     "filter_clause",
     "filter_options",
@@ -101,10 +110,12 @@ __all__ = [
     "offset_segments",
     "previous_period",
     "replay",
+    "report_tables",
     "resolve_period",
     "safe_cell",
     "shift_window",
     "to_csv",
+    "to_report_xlsx",
     "to_xlsx",
     "top_cases",
     "trends_page",

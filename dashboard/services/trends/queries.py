@@ -264,10 +264,22 @@ def compare(session: Session, *, req: TrendRequest, options: KpiOptions) -> dict
     }
 
 
-def change(current: Any, before: Any, name: str) -> dict[str, Any] | None:
-    """The change of one KPI: points for rates, percent for counts and times."""
+# 环比 / 同比 against a period with fewer cases than this say "基数小" (small base) instead of a
+# change: 3 cases last week and 30 this week is not "▲900 %" news, and a rate over a handful of
+# cases moves by tens of points on one case. The base is the smaller of the two periods' case
+# counts (the denominator of every compared rate and time is at most that count).
+MIN_BASE = 20
+
+
+def change(
+    current: Any, before: Any, name: str, *, base: int | None = None
+) -> dict[str, Any] | None:
+    """The change of one KPI: points for rates, percent for counts and times; ``small_base``
+    when ``base`` (the fewer cases of the two periods) is under ``MIN_BASE``."""
     if current is None or before is None:
         return None
+    if base is not None and base < MIN_BASE:
+        return {"kind": "small_base", "value": None, "base": base}
     if KPIS[name].change_kind == "points":
         return {"kind": "points", "value": round((current - before) * 100, 1)}
     if before == 0:
