@@ -550,6 +550,12 @@
       });
       return picked.length ? { cases: picked, n: Date.now() } : noUpdate();
     },
+    // The lead checked what someone else changed: open the case again, accepting the
+    // version they saw (a newer one than that asks again).
+    confirm: function (clicks, caseState) {
+      if (!clicks || !caseState || caseState.latest == null) return noUpdate();
+      return { id: caseState.id, n: Date.now(), accept: caseState.latest };
+    },
     search: function (value) {
       var id = (value || "").trim();
       if (!id) return noUpdate();

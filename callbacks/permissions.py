@@ -40,6 +40,8 @@ OUTPUT_PERMISSIONS: Mapping[str, str] = {
     ids.ACTIONS: "view_dispatch",
     ids.PRIORITY_SELECT: "view_dispatch",
     ids.FEEDBACK: "view_dispatch",
+    ids.CASE_CHANGED: "view_dispatch",
+    ids.CASE_CHANGED_TEXT: "view_dispatch",
     ids.CASE_OPEN: "view_dispatch",
     ids.ASSIGN_NOTE: "view_dispatch",
     ids.NOTE_TEXT: "view_dispatch",

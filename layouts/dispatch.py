@@ -438,6 +438,19 @@ def create_dispatch_layout(
                     ),
                     html.Div(id=ids.NEAREST_LIST, className="lq-nearest"),
                     html.Div(
+                        [
+                            html.Div(id=ids.CASE_CHANGED_TEXT),
+                            html.Button(
+                                t(lang, "changed_confirm"),
+                                id=ids.CONFIRM_CHANGED,
+                                className="lq-btn lq-btn-primary",
+                            ),
+                        ],
+                        id=ids.CASE_CHANGED,
+                        className="lq-changed lq-hidden",
+                        role="alert",
+                    ),
+                    html.Div(
                         id=ids.FEEDBACK,
                         className="lq-feedback",
                         role="status",
@@ -613,6 +626,57 @@ def create_nearest(units: list[Mapping[str, Any]], *, lang: str, can_pick: bool)
         else html.P(t(lang, "nearest_none"), className="lq-empty")
     )
     return html.Div([html.H3(t(lang, "nearest_title"), className="lq-act-title"), body])
+
+
+CHANGED_FIELDS = ("status", "unit", "department", "priority")
+
+
+def create_changed_notice(
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    *,
+    lang: str,
+    departments: Mapping[str, str],
+) -> Component:
+    """What changed in the open case since the version the lead was acting on, and by whom
+    (the newest timeline entry's actor or source): shown instead of a silent reload."""
+
+    def shown(name: str, value: Any) -> str:
+        if value in (None, ""):
+            return "–"
+        if name == "status":
+            return str(STATUS_LABELS[lang].get(value, value))
+        if name == "department":
+            return str(departments.get(value, value))
+        if name == "priority":
+            return t(lang, f"priority_{value}")
+        return str(value)
+
+    changes = [
+        html.Li(
+            [
+                html.Span(t(lang, f"field_{name}"), className="lq-changed-field"),
+                f" {shown(name, before.get(name))} → ",
+                html.B(shown(name, after.get(name))),
+            ],
+            **_attrs({"data-field": name}),
+        )
+        for name in CHANGED_FIELDS
+        if before.get(name) != after.get(name)
+    ]
+    timeline = after.get("timeline") or []
+    actor = _actor(timeline[-1], lang) if timeline else ""
+    head = (
+        f"{t(lang, 'changed_title')} ({t(lang, 'changed_version')} {before.get('version')} → "
+        f"{after.get('version')}" + (f" · {t(lang, 'changed_by')} {actor}" if actor else "") + ")"
+    )
+    return html.Div(
+        [
+            html.B(head, className="lq-changed-head"),
+            html.Ul(changes or [html.Li(t(lang, "changed_none"))], className="lq-changed-list"),
+            html.Small(t(lang, "changed_hint")),
+        ]
+    )
 
 
 def _actor(event: Mapping[str, Any], lang: str) -> str:

@@ -31,8 +31,10 @@ def sign_in(page: Page, demo: DemoProcess, user: str, target: str = "/dispatch")
     page.click("button[type=submit]")
 
 
-def open_console(browser: Browser, demo: DemoProcess, user: str) -> Page:
-    page = open_page(browser)
+def open_console(
+    browser: Browser, demo: DemoProcess, user: str, width: int = 1920, height: int = 1080
+) -> Page:
+    page = open_page(browser, width, height)
     sign_in(page, demo, user)
     page.wait_for_function(
         "window.lianqin && window.lianqin.connected && window.lianqin.seq !== null",
@@ -273,3 +275,65 @@ def test_the_console_fits_the_screen_and_the_readme_screenshot(
         assert "/login" in page.url
     finally:
         close_page(page)
+
+
+def changes_of(client: redis.Redis, case_id: str) -> list[dict[bytes, bytes]]:
+    return [f for _, f in client.xrange("lq:changes") if f[b"case"] == case_id.encode()]
+
+
+def test_two_leads_on_one_case_the_second_change_is_shown_not_overwritten(
+    browser: Browser, live_demo: DemoProcess, producer: redis.Redis
+) -> None:
+    """Issue 15: the first lead picks a unit; meanwhile the second lead assigns another. The
+    first lead's console says what changed and by whom, refuses their click until they
+    confirm, then applies their choice on the version they confirmed."""
+    xadd_case(producer, "DSP-CC", "registered", lat=LAT + 0.001, lon=LON, category="dispute",
+              title="楼道堆物纠纷")  # fmt: skip
+    place_unit(producer, "T-CC1", 112, 0)
+    place_unit(producer, "T-CC2", 113, 0)
+    first = open_console(browser, live_demo, "lead")
+    second = open_console(browser, live_demo, "admin")
+    try:
+        for page in (first, second):
+            open_case(page, "DSP-CC")
+        # The first lead starts choosing: T-CC1 in the assign dropdown.
+        first.locator('.lq-near[data-unit="T-CC1"] button').click(timeout=10_000)
+        first.wait_for_function(
+            "document.querySelector('#lq-assign-unit').innerText.includes('T-CC1')"
+        )
+        # The second lead assigns T-CC2 first.
+        second.locator('.lq-near[data-unit="T-CC2"] button').click(timeout=10_000)
+        second.wait_for_function(
+            "document.querySelector('#lq-assign-unit').innerText.includes('T-CC2')"
+        )
+        second.click("#lq-assign-button")
+        second.wait_for_selector(".lq-fb-ok", timeout=10_000)
+        assert second.locator("#lq-case-changed").is_hidden()  # their own change
+        # The first lead's console says what changed, and by whom.
+        notice = first.locator("#lq-case-changed")
+        notice.wait_for(state="visible", timeout=15_000)
+        text = notice.inner_text()
+        assert "T-CC2" in text and "admin" in text and "派遣" in text, text
+        # Their click does not overwrite the second lead's change.
+        first.click("#lq-assign-button")
+        first.wait_for_selector(".lq-fb-error", timeout=10_000)
+        assert "请先核对" in first.inner_text("#lq-feedback")
+        assert len(changes_of(producer, "DSP-CC")) == 1
+        # They confirm the new version; their pending choice is still there; now it applies.
+        first.click("#lq-confirm-changed")
+        notice.wait_for(state="hidden", timeout=10_000)
+        assert "T-CC1" in first.inner_text("#lq-assign-unit")
+        first.click("#lq-assign-button")
+        first.wait_for_function(
+            "(document.querySelector('#lq-feedback').innerText || '').includes('已指派')",
+            timeout=10_000,
+        )
+        mine = changes_of(producer, "DSP-CC")
+        assert len(mine) == 2 and mine[-1][b"actor"] == b"user:lead"
+        assert mine[-1][b"unit"] == b"T-CC1" and mine[-1][b"base_version"] == mine[0][b"version"]
+        target = Path(live_demo.data_dir).parent / "dispatch-conflict-1366x768.png"
+        first.set_viewport_size({"width": 1366, "height": 768})
+        first.screenshot(path=str(target))
+    finally:
+        close_page(first)
+        close_page(second)
