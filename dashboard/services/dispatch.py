@@ -229,6 +229,30 @@ def _unit_flags(session: Session, unit_id: str, case_id: str) -> list[str]:
     return flags
 
 
+def _new_responder(req: Request, prev_unit: str | None, prev_department: str | None) -> bool:
+    """Whether an assignment hands the case to someone new: another unit, or — for a case
+    with no unit — another department."""
+    if req.unit is not None and req.unit != prev_unit:
+        return True
+    unit = req.unit if req.unit is not None else prev_unit
+    return unit is None and req.department is not None and req.department != prev_department
+
+
+def _redispatch(case: Case, now: datetime) -> None:
+    """A reassignment to a new responder is a new dispatch (README "The dispatch console",
+    reassigning): the new unit gets its own dispatch → arrival clock from now, so the stage
+    deadline and the overdue mark follow the new assignment (refresh_deadline, after).
+
+    A case on scene goes back to ``dispatched`` (the new unit has still to arrive; its
+    first arrival time stays, as the first dispatch time does, for the KPIs), and producer
+    messages from before now are late for it (``floor_ts``), so the old unit's late
+    "on scene" cannot move it. The case's own resolution deadline (``due``) never moves."""
+    if case.status == "on_scene":
+        case.status = "dispatched"
+        case.floor_ts = now
+    case.status_since = now
+
+
 def _apply(
     session: Session, case: Case, req: Request, now: datetime
 ) -> tuple[str, dict[str, Any], list[str]]:
@@ -263,6 +287,8 @@ def _apply(
             effect = "rework"
         else:
             effect = "reassigned"
+            if _new_responder(req, fields["prev_unit"], fields["prev_department"]):
+                _redispatch(case, now)
         fields |= {"unit": case.unit_id, "department": case.department_id}
     elif req.action == "priority":
         if terminal:
