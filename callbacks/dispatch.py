@@ -134,6 +134,9 @@ def register(app: Dash) -> None:
         Output(ids.PRIORITY_SELECT, "value"),
         Output(ids.CASE_CHANGED_TEXT, "children"),
         Output(ids.CASE_CHANGED, "className"),
+        Output(ids.FEEDBACK, "children", allow_duplicate=True),
+        Output(ids.ASSIGN_UNIT, "value", allow_duplicate=True),
+        Output(ids.ASSIGN_DEPARTMENT, "value"),
         Input(ids.CASE_OPEN, "data"),
         State(ids.DISPATCH_LANG, "data"),
         State(ids.CASE_STATE, "data"),
@@ -171,7 +174,10 @@ def register(app: Dash) -> None:
             empty = html.P(
                 t(lang, "case_not_found") if case_id else t(lang, "case_none"), className="lq-empty"
             )
-            return empty, None, None, None, [], "lq-actions lq-hidden", no_update, None, hidden
+            return (
+                *(empty, None, None, None, [], "lq-actions lq-hidden", no_update, None, hidden),
+                *(None, None, None),  # no case: no result, no pending choice
+            )
         case = data["case"]
         principal = current_principal()
         first = is_new_unassigned(case["status"], case.get("unit"))
@@ -199,6 +205,9 @@ def register(app: Dash) -> None:
             no_update if same else case["priority"],
             notice,
             notice_class,
+            # The last result and a pending choice belong to their case: another case opens
+            # without them (a unit picked for one case is never assigned to the next).
+            *((no_update,) * 3 if same else (None, None, None)),
         )
 
     @app.callback(

@@ -51,7 +51,8 @@ OUTPUT_PERMISSIONS: Mapping[str, str] = {
     ids.QUEUE: "view_dispatch",
     ids.FILTERS: "view_dispatch",  # browser-side
     ids.DISPATCH_SINK: "view_dispatch",  # browser-side
-    ids.ASSIGN_UNIT: "view_dispatch",  # browser-side
+    ids.ASSIGN_UNIT: "view_dispatch",  # browser-side, and cleared when another case opens
+    ids.ASSIGN_DEPARTMENT: "view_dispatch",
     ids.BULK_REQUEST: "view_dispatch",  # browser-side
     # the trends page (callbacks/trends.py)
     ids.URL: "view_trends",  # only the trends page writes its state into the URL

@@ -64,27 +64,37 @@ def create_queue(*, lang: str) -> Component:
     """The queue of open cases; rows come from the browser's live state, never from here."""
     status_rules = {f"lq-st-{s}": f"params.data.status === '{s}'" for s in STATUSES}
     columns: list[dict[str, Any]] = [
-        {"field": "id", "headerName": t(lang, "col_id"), "width": 176, "minWidth": 120},
+        # Ids share long prefixes (HZ-20261202-…): the column shows the distinguishing end
+        # (assets/lianqin-dispatch.js shortId), the whole id in the tooltip and the search.
+        {
+            "field": "shortId",
+            "colId": "id",
+            "headerName": t(lang, "col_id"),
+            "width": 112,
+            "minWidth": 104,
+            "tooltipField": "id",
+            "cellClass": "lq-cell-id",
+        },
         {
             "field": "statusLabel",
             "headerName": t(lang, "col_status"),
-            "width": 72,
+            "width": 62,
             "cellClassRules": status_rules,
         },
-        {"field": "priority", "headerName": t(lang, "col_priority"), "width": 44},
+        {"field": "priority", "headerName": t(lang, "col_priority"), "width": 38},
         {
             "field": "remaining",
             "headerName": t(lang, "col_remaining"),
-            "width": 96,
+            "width": 86,
             "sortable": False,  # the queue's own order (urgency) already sorts by it
             "cellClassRules": {"lq-cell-overdue": "params.data.overdue"},
         },
-        {"field": "categoryLabel", "headerName": t(lang, "col_category"), "width": 84},
+        {"field": "categoryLabel", "headerName": t(lang, "col_category"), "width": 76},
         {
             "field": "title",
             "headerName": t(lang, "col_title"),
             "flex": 1,
-            "minWidth": 120,
+            "minWidth": 90,
             "tooltipField": "title",
         },
         {"field": "unit", "headerName": t(lang, "col_unit"), "width": 80, "hide": True},
@@ -431,33 +441,45 @@ def create_dispatch_layout(
             ),
             html.Aside(
                 [
-                    html.Div(
-                        html.P(t(lang, "case_none"), className="lq-empty"),
-                        id=ids.CASE_DETAIL,
-                        className="lq-case-detail",
-                    ),
-                    html.Div(id=ids.NEAREST_LIST, className="lq-nearest"),
+                    # The case, its suggestions and timeline scroll; what the lead does with
+                    # it (and what just happened) stays in view below, at every screen size.
                     html.Div(
                         [
-                            html.Div(id=ids.CASE_CHANGED_TEXT),
-                            html.Button(
-                                t(lang, "changed_confirm"),
-                                id=ids.CONFIRM_CHANGED,
-                                className="lq-btn lq-btn-primary",
+                            html.Div(
+                                html.P(t(lang, "case_none"), className="lq-empty"),
+                                id=ids.CASE_DETAIL,
+                                className="lq-case-detail",
                             ),
+                            html.Div(id=ids.NEAREST_LIST, className="lq-nearest"),
+                            html.Div(id=ids.CASE_TIMELINE, className="lq-timeline"),
                         ],
-                        id=ids.CASE_CHANGED,
-                        className="lq-changed lq-hidden",
-                        role="alert",
+                        className="lq-dcase-body",
                     ),
                     html.Div(
-                        id=ids.FEEDBACK,
-                        className="lq-feedback",
-                        role="status",
-                        **_attrs({"aria-live": "polite"}),
+                        [
+                            html.Div(
+                                [
+                                    html.Div(id=ids.CASE_CHANGED_TEXT),
+                                    html.Button(
+                                        t(lang, "changed_confirm"),
+                                        id=ids.CONFIRM_CHANGED,
+                                        className="lq-btn lq-btn-primary",
+                                    ),
+                                ],
+                                id=ids.CASE_CHANGED,
+                                className="lq-changed lq-hidden",
+                                role="alert",
+                            ),
+                            html.Div(
+                                id=ids.FEEDBACK,
+                                className="lq-feedback",
+                                role="status",
+                                **_attrs({"aria-live": "polite"}),
+                            ),
+                            create_actions(lang=lang, options=options, perms=perms),
+                        ],
+                        className="lq-dcase-foot",
                     ),
-                    create_actions(lang=lang, options=options, perms=perms),
-                    html.Div(id=ids.CASE_TIMELINE, className="lq-timeline"),
                 ],
                 id=ids.CASE_PANEL,
                 className="lq-dcase",

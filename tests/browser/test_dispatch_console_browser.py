@@ -337,3 +337,91 @@ def test_two_leads_on_one_case_the_second_change_is_shown_not_overwritten(
     finally:
         close_page(first)
         close_page(second)
+
+
+def in_viewport(page: Page, selector: str) -> bool:
+    box = page.locator(selector).bounding_box()
+    size = page.viewport_size
+    assert size is not None
+    return bool(
+        box
+        and box["width"] > 0
+        and box["x"] >= 0
+        and box["y"] >= 0
+        and box["x"] + box["width"] <= size["width"]
+        and box["y"] + box["height"] <= size["height"]
+    )
+
+
+def test_at_1366x768_the_map_zooms_to_the_case_and_the_actions_stay_in_view(
+    browser: Browser, live_demo: DemoProcess, producer: redis.Redis
+) -> None:
+    """Issue 15: at 1366×768 the map is usable (> 400 px) and zooms to the opened case with its
+    suggestions spread around it; the actions are on screen without scrolling the page; the
+    previous case's "已指派 …" goes when another case opens; queue ids show their distinct end."""
+    xadd_case(producer, "HZ-20261202-VIEW000001", "registered", lat=LAT - 0.002, lon=LON,
+              category="noise", title="夜间施工噪音")  # fmt: skip
+    xadd_case(producer, "HZ-20261202-VIEW000002", "registered", lat=LAT - 0.0025, lon=LON,
+              category="noise", title="广场舞噪音")  # fmt: skip
+    place_unit(producer, "T-VIEW", -222, 0)  # at the first case's door
+    page = open_console(browser, live_demo, "lead", 1366, 768)
+    try:
+        map_box = page.locator("#lq-wall-map").bounding_box()
+        assert map_box and map_box["width"] > 400, map_box
+        before = page.evaluate("lq.live.map().getZoom()")
+        open_case(page, "HZ-20261202-VIEW000001")
+        page.locator('.lq-near[data-unit="T-VIEW"]').wait_for(timeout=10_000)
+        page.wait_for_function("lq.dispatch.state.focused === 'HZ-20261202-VIEW000001'")
+        zoom = page.evaluate("lq.live.map().getZoom()")
+        assert zoom >= 14 and zoom > before, (before, zoom)
+        assert page.evaluate(
+            f"lq.live.map().getBounds().pad(-0.2).contains([{LAT - 0.002}, {LON}])"
+        )
+        # The unit at the door is numbered beside the case, not on top of it.
+        page.wait_for_selector('.lq-near-badge[data-near="T-VIEW"]')
+        apart = page.evaluate(
+            """() => { const b = document.querySelector('.lq-near-badge[data-near="T-VIEW"]')
+                         .getBoundingClientRect();
+                       const c = document.querySelector('path.lq-selected').getBoundingClientRect();
+                       const dx = (b.x + b.width / 2) - (c.x + c.width / 2);
+                       const dy = (b.y + b.height / 2) - (c.y + c.height / 2);
+                       return Math.sqrt(dx * dx + dy * dy); }"""
+        )
+        assert apart >= 20, apart
+        # Every action is on screen, and the page itself does not scroll.
+        for button in ("#lq-assign-button", "#lq-priority-button", "#lq-note-button",
+                       "#lq-cancel-button"):  # fmt: skip
+            assert in_viewport(page, button), button
+        assert page.evaluate("document.documentElement.scrollHeight <= innerHeight")
+        # Assign, then open another case: the confirmation goes with the case it was about.
+        page.locator('.lq-near[data-unit="T-VIEW"] button').click()
+        page.wait_for_function(
+            "document.querySelector('#lq-assign-unit').innerText.includes('T-VIEW')"
+        )
+        page.click("#lq-assign-button")
+        page.wait_for_function(
+            "(document.querySelector('#lq-feedback').innerText || '').includes('已指派')",
+            timeout=10_000,
+        )
+        assert in_viewport(page, "#lq-feedback")
+        open_case(page, "HZ-20261202-VIEW000002")
+        page.wait_for_function("document.querySelector('#lq-feedback').innerText.trim() === ''")
+        # … and so does the unit picked for it: nothing is pre-chosen for the next case.
+        page.wait_for_function(
+            "!document.querySelector('#lq-assign-unit').innerText.includes('T-VIEW')"
+        )
+        # Queue ids: the distinguishing end shows, whole (not cut), one per row.
+        cells = page.evaluate(
+            """() => [...document.querySelectorAll('#lq-queue .ag-cell[col-id="id"]')].map(
+                 c => [c.innerText.trim(), c.scrollWidth <= c.clientWidth + 1,
+                       c.scrollWidth, c.clientWidth])"""
+        )
+        texts = [cell[0] for cell in cells]
+        assert cells and all(cell[1] for cell in cells), cells
+        assert len(set(texts)) == len(texts), texts
+        assert any(text.endswith("VIEW000002") for text in texts), texts
+        target = Path(live_demo.data_dir).parent / "dispatch-1366x768.png"
+        page.screenshot(path=str(target))
+        print(f"\nscreenshot: {target}")
+    finally:
+        close_page(page)
