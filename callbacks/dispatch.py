@@ -17,7 +17,7 @@ from flask_wtf.csrf import generate_csrf
 
 from callbacks.inputs import BulkRequest, CaseRequest, CaseState, ConsoleContext, checked
 from dashboard.i18n import t
-from dashboard.policy import is_new_unassigned
+from dashboard.policy import is_new_unassigned, pages_for
 from dashboard.services import dispatch
 from dashboard.services.geo import map_view
 from dashboard.tiles import tile_source
@@ -31,6 +31,7 @@ from layouts.dispatch import (
     create_nearest,
     create_timeline,
 )
+from layouts.nav import create_nav
 
 # Which button asks for which action, and which fields of the page make its body.
 BUTTONS = {
@@ -46,7 +47,7 @@ CONSOLE_PERMISSIONS = (
 )  # fmt: skip
 
 
-def render_page(*, lang: str) -> Component:
+def render_page(*, lang: str, query: str = "") -> Component:
     """The /dispatch page for the signed-in principal (the router calls this)."""
     rt = current_runtime()
     principal = current_principal()
@@ -64,6 +65,7 @@ def render_page(*, lang: str) -> Component:
         perms=frozenset(p for p in CONSOLE_PERMISSIONS if principal.can(p)),
         options=options,
         csrf_token=generate_csrf(),
+        nav=create_nav(pages_for(principal.role), current="/dispatch", lang=lang, query=query),
     )
 
 

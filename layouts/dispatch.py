@@ -351,6 +351,7 @@ def create_dispatch_layout(
     perms: frozenset[str],
     options: Mapping[str, Any],
     csrf_token: str,
+    nav: Component | None = None,
 ) -> Component:
     crs = tiles.crs if tiles else "wgs84"
     config = live_config(lang=lang, tz=tz, display_crs=crs)
@@ -388,6 +389,7 @@ def create_dispatch_layout(
             html.Header(
                 [
                     html.H1(t(lang, "dispatch_title"), className="lq-dtitle"),
+                    nav,
                     html.Div("--:--:--", id=ids.CLOCK, className="lq-dclock"),
                     html.Div(
                         t(lang, "connecting"),
