@@ -18,6 +18,7 @@ from flask_wtf.csrf import generate_csrf
 from callbacks.inputs import BulkRequest, CaseRequest, CaseState, ConsoleContext, checked
 from dashboard.i18n import t
 from dashboard.policy import is_new_unassigned, pages_for
+from dashboard.response_plan import load_plans
 from dashboard.services import dispatch
 from dashboard.services.geo import map_view
 from dashboard.tiles import tile_source
@@ -170,6 +171,7 @@ def register(app: Dash) -> None:
                 speeds_kmh=rt.settings.unit_speeds_kmh,
                 radius_m=rt.settings.nearest_radius_m,
                 limit=rt.settings.nearest_count,
+                plans=load_plans(rt.settings.response_plan_file),
             )
         hidden = "lq-changed lq-hidden"
         if data is None:

@@ -620,7 +620,14 @@ def create_nearest(units: list[Mapping[str, Any]], *, lang: str, can_pick: bool)
         cells: list[Component | None] = [
             html.Span(str(rank), className="lq-rank"),
             html.Span(
-                [html.B(unit["name"]), html.Span(f" {unit['id']} · {kind}", className="lq-muted")],
+                [
+                    html.B(unit["name"]),
+                    html.Span(f" {unit['id']} · {kind}", className="lq-muted"),
+                    # Which step of the category's response plan ranked it (README).
+                    html.Span(f" · {t(lang, 'plan_step')}{unit['plan']}", className="lq-plan")
+                    if unit.get("plan")
+                    else None,
+                ],
                 className="lq-unit-name",
             ),
             html.Span(fmt_distance(unit["distance_m"], lang), className="lq-dist"),
