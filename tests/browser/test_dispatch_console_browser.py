@@ -81,7 +81,9 @@ def test_a_lead_reassigns_from_the_map_and_the_wall_shows_it(
         "reported",
         lat=LAT,
         lon=LON,
-        category="dispute",
+        # "other" has no response plan: the suggestions are by ETA alone, so the unit 1 m
+        # away (a test unit of no known kind) is first.
+        category="other",
         priority=2,
         title="邻里纠纷 <b>未核实</b>",
     )
@@ -287,7 +289,7 @@ def test_two_leads_on_one_case_the_second_change_is_shown_not_overwritten(
     """Issue 15: the first lead picks a unit; meanwhile the second lead assigns another. The
     first lead's console says what changed and by whom, refuses their click until they
     confirm, then applies their choice on the version they confirmed."""
-    xadd_case(producer, "DSP-CC", "registered", lat=LAT + 0.001, lon=LON, category="dispute",
+    xadd_case(producer, "DSP-CC", "registered", lat=LAT + 0.001, lon=LON, category="other",
               title="楼道堆物纠纷")  # fmt: skip
     place_unit(producer, "T-CC1", 112, 0)
     place_unit(producer, "T-CC2", 113, 0)
@@ -360,9 +362,9 @@ def test_at_1366x768_the_map_zooms_to_the_case_and_the_actions_stay_in_view(
     suggestions spread around it; the actions are on screen without scrolling the page; the
     previous case's "已指派 …" goes when another case opens; queue ids show their distinct end."""
     xadd_case(producer, "HZ-20261202-VIEW000001", "registered", lat=LAT - 0.002, lon=LON,
-              category="noise", title="夜间施工噪音")  # fmt: skip
+              category="other", title="夜间施工噪音")  # fmt: skip
     xadd_case(producer, "HZ-20261202-VIEW000002", "registered", lat=LAT - 0.0025, lon=LON,
-              category="noise", title="广场舞噪音")  # fmt: skip
+              category="other", title="广场舞噪音")  # fmt: skip
     place_unit(producer, "T-VIEW", -222, 0)  # at the first case's door
     page = open_console(browser, live_demo, "lead", 1366, 768)
     try:
