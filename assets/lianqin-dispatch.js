@@ -28,6 +28,7 @@
     open: null,
     nearest: [],
     caseState: null,
+    focused: null, // the case the map last zoomed to
     layer: null,
     ring: null,
     lastRefresh: 0,
@@ -176,11 +177,21 @@
     return lq.live && lq.live.isOverdue ? lq.live.isOverdue(c) : !!c.overdue;
   }
 
+  // The distinguishing end of a long id (ids share prefixes such as HZ-20261202-): the
+  // queue's narrow column shows "…OXGK000063", the tooltip and the search the whole id.
+  var SHORT_ID = 12;
+  function shortId(id) {
+    id = String(id || "");
+    return id.length <= SHORT_ID ? id : "\u2026" + id.slice(-(SHORT_ID - 2));
+  }
+  D.shortId = shortId;
+
   function toRow(c) {
     var L = labels();
     var overdue = isOverdue(c);
     return {
       id: c.id,
+      shortId: shortId(c.id),
       status: c.status,
       statusLabel: (L.status || {})[c.status] || c.status,
       priority: c.priority || 3,
@@ -381,6 +392,7 @@
   function drawNearest() {
     var group = layer();
     if (!group) return;
+    var map = lq.live.map();
     group.clearLayers();
     var cs = st.caseState;
     if (!cs || cs.lat == null) return;
@@ -401,7 +413,7 @@
         interactive: false,
         className: "lq-near-line",
       }).addTo(group);
-      var badge = L.marker(to, {
+      var badge = L.marker(around(map, at, to, i), {
         pane: "lqDispatch",
         interactive: false,
         keyboard: false,
@@ -425,11 +437,47 @@
     }).addTo(group);
   }
 
+  // A unit's numbered badge: on the unit, unless that is on top of the case (a unit at the
+  // door) — then on a ring around the case, in the unit's direction (or by rank), so the
+  // case and every number stay readable.
+  var RING_PX = 26;
+  function around(map, at, to, rank) {
+    var c = map.latLngToLayerPoint(L.latLng(at));
+    var u = map.latLngToLayerPoint(L.latLng(to));
+    var dx = u.x - c.x;
+    var dy = u.y - c.y;
+    var d = Math.sqrt(dx * dx + dy * dy);
+    if (d >= RING_PX) return to;
+    var angle = d > 2 ? Math.atan2(dy, dx) : (rank * Math.PI) / 4 - Math.PI / 2;
+    var p = L.point(c.x + Math.cos(angle) * RING_PX, c.y + Math.sin(angle) * RING_PX);
+    return map.layerPointToLatLng(p);
+  }
+
+  // Opening a case zooms the map to it and its suggested units (so they spread around it,
+  // numbered), close enough to read the street, never past street level.
+  var FOCUS_MAX_ZOOM = 17;
+  var FOCUS_MIN_ZOOM = 14;
   function focusCase(cs) {
     var map = lq.live && lq.live.map && lq.live.map();
     if (!map || !cs || cs.lat == null) return;
     var ll = L.latLng(display(cs.lat, cs.lon));
-    if (!map.getBounds().pad(-0.1).contains(ll)) map.panTo(ll);
+    var bounds = L.latLngBounds([ll, ll]);
+    var all = units();
+    for (var i = 0; i < st.nearest.length; i++) {
+      var u = st.nearest[i];
+      var pos = all[u.id] || u;
+      if (pos.lat != null) bounds.extend(L.latLng(display(pos.lat, pos.lon)));
+    }
+    var zoom = map.getBoundsZoom(bounds.pad(0.15), false);
+    zoom = Math.max(FOCUS_MIN_ZOOM, Math.min(FOCUS_MAX_ZOOM, zoom));
+    map.setView(ll, zoom, { animate: false });
+    st.focused = cs.id;
+  }
+
+  function watchZoom(map) {
+    if (!map || map._lqDispatchZoom) return;
+    map._lqDispatchZoom = true;
+    map.on("zoomend", drawNearest); // badges on the ring depend on the zoom
   }
 
   // ---- keyboard -------------------------------------------------------------------------
@@ -515,8 +563,9 @@
       var moved = !st.caseState || !caseState || st.caseState.id !== caseState.id;
       st.caseState = caseState || null;
       if (caseState && caseState.id !== st.open) markOpen(caseState.id);
+      watchZoom(lq.live && lq.live.map && lq.live.map());
+      if ((moved || st.focused !== (caseState && caseState.id)) && caseState) focusCase(caseState);
       drawNearest();
-      if (moved && caseState) focusCase(caseState);
       countdown();
       return noUpdate();
     },
@@ -549,6 +598,12 @@
         return { id: row.id, version: c ? c.version : row.version };
       });
       return picked.length ? { cases: picked, n: Date.now() } : noUpdate();
+    },
+    // The lead checked what someone else changed: open the case again, accepting the
+    // version they saw (a newer one than that asks again).
+    confirm: function (clicks, caseState) {
+      if (!clicks || !caseState || caseState.latest == null) return noUpdate();
+      return { id: caseState.id, n: Date.now(), accept: caseState.latest };
     },
     search: function (value) {
       var id = (value || "").trim();

@@ -17,7 +17,8 @@ from flask_wtf.csrf import generate_csrf
 
 from callbacks.inputs import BulkRequest, CaseRequest, CaseState, ConsoleContext, checked
 from dashboard.i18n import t
-from dashboard.policy import is_new_unassigned
+from dashboard.policy import is_new_unassigned, pages_for
+from dashboard.response_plan import load_plans
 from dashboard.services import dispatch
 from dashboard.services.geo import map_view
 from dashboard.tiles import tile_source
@@ -26,10 +27,12 @@ from dashboard.web.context import current_runtime
 from layouts import ids
 from layouts.dispatch import (
     create_case_detail,
+    create_changed_notice,
     create_dispatch_layout,
     create_nearest,
     create_timeline,
 )
+from layouts.nav import create_nav
 
 # Which button asks for which action, and which fields of the page make its body.
 BUTTONS = {
@@ -45,7 +48,7 @@ CONSOLE_PERMISSIONS = (
 )  # fmt: skip
 
 
-def render_page(*, lang: str) -> Component:
+def render_page(*, lang: str, query: str = "") -> Component:
     """The /dispatch page for the signed-in principal (the router calls this)."""
     rt = current_runtime()
     principal = current_principal()
@@ -64,6 +67,7 @@ def render_page(*, lang: str) -> Component:
         options=options,
         csrf_token=generate_csrf(),
         center=rt.settings.center_name,
+        nav=create_nav(pages_for(principal.role), current="/dispatch", lang=lang, query=query),
     )
 
 
@@ -93,6 +97,20 @@ def feedback(
     return html.Div(lines, className="lq-fb lq-fb-ok")
 
 
+# What the console keeps of the open case (callbacks/inputs.py CaseState).
+STATE_FIELDS = ("id", "version", "status", "lat", "lon", "unit", "department", "priority")
+
+
+def pending_change(shown: CaseState, case: dict[str, Any], accept: int | None) -> bool:
+    """Whether the open case came back at a version the lead has not accepted: not the one
+    their actions are based on, not the result of their own action, not one they confirmed.
+    Still pending when it was already waiting for a confirmation."""
+    version = case["version"]
+    if version == accept:
+        return False
+    return version != shown.get("version") or shown.get("latest") is not None
+
+
 def _body(action: str, version: Any, values: dict[str, Any]) -> dict[str, Any]:
     fields = {
         "assign": ("unit", "department", "note"),
@@ -118,6 +136,11 @@ def register(app: Dash) -> None:
         Output(ids.NEAREST, "data"),
         Output(ids.ACTIONS, "className"),
         Output(ids.PRIORITY_SELECT, "value"),
+        Output(ids.CASE_CHANGED_TEXT, "children"),
+        Output(ids.CASE_CHANGED, "className"),
+        Output(ids.FEEDBACK, "children", allow_duplicate=True),
+        Output(ids.ASSIGN_UNIT, "value", allow_duplicate=True),
+        Output(ids.ASSIGN_DEPARTMENT, "value"),
         Input(ids.CASE_OPEN, "data"),
         State(ids.DISPATCH_LANG, "data"),
         State(ids.CASE_STATE, "data"),
@@ -127,9 +150,15 @@ def register(app: Dash) -> None:
     def open_case(
         request: CaseRequest | None, context: ConsoleContext, shown: CaseState | None
     ) -> tuple[Any, ...]:
-        """Show a case: its fields, timeline and the nearest units (read when opened)."""
+        """Show a case: its fields, timeline and the nearest units (read when opened).
+
+        Optimistic concurrency as the lead sees it: when the open case comes back at a newer
+        version they did not make or accept (another lead, a producer), the console shows the
+        new case but keeps acting on the version the lead saw, says what changed and by whom,
+        and refuses to act until they confirm (:func:`pending_change`)."""
         lang = context["lang"]
-        case_id = (request or {}).get("id") or ""
+        request = request or {}
+        case_id = request.get("id") or ""
         rt = current_runtime()
         tz = rt.settings.tz
         with rt.db.read() as session:
@@ -143,12 +172,17 @@ def register(app: Dash) -> None:
                 speeds_kmh=rt.settings.unit_speeds_kmh,
                 radius_m=rt.settings.nearest_radius_m,
                 limit=rt.settings.nearest_count,
+                plans=load_plans(rt.settings.response_plan_file),
             )
+        hidden = "lq-changed lq-hidden"
         if data is None:
             empty = html.P(
                 t(lang, "case_not_found") if case_id else t(lang, "case_none"), className="lq-empty"
             )
-            return empty, None, None, None, [], "lq-actions lq-hidden", no_update
+            return (
+                *(empty, None, None, None, [], "lq-actions lq-hidden", no_update, None, hidden),
+                *(None, None, None),  # no case: no result, no pending choice
+            )
         case = data["case"]
         principal = current_principal()
         first = is_new_unassigned(case["status"], case.get("unit"))
@@ -156,15 +190,29 @@ def register(app: Dash) -> None:
             principal.can("reassign") or (first and principal.can("dispatch_new"))
         )
         departments = context.get("departments") or {}
-        same = isinstance(shown, dict) and shown.get("id") == case["id"]
+        same = shown is not None and shown.get("id") == case["id"]
+        state: dict[str, Any] = {k: case.get(k) for k in STATE_FIELDS}
+        notice: Any = None
+        notice_class = hidden
+        if same and shown is not None and pending_change(shown, case, request.get("accept")):
+            # Keep what the lead saw (and acts on); show the new case and what changed.
+            state = {**{k: shown.get(k) for k in STATE_FIELDS}, "lat": case["lat"],
+                     "lon": case["lon"], "latest": case["version"]}  # fmt: skip
+            notice = create_changed_notice(shown, case, lang=lang, departments=departments)
+            notice_class = "lq-changed"
         return (
             create_case_detail(case, lang=lang, tz=tz, departments=departments),
             create_nearest(data["nearest"], lang=lang, can_pick=can_pick),
             create_timeline(case["timeline"], lang=lang, tz=tz, departments=departments),
-            {k: case[k] for k in ("id", "version", "status", "lat", "lon", "unit", "department")},
+            state,
             [{**u, "case": case["id"]} for u in data["nearest"]],
             f"lq-actions lq-status-{case['status']}" + (" lq-unassigned" if first else ""),
             no_update if same else case["priority"],
+            notice,
+            notice_class,
+            # The last result and a pending choice belong to their case: another case opens
+            # without them (a unit picked for one case is never assigned to the next).
+            *((no_update,) * 3 if same else (None, None, None)),
         )
 
     @app.callback(
@@ -198,6 +246,10 @@ def register(app: Dash) -> None:
         lang = context["lang"]
         if action is None or not isinstance(shown, dict) or not shown.get("id"):
             return (no_update,) * 6
+        if shown.get("latest") is not None:
+            # Someone else changed the case since the lead began: they confirm first.
+            error = dispatch.DispatchError(409, "confirm the change first", code="confirm_changed")
+            return (feedback(lang, error=error),) + (no_update,) * 5
         values = {
             "unit": unit,
             "department": department,
@@ -224,7 +276,8 @@ def register(app: Dash) -> None:
                 no_update,
                 no_update,
             )
-        refresh = {"id": shown["id"], "n": outcome.change_id}
+        # The new version is the lead's own: accepted, not reported back as someone's change.
+        refresh = {"id": shown["id"], "n": outcome.change_id, "accept": outcome.case["version"]}
         cleared = {"assign": 2, "note": 3, "cancel": 4, "reopen": 5}.get(action)
         outputs: list[Any] = [
             feedback(
@@ -308,6 +361,13 @@ def register(app: Dash) -> None:
         ClientsideFunction("lq_dispatch", "bulk"),
         Output(ids.BULK_REQUEST, "data"),
         Input(ids.BULK_BUTTON, "n_clicks"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        ClientsideFunction("lq_dispatch", "confirm"),
+        Output(ids.CASE_OPEN, "data", allow_duplicate=True),
+        Input(ids.CONFIRM_CHANGED, "n_clicks"),
+        State(ids.CASE_STATE, "data"),
         prevent_initial_call=True,
     )
     app.clientside_callback(

@@ -43,16 +43,28 @@ class ConsoleContext(TypedDict):
 
 
 class CaseRequest(TypedDict, total=False):
-    """Which case to open (assets/lianqin-dispatch.js writes ``{id, n}``)."""
+    """Which case to open (assets/lianqin-dispatch.js writes ``{id, n}``). ``accept`` is the
+    version the lead has seen and accepted: the result of their own action, or the version
+    they confirmed after someone else changed the case (callbacks/dispatch.py)."""
 
     id: str | None
+    accept: int
 
 
 class CaseState(TypedDict, total=False):
-    """The open case as the console last showed it."""
+    """The open case as the lead last accepted it: ``version`` is the one their actions are
+    based on; ``latest`` is set while a newer version (someone else's change) waits for their
+    confirmation."""
 
     id: str
     version: int
+    status: str
+    unit: str | None
+    department: str | None
+    priority: int
+    lat: float | None
+    lon: float | None
+    latest: int
 
 
 class BulkRequest(TypedDict, total=False):

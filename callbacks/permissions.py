@@ -40,6 +40,8 @@ OUTPUT_PERMISSIONS: Mapping[str, str] = {
     ids.ACTIONS: "view_dispatch",
     ids.PRIORITY_SELECT: "view_dispatch",
     ids.FEEDBACK: "view_dispatch",
+    ids.CASE_CHANGED: "view_dispatch",
+    ids.CASE_CHANGED_TEXT: "view_dispatch",
     ids.CASE_OPEN: "view_dispatch",
     ids.ASSIGN_NOTE: "view_dispatch",
     ids.NOTE_TEXT: "view_dispatch",
@@ -49,7 +51,8 @@ OUTPUT_PERMISSIONS: Mapping[str, str] = {
     ids.QUEUE: "view_dispatch",
     ids.FILTERS: "view_dispatch",  # browser-side
     ids.DISPATCH_SINK: "view_dispatch",  # browser-side
-    ids.ASSIGN_UNIT: "view_dispatch",  # browser-side
+    ids.ASSIGN_UNIT: "view_dispatch",  # browser-side, and cleared when another case opens
+    ids.ASSIGN_DEPARTMENT: "view_dispatch",
     ids.BULK_REQUEST: "view_dispatch",  # browser-side
     # the trends page (callbacks/trends.py)
     ids.URL: "view_trends",  # only the trends page writes its state into the URL

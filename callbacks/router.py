@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from dash import Dash, Input, Output, ctx
+from dash import Dash, Input, Output, ctx, html
 from dash.development.base_component import Component
 from dash.exceptions import PreventUpdate
 
@@ -12,11 +12,14 @@ from callbacks.dispatch import render_page as render_dispatch
 from callbacks.inputs import checked
 from callbacks.trends import render_page as render_trends
 from callbacks.trends import render_print as render_trends_print
+from dashboard.policy import pages_for
 from dashboard.services.geo import map_view
 from dashboard.tiles import tile_source
 from dashboard.vocabulary import pick_language
+from dashboard.web.auth import current_principal
 from dashboard.web.context import current_runtime
 from layouts import ids
+from layouts.nav import create_nav
 from layouts.root import create_not_found
 from layouts.wall import create_wall_layout, pick_layers
 
@@ -28,6 +31,18 @@ PAGES = frozenset({"/", "/wall", "/dispatch", "/trends", "/trends/print"})
 def page_language(search: str | None, default: str) -> str:
     """``?lang=en`` overrides the configured language for one screen."""
     return pick_language(parse_qs((search or "").lstrip("?")).get("lang", [default])[0], default)
+
+
+def language_query(search: str | None) -> str:
+    """``?lang=…`` when the URL carries one (the navigation keeps it), else nothing."""
+    lang = parse_qs((search or "").lstrip("?")).get("lang")
+    return f"?lang={lang[0]}" if lang and lang[0] in ("zh-CN", "en") else ""
+
+
+def nav_paths() -> list[str]:
+    """The pages the signed-in principal may open (dashboard/policy.py)."""
+    principal = current_principal()
+    return pages_for(principal.role) if principal is not None else []
 
 
 def register(app: Dash) -> None:
@@ -43,12 +58,18 @@ def register(app: Dash) -> None:
             with rt.db.read() as session:
                 view = map_view(session)
             layers = pick_layers(parse_qs((search or "").lstrip("?")).get("layers", [""])[0])
-            return create_wall_layout(
+            wall = create_wall_layout(
                 view, lang=lang, tz=rt.settings.tz, tiles=tile_source(rt.settings), layers=layers,
                 center=rt.settings.center_name, policy=rt.policy,
             )  # fmt: skip
+            # A kiosk (viewer) has nowhere else to go: no bar; a desk user gets a small one.
+            nav = create_nav(
+                nav_paths(), current="/wall", lang=lang, query=language_query(search),
+                floating=True,
+            )  # fmt: skip
+            return wall if nav is None else html.Div([nav, wall], className="lq-with-nav")
         if pathname == "/dispatch":
-            return render_dispatch(lang=lang)
+            return render_dispatch(lang=lang, query=language_query(search))
         if pathname == "/trends":
             # The briefing view keeps its state in the query: a changed query redraws its
             # charts (callbacks/trends.py), not the whole page.

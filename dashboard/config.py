@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     )
     nearest_radius_m: float = Field(default=10_000, gt=0, le=200_000)
     nearest_count: int = Field(default=8, ge=1, le=50)
+    # Which unit kinds and departments to suggest first per category (response plans,
+    # dashboard/response_plan.py): a JSON file replacing the defaults' categories it names.
+    response_plan_file: Path | None = None
     outbox_grace_s: float = Field(default=5.0, ge=0.5, le=3600)
 
     # KPIs: the travel speed behind the "5-minute coverage" (a grid is covered when its

@@ -40,12 +40,24 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "write_decisions": _BRIEFING,  # the briefing's conclusions (issue 15)
     "manage": frozenset({Role.ADMIN}),
 }
+# The pages, in the navigation's order, and the permission each needs (the web guard's
+# dashboard/web/auth.py PAGE_PERMISSIONS agrees; tests/unit/test_nav.py checks it).
+PAGES: tuple[tuple[str, str], ...] = (
+    ("/wall", "view_wall"),
+    ("/dispatch", "view_dispatch"),
+    ("/trends", "view_trends"),
+)
 # The statuses of a case not yet dispatched: an operator may give it its first unit.
 NEW_STATUSES = frozenset({Status.REPORTED, Status.REGISTERED})
 
 
 def allowed(role: str, permission: str) -> bool:
     return role in PERMISSIONS.get(permission, frozenset())
+
+
+def pages_for(role: str) -> list[str]:
+    """The pages a role may open, in the navigation's order."""
+    return [path for path, permission in PAGES if allowed(role, permission)]
 
 
 def is_new_unassigned(status: str | None, unit: str | None) -> bool:

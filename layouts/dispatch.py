@@ -71,27 +71,37 @@ def create_queue(*, lang: str) -> Component:
     """The queue of open cases; rows come from the browser's live state, never from here."""
     status_rules = {f"lq-st-{s}": f"params.data.status === '{s}'" for s in STATUSES}
     columns: list[dict[str, Any]] = [
-        {"field": "id", "headerName": t(lang, "col_id"), "width": 176, "minWidth": 120},
+        # Ids share long prefixes (HZ-20261202-…): the column shows the distinguishing end
+        # (assets/lianqin-dispatch.js shortId), the whole id in the tooltip and the search.
+        {
+            "field": "shortId",
+            "colId": "id",
+            "headerName": t(lang, "col_id"),
+            "width": 112,
+            "minWidth": 104,
+            "tooltipField": "id",
+            "cellClass": "lq-cell-id",
+        },
         {
             "field": "statusLabel",
             "headerName": t(lang, "col_status"),
-            "width": 72,
+            "width": 62,
             "cellClassRules": status_rules,
         },
-        {"field": "priority", "headerName": t(lang, "col_priority"), "width": 44},
+        {"field": "priority", "headerName": t(lang, "col_priority"), "width": 38},
         {
             "field": "remaining",
             "headerName": t(lang, "col_remaining"),
-            "width": 96,
+            "width": 86,
             "sortable": False,  # the queue's own order (urgency) already sorts by it
             "cellClassRules": {"lq-cell-overdue": "params.data.overdue"},
         },
-        {"field": "categoryLabel", "headerName": t(lang, "col_category"), "width": 84},
+        {"field": "categoryLabel", "headerName": t(lang, "col_category"), "width": 76},
         {
             "field": "title",
             "headerName": t(lang, "col_title"),
             "flex": 1,
-            "minWidth": 120,
+            "minWidth": 90,
             "tooltipField": "title",
         },
         {"field": "unit", "headerName": t(lang, "col_unit"), "width": 80, "hide": True},
@@ -349,6 +359,7 @@ def create_dispatch_layout(
     options: Mapping[str, Any],
     csrf_token: str,
     center: str = "",
+    nav: Component | None = None,
 ) -> Component:
     crs = tiles.crs if tiles else "wgs84"
     config = live_config(lang=lang, tz=tz, display_crs=crs)
@@ -386,6 +397,7 @@ def create_dispatch_layout(
             html.Header(
                 [
                     html.H1(titled(lang, "dispatch_title", center), className="lq-dtitle"),
+                    nav,
                     html.Div("--:--:--", id=ids.CLOCK, className="lq-dclock"),
                     html.Div(
                         t(lang, "connecting"),
@@ -439,20 +451,45 @@ def create_dispatch_layout(
             ),
             html.Aside(
                 [
+                    # The case, its suggestions and timeline scroll; what the lead does with
+                    # it (and what just happened) stays in view below, at every screen size.
                     html.Div(
-                        html.P(t(lang, "case_none"), className="lq-empty"),
-                        id=ids.CASE_DETAIL,
-                        className="lq-case-detail",
+                        [
+                            html.Div(
+                                html.P(t(lang, "case_none"), className="lq-empty"),
+                                id=ids.CASE_DETAIL,
+                                className="lq-case-detail",
+                            ),
+                            html.Div(id=ids.NEAREST_LIST, className="lq-nearest"),
+                            html.Div(id=ids.CASE_TIMELINE, className="lq-timeline"),
+                        ],
+                        className="lq-dcase-body",
                     ),
-                    html.Div(id=ids.NEAREST_LIST, className="lq-nearest"),
                     html.Div(
-                        id=ids.FEEDBACK,
-                        className="lq-feedback",
-                        role="status",
-                        **_attrs({"aria-live": "polite"}),
+                        [
+                            html.Div(
+                                [
+                                    html.Div(id=ids.CASE_CHANGED_TEXT),
+                                    html.Button(
+                                        t(lang, "changed_confirm"),
+                                        id=ids.CONFIRM_CHANGED,
+                                        className="lq-btn lq-btn-primary",
+                                    ),
+                                ],
+                                id=ids.CASE_CHANGED,
+                                className="lq-changed lq-hidden",
+                                role="alert",
+                            ),
+                            html.Div(
+                                id=ids.FEEDBACK,
+                                className="lq-feedback",
+                                role="status",
+                                **_attrs({"aria-live": "polite"}),
+                            ),
+                            create_actions(lang=lang, options=options, perms=perms),
+                        ],
+                        className="lq-dcase-foot",
                     ),
-                    create_actions(lang=lang, options=options, perms=perms),
-                    html.Div(id=ids.CASE_TIMELINE, className="lq-timeline"),
                 ],
                 id=ids.CASE_PANEL,
                 className="lq-dcase",
@@ -591,7 +628,14 @@ def create_nearest(units: list[Mapping[str, Any]], *, lang: str, can_pick: bool)
         cells: list[Component | None] = [
             html.Span(str(rank), className="lq-rank"),
             html.Span(
-                [html.B(unit["name"]), html.Span(f" {unit['id']} · {kind}", className="lq-muted")],
+                [
+                    html.B(unit["name"]),
+                    html.Span(f" {unit['id']} · {kind}", className="lq-muted"),
+                    # Which step of the category's response plan ranked it (README).
+                    html.Span(f" · {t(lang, 'plan_step')}{unit['plan']}", className="lq-plan")
+                    if unit.get("plan")
+                    else None,
+                ],
                 className="lq-unit-name",
             ),
             html.Span(fmt_distance(unit["distance_m"], lang), className="lq-dist"),
@@ -621,6 +665,57 @@ def create_nearest(units: list[Mapping[str, Any]], *, lang: str, can_pick: bool)
         else html.P(t(lang, "nearest_none"), className="lq-empty")
     )
     return html.Div([html.H3(t(lang, "nearest_title"), className="lq-act-title"), body])
+
+
+CHANGED_FIELDS = ("status", "unit", "department", "priority")
+
+
+def create_changed_notice(
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    *,
+    lang: str,
+    departments: Mapping[str, str],
+) -> Component:
+    """What changed in the open case since the version the lead was acting on, and by whom
+    (the newest timeline entry's actor or source): shown instead of a silent reload."""
+
+    def shown(name: str, value: Any) -> str:
+        if value in (None, ""):
+            return "–"
+        if name == "status":
+            return str(STATUS_LABELS[lang].get(value, value))
+        if name == "department":
+            return str(departments.get(value, value))
+        if name == "priority":
+            return t(lang, f"priority_{value}")
+        return str(value)
+
+    changes = [
+        html.Li(
+            [
+                html.Span(t(lang, f"field_{name}"), className="lq-changed-field"),
+                f" {shown(name, before.get(name))} → ",
+                html.B(shown(name, after.get(name))),
+            ],
+            **_attrs({"data-field": name}),
+        )
+        for name in CHANGED_FIELDS
+        if before.get(name) != after.get(name)
+    ]
+    timeline = after.get("timeline") or []
+    actor = _actor(timeline[-1], lang) if timeline else ""
+    head = (
+        f"{t(lang, 'changed_title')} ({t(lang, 'changed_version')} {before.get('version')} → "
+        f"{after.get('version')}" + (f" · {t(lang, 'changed_by')} {actor}" if actor else "") + ")"
+    )
+    return html.Div(
+        [
+            html.B(head, className="lq-changed-head"),
+            html.Ul(changes or [html.Li(t(lang, "changed_none"))], className="lq-changed-list"),
+            html.Small(t(lang, "changed_hint")),
+        ]
+    )
 
 
 def _actor(event: Mapping[str, Any], lang: str) -> str:

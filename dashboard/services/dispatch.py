@@ -42,6 +42,7 @@ from dashboard.lifecycle import may_reopen
 from dashboard.live.outbox import ChangeLog
 from dashboard.models import Case, CaseEvent, ChangeOutbox, Department, Grid, Unit, Zone
 from dashboard.policy import is_new_unassigned
+from dashboard.response_plan import Plan, plan_step
 from dashboard.services.accounts import Principal, audit
 from dashboard.services.cases import case_to_api, get_case, iso, refresh_deadline
 from dashboard.services.units import LatestPositions
@@ -229,6 +230,30 @@ def _unit_flags(session: Session, unit_id: str, case_id: str) -> list[str]:
     return flags
 
 
+def _new_responder(req: Request, prev_unit: str | None, prev_department: str | None) -> bool:
+    """Whether an assignment hands the case to someone new: another unit, or — for a case
+    with no unit — another department."""
+    if req.unit is not None and req.unit != prev_unit:
+        return True
+    unit = req.unit if req.unit is not None else prev_unit
+    return unit is None and req.department is not None and req.department != prev_department
+
+
+def _redispatch(case: Case, now: datetime) -> None:
+    """A reassignment to a new responder is a new dispatch (README "The dispatch console",
+    reassigning): the new unit gets its own dispatch → arrival clock from now, so the stage
+    deadline and the overdue mark follow the new assignment (refresh_deadline, after).
+
+    A case on scene goes back to ``dispatched`` (the new unit has still to arrive; its
+    first arrival time stays, as the first dispatch time does, for the KPIs), and producer
+    messages from before now are late for it (``floor_ts``), so the old unit's late
+    "on scene" cannot move it. The case's own resolution deadline (``due``) never moves."""
+    if case.status == "on_scene":
+        case.status = "dispatched"
+        case.floor_ts = now
+    case.status_since = now
+
+
 def _apply(
     session: Session, case: Case, req: Request, now: datetime
 ) -> tuple[str, dict[str, Any], list[str]]:
@@ -263,6 +288,8 @@ def _apply(
             effect = "rework"
         else:
             effect = "reassigned"
+            if _new_responder(req, fields["prev_unit"], fields["prev_department"]):
+                _redispatch(case, now)
         fields |= {"unit": case.unit_id, "department": case.department_id}
     elif req.action == "priority":
         if terminal:
@@ -499,13 +526,16 @@ def nearest_units(
     radius_m: float,
     limit: int,
     case_id: str | None = None,
+    plan: Plan = (),
 ) -> list[dict[str, Any]]:
     """The units to suggest for a case at (lat, lon), best first.
 
     From the latest positions in Redis (GEOSEARCH), leaving out units off duty and units
     with no ping for ``stale_s``. Each gets the straight-line distance and an ETA at its
     kind's speed. Free units come first, then units that are busy (their own status, or
-    on another open case: allowed, but flagged), each group by ETA.
+    on another open case: allowed, but flagged); within each, by the case category's
+    response ``plan`` (dashboard/response_plan.py: the first step a unit matches, units
+    matching none after), then by ETA.
     """
     hits = latest.near(lat, lon, radius_m, count=max(limit * 8, 64))
     if not hits:
@@ -538,13 +568,15 @@ def nearest_units(
         row = rows.get(unit_id)
         kind = record.get("kind") or (row.kind if row else "unknown")
         others = on_cases.get(unit_id, [])
+        department = row.department_id if row else None
         out.append(
             {
                 "id": unit_id,
                 "name": record.get("name") or (row.name if row else unit_id),
                 "kind": kind,
                 "status": record.get("status") or "available",
-                "department": row.department_id if row else None,
+                "department": department,
+                "plan": plan_step(plan, kind, department),
                 "lat": record.get("lat"),
                 "lon": record.get("lon"),
                 "ts": record.get("ts"),
@@ -554,7 +586,8 @@ def nearest_units(
                 "cases": others,
             }
         )
-    out.sort(key=lambda u: (u["busy"], u["eta_s"], u["id"]))
+    last = len(plan) + 1
+    out.sort(key=lambda u: (u["busy"], u["plan"] or last, u["eta_s"], u["id"]))
     return out[:limit]
 
 
@@ -570,6 +603,7 @@ def console_case(
     speeds_kmh: Mapping[str, float],
     radius_m: float,
     limit: int,
+    plans: Mapping[str, Plan] | None = None,
 ) -> dict[str, Any] | None:
     """A case with its timeline and the nearest units to it, or None if there is none."""
     if not ID_RE.fullmatch(case_id or ""):
@@ -580,6 +614,7 @@ def console_case(
     nearest = nearest_units(
         session, latest, lat=data["lat"], lon=data["lon"], now=now, stale_s=stale_s,
         speeds_kmh=speeds_kmh, radius_m=radius_m, limit=limit, case_id=case_id,
+        plan=(plans or {}).get(data["category"], ()),
     )  # fmt: skip
     return {"case": data, "nearest": nearest}
 

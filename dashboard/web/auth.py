@@ -186,10 +186,32 @@ def _deny(status: int, reason: str, code: str | None = None) -> Response:
         target = quote(_without_token(path), safe="/?=&,;:@+")  # no raw CR/LF in Location
         return redirect(f"/login?next={target}")  # type: ignore[return-value]
     return Response(
-        render_template_string(_FORBIDDEN, reason=reason, lang=_lang()),
+        render_template_string(
+            _FORBIDDEN, reason=reason, lang=_lang(), t=_TEXT[_lang()], links=[], login="/login"
+        ),
         status=status,
         mimetype="text/html",
     )
+
+
+def _forbidden_page(principal: Principal, path: str) -> Response:
+    """A page the role may not open: why, in the UI's language, and where it may go
+    (dashboard/policy.py pages_for), or sign in as someone else."""
+    from dashboard.i18n import t
+    from dashboard.policy import pages_for
+
+    lang = _lang()
+    text = _TEXT[lang]
+    query = f"?lang={lang}" if request.args.get("lang") == lang else ""
+    labels = {"/wall": "nav_wall", "/dispatch": "nav_dispatch", "/trends": "nav_trends"}
+    links = [(p + query, t(lang, labels[p])) for p in pages_for(principal.role) if p in labels]
+    reason = text["forbidden_role"].format(
+        name=principal.name, role=t(lang, f"role_{principal.role}"), path=path
+    )
+    page = render_template_string(
+        _FORBIDDEN, reason=reason, lang=lang, t=text, links=links, login=f"/login{query}"
+    )
+    return Response(page, status=403, mimetype="text/html")
 
 
 def _start_session(principal: Principal, *, permanent: bool) -> None:
@@ -311,7 +333,9 @@ def guard() -> Response | None:
     if permission is None and path.startswith("/api/"):
         permission = "read_api"
     if permission is not None and not principal.can(permission):
-        return _deny(403, f"the role {principal.role!r} may not open {path}")
+        if _wants_json(path):
+            return _deny(403, f"the role {principal.role!r} may not open {path}")
+        return _forbidden_page(principal, path)
     return None
 
 
@@ -381,11 +405,14 @@ _LOGIN = """<!doctype html>
 </main></body></html>"""
 
 _FORBIDDEN = """<!doctype html>
-<html lang="{{ lang }}"><head><meta charset="utf-8"><title>403</title>
+<html lang="{{ lang }}"><head><meta charset="utf-8"><title>403 · {{ t.forbidden }}</title>
 <link rel="stylesheet" href="/assets/login.css"></head>
-<body class="lq-login-page"><main class="lq-login"><h1>403</h1>
+<body class="lq-login-page"><main class="lq-login"><h1>403 · {{ t.forbidden }}</h1>
 <p class="lq-login-error">{{ reason }}</p>
-<a href="/login">{{ "登录" if lang == "zh-CN" else "Sign in" }}</a>
+{% if links %}<p>{{ t.forbidden_go }}</p><nav class="lq-forbidden-nav" id="lq-nav">
+{% for href, label in links %}<a href="{{ href }}">{{ label }}</a>
+{{ " · " if not loop.last }}{% endfor %}</nav>{% endif %}
+<a href="{{ login }}">{{ t.switch_user }}</a>
 </main></body></html>"""
 
 

@@ -31,8 +31,10 @@ def sign_in(page: Page, demo: DemoProcess, user: str, target: str = "/dispatch")
     page.click("button[type=submit]")
 
 
-def open_console(browser: Browser, demo: DemoProcess, user: str) -> Page:
-    page = open_page(browser)
+def open_console(
+    browser: Browser, demo: DemoProcess, user: str, width: int = 1920, height: int = 1080
+) -> Page:
+    page = open_page(browser, width, height)
     sign_in(page, demo, user)
     page.wait_for_function(
         "window.lianqin && window.lianqin.connected && window.lianqin.seq !== null",
@@ -79,7 +81,9 @@ def test_a_lead_reassigns_from_the_map_and_the_wall_shows_it(
         "reported",
         lat=LAT,
         lon=LON,
-        category="dispute",
+        # "other" has no response plan: the suggestions are by ETA alone, so the unit 1 m
+        # away (a test unit of no known kind) is first.
+        category="other",
         priority=2,
         title="邻里纠纷 <b>未核实</b>",
     )
@@ -271,5 +275,155 @@ def test_the_console_fits_the_screen_and_the_readme_screenshot(
         page.wait_for_url("**/login")
         page.goto(f"{live_demo.url}/dispatch")
         assert "/login" in page.url
+    finally:
+        close_page(page)
+
+
+def changes_of(client: redis.Redis, case_id: str) -> list[dict[bytes, bytes]]:
+    return [f for _, f in client.xrange("lq:changes") if f[b"case"] == case_id.encode()]
+
+
+def test_two_leads_on_one_case_the_second_change_is_shown_not_overwritten(
+    browser: Browser, live_demo: DemoProcess, producer: redis.Redis
+) -> None:
+    """Issue 15: the first lead picks a unit; meanwhile the second lead assigns another. The
+    first lead's console says what changed and by whom, refuses their click until they
+    confirm, then applies their choice on the version they confirmed."""
+    xadd_case(producer, "DSP-CC", "registered", lat=LAT + 0.001, lon=LON, category="other",
+              title="楼道堆物纠纷")  # fmt: skip
+    place_unit(producer, "T-CC1", 112, 0)
+    place_unit(producer, "T-CC2", 113, 0)
+    first = open_console(browser, live_demo, "lead")
+    second = open_console(browser, live_demo, "admin")
+    try:
+        for page in (first, second):
+            open_case(page, "DSP-CC")
+        # The first lead starts choosing: T-CC1 in the assign dropdown.
+        first.locator('.lq-near[data-unit="T-CC1"] button').click(timeout=10_000)
+        first.wait_for_function(
+            "document.querySelector('#lq-assign-unit').innerText.includes('T-CC1')"
+        )
+        # The second lead assigns T-CC2 first.
+        second.locator('.lq-near[data-unit="T-CC2"] button').click(timeout=10_000)
+        second.wait_for_function(
+            "document.querySelector('#lq-assign-unit').innerText.includes('T-CC2')"
+        )
+        second.click("#lq-assign-button")
+        second.wait_for_selector(".lq-fb-ok", timeout=10_000)
+        assert second.locator("#lq-case-changed").is_hidden()  # their own change
+        # The first lead's console says what changed, and by whom.
+        notice = first.locator("#lq-case-changed")
+        notice.wait_for(state="visible", timeout=15_000)
+        text = notice.inner_text()
+        assert "T-CC2" in text and "admin" in text and "派遣" in text, text
+        # Their click does not overwrite the second lead's change.
+        first.click("#lq-assign-button")
+        first.wait_for_selector(".lq-fb-error", timeout=10_000)
+        assert "请先核对" in first.inner_text("#lq-feedback")
+        assert len(changes_of(producer, "DSP-CC")) == 1
+        # They confirm the new version; their pending choice is still there; now it applies.
+        first.click("#lq-confirm-changed")
+        notice.wait_for(state="hidden", timeout=10_000)
+        assert "T-CC1" in first.inner_text("#lq-assign-unit")
+        first.click("#lq-assign-button")
+        first.wait_for_function(
+            "(document.querySelector('#lq-feedback').innerText || '').includes('已指派')",
+            timeout=10_000,
+        )
+        mine = changes_of(producer, "DSP-CC")
+        assert len(mine) == 2 and mine[-1][b"actor"] == b"user:lead"
+        assert mine[-1][b"unit"] == b"T-CC1" and mine[-1][b"base_version"] == mine[0][b"version"]
+        target = Path(live_demo.data_dir).parent / "dispatch-conflict-1366x768.png"
+        first.set_viewport_size({"width": 1366, "height": 768})
+        first.screenshot(path=str(target))
+    finally:
+        close_page(first)
+        close_page(second)
+
+
+def in_viewport(page: Page, selector: str) -> bool:
+    box = page.locator(selector).bounding_box()
+    size = page.viewport_size
+    assert size is not None
+    return bool(
+        box
+        and box["width"] > 0
+        and box["x"] >= 0
+        and box["y"] >= 0
+        and box["x"] + box["width"] <= size["width"]
+        and box["y"] + box["height"] <= size["height"]
+    )
+
+
+def test_at_1366x768_the_map_zooms_to_the_case_and_the_actions_stay_in_view(
+    browser: Browser, live_demo: DemoProcess, producer: redis.Redis
+) -> None:
+    """Issue 15: at 1366×768 the map is usable (> 400 px) and zooms to the opened case with its
+    suggestions spread around it; the actions are on screen without scrolling the page; the
+    previous case's "已指派 …" goes when another case opens; queue ids show their distinct end."""
+    xadd_case(producer, "HZ-20261202-VIEW000001", "registered", lat=LAT - 0.002, lon=LON,
+              category="other", title="夜间施工噪音")  # fmt: skip
+    xadd_case(producer, "HZ-20261202-VIEW000002", "registered", lat=LAT - 0.0025, lon=LON,
+              category="other", title="广场舞噪音")  # fmt: skip
+    place_unit(producer, "T-VIEW", -222, 0)  # at the first case's door
+    page = open_console(browser, live_demo, "lead", 1366, 768)
+    try:
+        map_box = page.locator("#lq-wall-map").bounding_box()
+        assert map_box and map_box["width"] > 400, map_box
+        before = page.evaluate("lq.live.map().getZoom()")
+        open_case(page, "HZ-20261202-VIEW000001")
+        page.locator('.lq-near[data-unit="T-VIEW"]').wait_for(timeout=10_000)
+        page.wait_for_function("lq.dispatch.state.focused === 'HZ-20261202-VIEW000001'")
+        zoom = page.evaluate("lq.live.map().getZoom()")
+        assert zoom >= 14 and zoom > before, (before, zoom)
+        assert page.evaluate(
+            f"lq.live.map().getBounds().pad(-0.2).contains([{LAT - 0.002}, {LON}])"
+        )
+        # The unit at the door is numbered beside the case, not on top of it.
+        page.wait_for_selector('.lq-near-badge[data-near="T-VIEW"]')
+        apart = page.evaluate(
+            """() => { const b = document.querySelector('.lq-near-badge[data-near="T-VIEW"]')
+                         .getBoundingClientRect();
+                       const c = document.querySelector('path.lq-selected').getBoundingClientRect();
+                       const dx = (b.x + b.width / 2) - (c.x + c.width / 2);
+                       const dy = (b.y + b.height / 2) - (c.y + c.height / 2);
+                       return Math.sqrt(dx * dx + dy * dy); }"""
+        )
+        assert apart >= 20, apart
+        # Every action is on screen, and the page itself does not scroll.
+        for button in ("#lq-assign-button", "#lq-priority-button", "#lq-note-button",
+                       "#lq-cancel-button"):  # fmt: skip
+            assert in_viewport(page, button), button
+        assert page.evaluate("document.documentElement.scrollHeight <= innerHeight")
+        # Assign, then open another case: the confirmation goes with the case it was about.
+        page.locator('.lq-near[data-unit="T-VIEW"] button').click()
+        page.wait_for_function(
+            "document.querySelector('#lq-assign-unit').innerText.includes('T-VIEW')"
+        )
+        page.click("#lq-assign-button")
+        page.wait_for_function(
+            "(document.querySelector('#lq-feedback').innerText || '').includes('已指派')",
+            timeout=10_000,
+        )
+        assert in_viewport(page, "#lq-feedback")
+        open_case(page, "HZ-20261202-VIEW000002")
+        page.wait_for_function("document.querySelector('#lq-feedback').innerText.trim() === ''")
+        # … and so does the unit picked for it: nothing is pre-chosen for the next case.
+        page.wait_for_function(
+            "!document.querySelector('#lq-assign-unit').innerText.includes('T-VIEW')"
+        )
+        # Queue ids: the distinguishing end shows, whole (not cut), one per row.
+        cells = page.evaluate(
+            """() => [...document.querySelectorAll('#lq-queue .ag-cell[col-id="id"]')].map(
+                 c => [c.innerText.trim(), c.scrollWidth <= c.clientWidth + 1,
+                       c.scrollWidth, c.clientWidth])"""
+        )
+        texts = [cell[0] for cell in cells]
+        assert cells and all(cell[1] for cell in cells), cells
+        assert len(set(texts)) == len(texts), texts
+        assert any(text.endswith("VIEW000002") for text in texts), texts
+        target = Path(live_demo.data_dir).parent / "dispatch-1366x768.png"
+        page.screenshot(path=str(target))
+        print(f"\nscreenshot: {target}")
     finally:
         close_page(page)

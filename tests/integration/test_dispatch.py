@@ -601,3 +601,121 @@ def test_nearest_units_by_eta_free_first_without_off_duty_or_stale_units(
             speeds_kmh=rt.settings.unit_speeds_kmh, radius_m=10_000, limit=8, case_id="OTHER",
         )  # fmt: skip
     assert {u["id"]: u["busy"] for u in own}["E-BUSY"] is False
+
+
+# -- reassigning an overdue case (issue 15) ----------------------------------------------------
+def test_reassigning_an_overdue_case_starts_the_new_units_own_clock(
+    app: Flask, rt: Runtime, producer: Producer, worker: Worker
+) -> None:
+    """A new responder is a new dispatch: the arrival clock restarts for it (deadline, overdue
+    mark); the first dispatch and arrival times stay for the KPIs; the case's own resolution
+    deadline does not move."""
+    arrive_s = rt.policy.stages.arrive_s
+    for case_id, status in (("RA-1", "dispatched"), ("RA-2", "on_scene"), ("RA-3", "dispatched")):
+        producer.incident(id=case_id, status="reported", ts=now_ms(-3 * arrive_s), lat=LAT,
+                          lon=LON, category="dispute", title="久未到场",
+                          due=now_ms(-60))  # fmt: skip
+        producer.incident(id=case_id, status=status, ts=now_ms(-2 * arrive_s), unit="P-001",
+                          department="police")  # fmt: skip
+    drain(worker)
+    token = make_token(rt, "lead")
+    client = app.test_client()
+    first = case_row(rt, "RA-1")
+    assert first.overdue and first.deadline_at is not None
+    # RA-1: dispatched and overdue (no arrival within arrive_s); a new unit gets its own clock.
+    before = time.time()
+    response = post(client, "RA-1", "assign", {"unit": "P-002", "version": 2}, token)
+    assert response.status_code == 200 and response.json["change"]["effect"] == "reassigned"
+    case = case_row(rt, "RA-1")
+    assert case.status == "dispatched" and case.unit_id == "P-002" and not case.overdue
+    assert case.deadline_at is not None
+    deadline = case.deadline_at.timestamp()
+    assert before + arrive_s - 5 <= deadline <= time.time() + arrive_s + 5
+    assert case.dispatched_at == first.dispatched_at  # the first dispatch, for the KPIs
+    assert response.json["case"]["overdue"] is False
+    # RA-2: on scene past its resolution deadline; a new unit must go there: dispatched again,
+    # with its own arrival clock; the old unit's late "on scene" does not move it…
+    on_scene = case_row(rt, "RA-2")
+    assert on_scene.overdue and on_scene.on_scene_at is not None
+    response = post(client, "RA-2", "assign", {"unit": "P-002", "version": 2}, token)
+    assert response.status_code == 200
+    case = case_row(rt, "RA-2")
+    assert (case.status, case.unit_id, case.overdue) == ("dispatched", "P-002", False)
+    assert case.on_scene_at == on_scene.on_scene_at
+    producer.incident(id="RA-2", status="on_scene", ts=now_ms(-30), unit="P-001")
+    drain(worker)
+    assert case_row(rt, "RA-2").status == "dispatched"
+    # …and when the new unit arrives, the case's own (past) resolution deadline applies again.
+    producer.incident(id="RA-2", status="on_scene", ts=now_ms(1), unit="P-002")
+    drain(worker)
+    arrived = case_row(rt, "RA-2")
+    assert arrived.status == "on_scene" and arrived.overdue
+    # RA-3: only the department changes, the same unit stays on it: no new clock.
+    response = post(client, "RA-3", "assign", {"department": "city_mgmt", "version": 2}, token)
+    assert response.status_code == 200
+    assert case_row(rt, "RA-3").overdue
+
+
+# -- response plans: suggestions by the kind of case (issue 15) --------------------------------
+def test_suggestions_follow_the_response_plan_of_the_case_category(
+    rt: Runtime, producer: Producer, worker: Worker, tmp_path: Any
+) -> None:
+    """An IoT smoke alarm (fire_hazard) suggests fire and rescue, then police patrols, then
+    grid workers — not the nearest grid worker first; a noise complaint keeps city management
+    first; a plan file replaces a category's plan."""
+    import json
+
+    from dashboard.response_plan import load_plans
+
+    placed = {
+        # unit: (kind, department, north m, east m)
+        "GW-DOOR": ("grid_worker", "grid_office", 40, 0),
+        "CM-CAR": ("vehicle", "city_mgmt", 150, 0),
+        "P-FOOT": ("patrol", "police", 400, 0),
+        "F-TRUCK": ("vehicle", "fire_rescue", 1200, 0),
+        "F-BUSY": ("vehicle", "fire_rescue", 300, 0),
+    }
+    with rt.db.write() as session:
+        session.add_all(
+            [
+                Department(id="grid_office", name="网格中心"),
+                Department(id="fire_rescue", name="消防救援"),
+            ]
+        )
+        for unit_id, (kind, department, *_rest) in placed.items():
+            session.add(Unit(id=unit_id, name=unit_id, kind=kind, department_id=department))
+    for unit_id, (_, _, north, east) in placed.items():
+        lat, lon = offset(north, east)
+        producer.ping(unit=unit_id, lat=lat, lon=lon, ts=now_ms(-5), status="available")
+    make_case(producer, worker, "BUSY-ELSEWHERE", "dispatched", unit="F-BUSY")
+    for case_id, category in (("SMOKE", "fire_hazard"), ("NOISE", "noise")):
+        producer.incident(id=case_id, status="reported", ts=now_ms(-30), lat=LAT, lon=LON,
+                          category=category, source="iot", title="烟感报警")  # fmt: skip
+    drain(worker)
+
+    def suggested(case_id: str, plans: Any) -> list[str]:
+        with rt.db.read() as session:
+            data = dispatch.console_case(
+                session, rt.latest, case_id=case_id, zone=rt.settings.zone, now=rt.now(),
+                stale_s=300, speeds_kmh=rt.settings.unit_speeds_kmh, radius_m=10_000,
+                limit=8, plans=plans,
+            )  # fmt: skip
+        assert data is not None
+        return [u["id"] for u in data["nearest"] if u["id"] in placed]
+
+    defaults = load_plans(None)
+    # Free units by the plan's steps (fire, police, grid workers, then the rest), busy last.
+    assert suggested("SMOKE", defaults) == ["F-TRUCK", "P-FOOT", "GW-DOOR", "CM-CAR", "F-BUSY"]
+    assert suggested("NOISE", defaults)[:2] == ["CM-CAR", "GW-DOOR"]
+    # Without a plan: by ETA alone, as before.
+    assert suggested("SMOKE", {})[0] == "GW-DOOR"
+    # A plan file replaces the categories it names.
+    path = tmp_path / "plans.json"
+    path.write_text(json.dumps({"fire_hazard": [{"kinds": ["patrol"]}]}), encoding="utf-8")
+    custom = load_plans(path)
+    assert suggested("SMOKE", custom)[0] == "P-FOOT"
+    assert custom["noise"] == defaults["noise"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"fire_hazard": [{"unit": ["x"]}]}), encoding="utf-8")
+    with pytest.raises(ValueError, match="kinds and/or departments"):
+        load_plans(bad)

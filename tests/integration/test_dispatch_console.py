@@ -276,3 +276,45 @@ def test_opening_a_case_shows_its_untrusted_text_as_text_and_its_timeline(
         ids.CASE_OPEN, "data", {"id": "NOPE", "n": 2}, {ids.DISPATCH_LANG: context}
     ).json["response"]
     assert "没有这个案件" in str(unknown[ids.CASE_DETAIL])
+
+
+# -- navigation between pages and the 403 page (issue 15) ------------------------------------------
+NAV = {
+    "viewer": [],  # the wall only: no bar
+    "leader": ["/wall", "/trends"],
+    "operator": ["/wall", "/dispatch"],
+    "lead": ["/wall", "/dispatch", "/trends"],
+    "admin": ["/wall", "/dispatch", "/trends"],
+}
+
+
+def nav_links(tree: Any) -> list[str]:
+    nav = find(tree, "lq-nav")
+    if nav is None:
+        return []
+    return [link["props"]["href"] for link in nav["props"]["children"]]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_page_has_a_role_aware_navigation(app: Flask, rt: Runtime, role: str) -> None:
+    client = sign_in(app, f"u-{role}")
+    assert nav_links(page(client, "/wall")) == NAV[role]
+    if "/dispatch" in NAV[role]:
+        assert nav_links(page(client, "/dispatch")) == NAV[role]
+
+
+def test_the_403_page_speaks_the_ui_language_and_says_where_to_go(app: Flask, rt: Runtime) -> None:
+    client = sign_in(app, "u-viewer")
+    response = client.get("/dispatch")
+    assert response.status_code == 403
+    html = response.get_data(as_text=True)
+    assert '<html lang="zh-CN">' in html
+    assert "无权访问" in html and "观察员" in html and "/dispatch" in html, html
+    assert "may not" not in html and 'href="/wall"' in html and "换个账号登录" in html
+    english = client.get("/trends?lang=en").get_data(as_text=True)
+    assert "may not open /trends" in english and 'href="/wall?lang=en"' in english
+    operator = sign_in(app, "u-operator").get("/trends").get_data(as_text=True)
+    assert 'href="/wall"' in operator and 'href="/dispatch"' in operator
+    # The API keeps its JSON error shape.
+    api = sign_in(app, "u-viewer").post("/api/v1/cases/X/note", json={})
+    assert api.status_code in (403, 400) and api.is_json
