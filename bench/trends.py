@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
-
 from bench.common import DEFAULT_PG, backend, banner, dump, machine
+from dashboard import dialect
 from dashboard.db import make_database
 from dashboard.demo.district import generate_district, seed_district
 from dashboard.demo.history import generate_history
@@ -79,10 +78,7 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
                 )  # fmt: skip
             out["load_s"] = round(time.perf_counter() - started, 1)
             out["cases"] = counts["cases"]
-            # What autovacuum does after a bulk load: planner statistics, and (PostgreSQL) the
-            # visibility map that lets the covering index answer alone.
-            with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("VACUUM ANALYZE" if kind == "postgresql" else "ANALYZE"))
+            dialect.analyze(database.engine)  # what autovacuum does after a bulk load
             options = options_for(settings, SlaPolicy())
             for name, req in requests(now).items():
                 with database.read() as session:

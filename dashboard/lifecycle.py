@@ -1,4 +1,4 @@
-"""The case lifecycle (DESIGN.md): which status a message may move a case to.
+"""The case lifecycle (README "The lifecycle"): which status a message may move a case to.
 
 The statuses themselves (rank, open, terminal, stage column) are dashboard/vocabulary.py's.
 

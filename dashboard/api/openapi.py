@@ -156,7 +156,7 @@ def spec() -> dict[str, Any]:
             ),
             "/api/v1/units": _get("Units and their latest positions", {"type": "array"}),
             "/api/v1/kpis": _get(
-                "The KPIs of a period (DESIGN.md's definitions)",
+                "The KPIs of a period (docs/kpis.md's definitions)",
                 {"type": "object", "required": ["from", "to", "reported"]},
                 [
                     _query("from", date_or_time, "ISO date or datetime (default: today)"),

@@ -148,7 +148,7 @@ def _bound(name: str, value: str, rt: Runtime, *, end: bool) -> datetime:
 
 @api.get("/api/v1/kpis")
 def kpis() -> Response:
-    """KPIs of a period (DESIGN.md names): ``from``/``to`` ISO dates or datetimes, default today."""
+    """KPIs of a period (docs/kpis.md): ``from``/``to`` ISO dates or datetimes, default today."""
     rt = runtime()
     now = rt.now()
     zone = rt.settings.zone

@@ -1,4 +1,4 @@
-"""The stream contract v1 (see CONTRACT.md / the README): parsing and validation.
+"""The stream contract v1 (README, docs/contract.md): parsing and validation.
 
 Pure functions: they take the raw field/value pairs of one stream entry (bytes, as
 Redis returns them) and return a typed message or raise `ContractError` with a

@@ -2,13 +2,14 @@
 
 Generates N past cases of the demo district straight into the database (not through the
 streams: a year of history would take hours there), vectorised with numpy (shapely's own
-dependency) and written with the databases' bulk paths: ``executemany`` of plain tuples
-on SQLite, ``COPY`` on PostgreSQL. The cases look like the live simulator's: the same
-channels, grid kinds, categories per kind, departments and hourly profile, with weekly
-and seasonal swings, stage times drawn from skewed distributions (some late, some
-reworked, a few cancelled), and the last day still partly open. They carry their stage
-times but no timeline rows (``case_events``). Unit tracks (a ping a minute) are written
-for the last ``ping_hours`` so that the replay has units to move.
+dependency) and written with the databases' bulk paths (dashboard/dialect.py
+``bulk_load``: ``executemany`` of plain tuples on SQLite, ``COPY`` on PostgreSQL). The
+cases look like the live simulator's: the same channels, grid kinds, categories per kind,
+departments and hourly profile, with weekly and seasonal swings, stage times drawn from
+skewed distributions (some late, some reworked, a few cancelled), and the last day still
+partly open. They carry their stage times but no timeline rows (``case_events``). Unit
+tracks (a ping a minute) are written for the last ``ping_hours`` so that the replay has
+units to move.
 
 Ids are ``H<seed>-<n>``: generating again with the same seed adds nothing.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -34,6 +35,8 @@ from dashboard.demo.simulator import (
     TEMPLATES,
     URGENT_CATEGORIES,
 )
+from dashboard.dialect import NAT, bulk_load, timestamp_texts
+from dashboard.dialect import name as dialect_name
 from dashboard.services.kpis import local_midnight
 from dashboard.sla import SlaPolicy
 
@@ -46,56 +49,11 @@ CASE_COLUMNS: tuple[str, ...] = (
     "status_ts", "rework_count", "deadline_at", "overdue", "version", "created_at", "updated_at",
 )  # fmt: skip
 PING_COLUMNS: tuple[str, ...] = ("unit_id", "ts", "lat", "lon", "speed", "heading", "status")
-_NAT = np.iinfo(np.int64).min
 
 
 def _weights(mapping: dict[str, float], keys: Sequence[str]) -> np.ndarray:
     w = np.array([mapping.get(k, 0.0) for k in keys], dtype=float)
     return w / w.sum()
-
-
-def _timestamps(epoch_us: np.ndarray, dialect: str) -> list[str | None]:
-    """Epoch microseconds → the text each database stores (NaT → NULL)."""
-    missing = epoch_us == _NAT
-    safe = np.where(missing, 0, epoch_us).astype("datetime64[us]")
-    text = np.datetime_as_string(safe, unit="us")
-    # SQLAlchemy's SQLite format: "YYYY-MM-DD HH:MM:SS.ffffff" (naive UTC); PostgreSQL: +00.
-    text = np.char.replace(text, "T", " ")
-    if dialect == "postgresql":
-        text = np.char.add(text, "+00")
-    out: list[str | None] = text.tolist()
-    for i in np.flatnonzero(missing):
-        out[i] = None
-    return out
-
-
-def bulk_insert(
-    session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
-) -> None:
-    """INSERT … ON CONFLICT DO NOTHING of many rows through the driver's fastest path."""
-    dialect = session.get_bind().dialect.name
-    raw = session.connection().connection.driver_connection
-    assert raw is not None
-    names = ", ".join(columns)
-    if dialect == "sqlite":
-        marks = ", ".join("?" for _ in columns)
-        cursor = raw.cursor()
-        cursor.executemany(f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608
-        cursor.close()
-        return
-    with raw.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS _lq_load_{table} "
-            f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP"
-        )
-        cursor.execute(f"TRUNCATE _lq_load_{table}")
-        with cursor.copy(f"COPY _lq_load_{table} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(
-            f"INSERT INTO {table} ({names}) SELECT {names} FROM _lq_load_{table} "  # noqa: S608
-            "ON CONFLICT DO NOTHING"
-        )
 
 
 def generate_history(
@@ -113,7 +71,7 @@ def generate_history(
 ) -> dict[str, int]:
     """Write ``n`` cases reported over the ``days`` before ``now`` (and unit tracks)."""
     rng = np.random.default_rng(seed)
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_name(session)
     grids = list(district.grids)
     kinds = [g.kind for g in grids]
     grid_p = np.array([KIND_WEIGHTS.get(k, 1.0) for k in kinds])
@@ -183,7 +141,7 @@ def generate_history(
         status[cancelled] = "cancelled"
 
         def us(values: np.ndarray, present: np.ndarray) -> np.ndarray:
-            return np.where(present, (values * 1e6).astype(np.int64), _NAT)
+            return np.where(present, (values * 1e6).astype(np.int64), NAT)
 
         live = ~cancelled
         cancel_at = reported + rng.uniform(60, 1800, m)
@@ -212,21 +170,21 @@ def generate_history(
                 )
             ],
             "department_id": [DEPARTMENT_FOR.get(cat, "grid_office") for cat in category],
-            "reported_at": _timestamps(us(reported, np.ones(m, bool)), dialect),
-            "registered_at": _timestamps(us(registered, reached["registered"] & live), dialect),
-            "dispatched_at": _timestamps(us(dispatched, reached["dispatched"] & live), dialect),
-            "on_scene_at": _timestamps(us(on_scene, reached["on_scene"] & live), dialect),
-            "resolved_at": _timestamps(us(resolved, reached["resolved"] & live), dialect),
-            "closed_at": _timestamps(us(closed, reached["closed"] & live), dialect),
-            "cancelled_at": _timestamps(us(cancel_at, cancelled), dialect),
-            "status_since": _timestamps(us(since, np.ones(m, bool)), dialect),
-            "status_ts": _timestamps(us(since, np.ones(m, bool)), dialect),
+            "reported_at": timestamp_texts(us(reported, np.ones(m, bool)), dialect),
+            "registered_at": timestamp_texts(us(registered, reached["registered"] & live), dialect),
+            "dispatched_at": timestamp_texts(us(dispatched, reached["dispatched"] & live), dialect),
+            "on_scene_at": timestamp_texts(us(on_scene, reached["on_scene"] & live), dialect),
+            "resolved_at": timestamp_texts(us(resolved, reached["resolved"] & live), dialect),
+            "closed_at": timestamp_texts(us(closed, reached["closed"] & live), dialect),
+            "cancelled_at": timestamp_texts(us(cancel_at, cancelled), dialect),
+            "status_since": timestamp_texts(us(since, np.ones(m, bool)), dialect),
+            "status_ts": timestamp_texts(us(since, np.ones(m, bool)), dialect),
             "rework_count": np.where(rework & reached["resolved"] & live, 1, 0).tolist(),
             "deadline_at": [None] * m,
             "overdue": [False] * m,
             "version": [1] * m,
         }
-        stamp = _timestamps(us(np.full(m, now_s), np.ones(m, bool)), dialect)
+        stamp = timestamp_texts(us(np.full(m, now_s), np.ones(m, bool)), dialect)
         cols["created_at"] = stamp
         cols["updated_at"] = stamp
         # Open cases get their stage deadline (the map's and the overdue count's).
@@ -238,13 +196,13 @@ def generate_history(
                 reported_at=datetime.fromtimestamp(float(reported[i]), UTC), due=None,
             )  # fmt: skip
             if deadline is not None:
-                cols["deadline_at"][i] = _timestamps(
+                cols["deadline_at"][i] = timestamp_texts(
                     np.array([int(deadline.timestamp() * 1e6)]), dialect
                 )[0]
                 cols["overdue"][i] = deadline < now
         for value in status.tolist():
             statuses[value] = statuses.get(value, 0) + 1
-        bulk_insert(
+        bulk_load(
             session, "cases", CASE_COLUMNS, zip(*(cols[k] for k in CASE_COLUMNS), strict=True)
         )
         written += m
@@ -277,12 +235,12 @@ def _pings(
             walk[i] = walk[i - 1] * 0.97 + drift[i]
         lat = np.round(unit.home_lat + walk[:, 0], 6)
         lon = np.round(unit.home_lon + walk[:, 1], 6)
-        stamps = _timestamps((ts * 1e6).astype(np.int64), dialect)
+        stamps = timestamp_texts((ts * 1e6).astype(np.int64), dialect)
         rows = zip(
             [unit.id] * steps, stamps, lat.tolist(), lon.tolist(),
             np.round(rng.uniform(0, 3, steps), 2).tolist(), [None] * steps,
             ["available"] * steps, strict=True,
         )  # fmt: skip
-        bulk_insert(session, "unit_pings", PING_COLUMNS, rows)
+        bulk_load(session, "unit_pings", PING_COLUMNS, rows)
         total += steps
     return total

@@ -1,10 +1,10 @@
 """A live simulator of the demo district that writes only through the streams.
 
-It behaves like the real producers of CONTRACT.md: cases arrive from the hotline,
-the grid workers' app, video analytics and IoT sensors, then move through the
-lifecycle (registered → dispatched → on scene → resolved → closed, with the odd
-cancellation and rework), while every unit on duty sends a GPS ping every few
-seconds as it patrols or drives to its case.
+It behaves like the real producers of the stream contract (README, docs/contract.md):
+cases arrive from the hotline, the grid workers' app, video analytics and IoT sensors,
+then move through the lifecycle (registered → dispatched → on scene → resolved → closed,
+with the odd cancellation and rework), while every unit on duty sends a GPS ping every
+few seconds as it patrols or drives to its case.
 
 Time: the simulation runs ``speed`` times faster than the wall clock, but every
 ``ts`` written is the real current time, so nothing is ever in the future (the

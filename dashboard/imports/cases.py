@@ -1,4 +1,4 @@
-"""Public 311 records mapped onto the stream contract (CONTRACT.md), for replays and imports.
+"""Public 311 records mapped onto the stream contract (docs/contract.md), for replays and imports.
 
 A row of a city's service-request file becomes one case: a list of contract
 entries (flat string fields, exactly what a producer would ``XADD`` to
@@ -232,7 +232,7 @@ def read_boston311(path: Path, *, limit: int | None = None) -> ImportResult:
 # -- NYC 311 --------------------------------------------------------------------------------------
 NYC_TZ = ZoneInfo("America/New_York")
 NYC_ID_PREFIX = "NYC-"
-# NYC's request status → our stage (the lifecycle, DESIGN.md).
+# NYC's request status → our stage (README "The lifecycle").
 NYC_STATUSES: Mapping[str, str] = {
     "Open": "reported",
     "Pending": "registered",

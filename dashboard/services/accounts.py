@@ -1,6 +1,6 @@
 """Accounts, roles, API tokens and the audit trail (services with an explicit session).
 
-Roles (DESIGN.md's users):
+Roles (docs/architecture.md, "Who uses it"):
 
 | role | who | may |
 |---|---|---|

@@ -1,9 +1,9 @@
-"""Reading cases back: the JSON shapes of the API and of the live map."""
+"""Cases read back (the JSON shapes of the API and of the live map) and their deadlines."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session
 from dashboard.models import Case, CaseEvent
 from dashboard.times import iso as iso  # every read path renders times with it: it never raises
 from dashboard.vocabulary import STAGE_COLUMNS, TERMINAL
+
+if TYPE_CHECKING:
+    from dashboard.sla import SlaPolicy
 
 
 def ms(value: datetime | None) -> int | None:
@@ -21,8 +24,22 @@ def is_overdue(case: Case, now: datetime) -> bool:
     return case.deadline_at is not None and case.status not in TERMINAL and now > case.deadline_at
 
 
+def refresh_deadline(case: Case, policy: SlaPolicy, now: datetime) -> None:
+    """Recompute a case's current stage deadline and overdue flag after it changed (the
+    worker's ingest and the console's actions both call it; the sweep flags the rest)."""
+    case.deadline_at = policy.stage_deadline(
+        status=case.status,
+        status_since=case.status_since,
+        category=case.category,
+        priority=case.priority,
+        reported_at=case.reported_at,
+        due=case.due_at,
+    )
+    case.overdue = case.deadline_at is not None and now > case.deadline_at
+
+
 def case_to_api(case: Case, *, zone: tzinfo, now: datetime) -> dict[str, Any]:
-    """A case with the stream contract's field names (CONTRACT.md "Reading back")."""
+    """A case with the stream contract's field names (README "Reading back", docs/contract.md)."""
     return {
         "id": case.id,
         "status": case.status,

@@ -37,7 +37,7 @@ from dashboard.lifecycle import may_reopen
 from dashboard.live.outbox import ChangeLog
 from dashboard.models import Case, CaseEvent, ChangeOutbox, Department, Grid, Unit, Zone
 from dashboard.services.accounts import Principal, audit
-from dashboard.services.cases import case_to_api, get_case, iso
+from dashboard.services.cases import case_to_api, get_case, iso, refresh_deadline
 from dashboard.services.units import LatestPositions
 from dashboard.sla import SlaPolicy
 from dashboard.vocabulary import OPEN_STATUSES, TERMINAL
@@ -213,18 +213,6 @@ def parse_request(action: str, body: Any) -> Request:
 
 
 # -- the actions ----------------------------------------------------------------------------
-def _refresh_deadline(case: Case, policy: SlaPolicy, now: datetime) -> None:
-    case.deadline_at = policy.stage_deadline(
-        status=case.status,
-        status_since=case.status_since,
-        category=case.category,
-        priority=case.priority,
-        reported_at=case.reported_at,
-        due=case.due_at,
-    )
-    case.overdue = case.deadline_at is not None and now > case.deadline_at
-
-
 def _move(case: Case, status: str, now: datetime) -> None:
     case.status = status
     case.status_since = now
@@ -386,7 +374,7 @@ def execute(
     effect, values, warnings = _apply(session, case, req, now)
     case.version += 1
     case.updated_at = now
-    _refresh_deadline(case, policy, now)
+    refresh_deadline(case, policy, now)
     change_id = new_change_id()
     fields = entry_fields(
         {

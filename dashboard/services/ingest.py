@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from dashboard import dialect
 from dashboard.contract.entries import ContractError, IncidentMessage, PingMessage
 from dashboard.geo import GridIndex
 from dashboard.lifecycle import CaseView, Decision, Effect, decide
 from dashboard.models import Case, CaseEvent, Unit, UnitPing
+from dashboard.services.cases import refresh_deadline
 from dashboard.sla import SlaPolicy
 from dashboard.vocabulary import STAGE_COLUMNS
 
@@ -34,33 +35,6 @@ class IncidentOutcome:
     touched: dict[str, Case] = field(default_factory=dict)  # case id → the row after the batch
     rejected: list[tuple[str, ContractError]] = field(default_factory=list)  # entry id, why
     effects: dict[str, str] = field(default_factory=dict)  # entry id → effect (for tests/metrics)
-
-
-def insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL."""
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = postgresql.insert(table).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(table).on_conflict_do_nothing()
-    else:  # pragma: no cover - only the two supported databases
-        raise RuntimeError(f"unsupported database {dialect}")
-    session.execute(stmt, list(rows))
-
-
-def _refresh_deadline(case: Case, policy: SlaPolicy, now: datetime) -> None:
-    case.deadline_at = policy.stage_deadline(
-        status=case.status,
-        status_since=case.status_since,
-        category=case.category,
-        priority=case.priority,
-        reported_at=case.reported_at,
-        due=case.due_at,
-    )
-    case.overdue = case.deadline_at is not None and now > case.deadline_at
 
 
 def _apply_fields(case: Case, msg: IncidentMessage, grids: GridIndex) -> list[str]:
@@ -211,7 +185,7 @@ def apply_incidents(
             if decision.applies or changed_stage:
                 case.version += 1
                 case.updated_at = now
-        _refresh_deadline(case, policy, now)
+        refresh_deadline(case, policy, now)
         session.add(
             CaseEvent(
                 case_id=case.id,
@@ -244,61 +218,12 @@ class PingOutcome:
     info: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-# PostgreSQL: one statement per batch over arrays (unnest) instead of a row-by-row
-# executemany, which costs a round of parse/bind/execute per row.
-_PG_TRACK = text(
-    "INSERT INTO unit_pings (unit_id, ts, lat, lon, speed, heading, accuracy, status) "
-    "SELECT * FROM unnest(CAST(:unit AS varchar[]), CAST(:ts AS timestamptz[]), "
-    "CAST(:lat AS float8[]), CAST(:lon AS float8[]), CAST(:speed AS float8[]), "
-    "CAST(:heading AS float8[]), CAST(:accuracy AS float8[]), CAST(:status AS varchar[])) "
-    "ON CONFLICT DO NOTHING"
-)
-_PG_LATEST = text(
-    "UPDATE units AS u SET last_lat = v.lat, last_lon = v.lon, last_ts = v.ts, "
-    "last_speed = v.speed, last_heading = v.heading, last_accuracy = v.accuracy, "
-    "status = v.status, updated_at = CAST(:now AS timestamptz) "
-    "FROM unnest(CAST(:unit AS varchar[]), CAST(:ts AS timestamptz[]), "
-    "CAST(:lat AS float8[]), CAST(:lon AS float8[]), CAST(:speed AS float8[]), "
-    "CAST(:heading AS float8[]), CAST(:accuracy AS float8[]), CAST(:status AS varchar[])) "
-    "AS v(id, ts, lat, lon, speed, heading, accuracy, status) "
-    "WHERE u.id = v.id AND (u.last_ts IS NULL OR u.last_ts < v.ts)"
-)
-_PG_UNITS = text("SELECT id, status, kind, name FROM units WHERE id = ANY(CAST(:ids AS varchar[]))")
-
-
-def _execute_many(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> None:
-    """executemany straight on the driver: ``rows`` hold database-ready values.
-
-    The hot path of ingest: SQLAlchemy's per-row parameter and type processing cost
-    more than the database's own work at thousands of rows per batch, so the
-    statement is compiled once per call and the driver gets the rows as they are.
-    """
-    if not rows:
-        return
-    conn = session.connection()
-    compiled = stmt.compile(dialect=conn.dialect)
-    params: list[Any] = rows
-    if compiled.positional:
-        order = compiled.positiontup or []
-        params = [tuple(row[name] for name in order) for row in rows]
-    conn.exec_driver_sql(compiled.string, params)
-
-
-def _datetime_binder(session: Session) -> Any:
-    """The database form of an aware UTC datetime, as UTCDateTime would bind it."""
-    dialect = session.get_bind().dialect
-    column_type = UnitPing.__table__.c.ts.type
-    outer = column_type.dialect_impl(dialect).bind_processor(dialect)
-    return outer if outer is not None else (lambda value: value)
-
-
 def _unit_rows(session: Session, ids: list[str]) -> dict[str, dict[str, Any]]:
-    if session.get_bind().dialect.name == "postgresql":
-        rows: Any = session.execute(_PG_UNITS, {"ids": ids}).tuples()
-    else:
-        rows = session.execute(
-            select(Unit.id, Unit.status, Unit.kind, Unit.name).where(Unit.id.in_(ids))
-        ).tuples()
+    rows = session.execute(
+        select(Unit.id, Unit.status, Unit.kind, Unit.name).where(
+            dialect.in_values(Unit.id, ids, dialect.name(session))
+        )
+    ).tuples()
     return {uid: {"kind": kind, "name": name, "status": st} for uid, st, kind, name in rows}
 
 
@@ -316,7 +241,7 @@ def apply_pings(session: Session, pings: Iterable[PingMessage], *, now: datetime
     info = _unit_rows(session, list(out.latest))
     fresh = [u for u in out.latest if u not in info]
     if fresh:
-        insert_ignore(
+        dialect.insert_ignore(
             session,
             units_table,
             [
@@ -339,91 +264,35 @@ def apply_pings(session: Session, pings: Iterable[PingMessage], *, now: datetime
         (unit, p, p.status or info.get(unit, {}).get("status") or "available")
         for unit, p in out.latest.items()
     ]
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            _PG_TRACK,
-            {
-                "unit": [p.unit for p in plist],
-                "ts": [p.ts for p in plist],
-                "lat": [p.lat for p in plist],
-                "lon": [p.lon for p in plist],
-                "speed": [p.speed for p in plist],
-                "heading": [p.heading for p in plist],
-                "accuracy": [p.accuracy for p in plist],
-                "status": [p.status for p in plist],
-            },
-        )
-        session.execute(
-            _PG_LATEST,
-            {
-                "now": now,
-                "unit": [u for u, _, _ in latest_rows],
-                "ts": [p.ts for _, p, _ in latest_rows],
-                "lat": [p.lat for _, p, _ in latest_rows],
-                "lon": [p.lon for _, p, _ in latest_rows],
-                "speed": [p.speed for _, p, _ in latest_rows],
-                "heading": [p.heading for _, p, _ in latest_rows],
-                "accuracy": [p.accuracy for _, p, _ in latest_rows],
-                "status": [st for _, _, st in latest_rows],
-            },
-        )
-        return out
-    bind_ts = _datetime_binder(session)
-    db_ts: dict[datetime, Any] = {}
-    rows: list[dict[str, Any]] = []
-    for ping in plist:
-        ts = db_ts.get(ping.ts)
-        if ts is None:
-            ts = db_ts[ping.ts] = bind_ts(ping.ts)
-        rows.append(
-            {
-                "unit_id": ping.unit,
-                "ts": ts,
-                "lat": ping.lat,
-                "lon": ping.lon,
-                "speed": ping.speed,
-                "heading": ping.heading,
-                "accuracy": ping.accuracy,
-                "status": ping.status,
-            }
-        )
-    columns = ("unit_id", "ts", "lat", "lon", "speed", "heading", "accuracy", "status")
-    track = sqlite.insert(UnitPing.__table__).on_conflict_do_nothing()  # type: ignore[arg-type]
-    _execute_many(session, track.values({c: bindparam(c) for c in columns}), rows)
-    t = units_table.c
-    stmt = (
-        update(units_table)
-        .where(
-            and_(
-                t.id == bindparam("b_id"),
-                or_(t.last_ts.is_(None), t.last_ts < bindparam("b_ts", type_=t.last_ts.type)),
-            )
-        )
-        .values(
-            last_lat=bindparam("b_lat"),
-            last_lon=bindparam("b_lon"),
-            last_ts=bindparam("b_ts", type_=t.last_ts.type),
-            last_speed=bindparam("b_speed"),
-            last_heading=bindparam("b_heading"),
-            last_accuracy=bindparam("b_accuracy"),
-            status=bindparam("b_status"),
-            updated_at=bindparam("b_now", type_=t.updated_at.type),
-        )
-    )
-    db_now = bind_ts(now)
-    params = [
+    dialect.insert_ignore_columns(
+        session,
+        UnitPing.__table__,  # type: ignore[arg-type]
         {
-            "b_id": unit,
-            "b_ts": db_ts[p.ts],
-            "b_lat": p.lat,
-            "b_lon": p.lon,
-            "b_speed": p.speed,
-            "b_heading": p.heading,
-            "b_accuracy": p.accuracy,
-            "b_status": status,
-            "b_now": db_now,
-        }
-        for unit, p, status in latest_rows
-    ]
-    _execute_many(session, stmt, params)
+            "unit_id": [p.unit for p in plist],
+            "ts": [p.ts for p in plist],
+            "lat": [p.lat for p in plist],
+            "lon": [p.lon for p in plist],
+            "speed": [p.speed for p in plist],
+            "heading": [p.heading for p in plist],
+            "accuracy": [p.accuracy for p in plist],
+            "status": [p.status for p in plist],
+        },
+    )
+    dialect.update_newer_columns(
+        session,
+        units_table,
+        {
+            "id": [u for u, _, _ in latest_rows],
+            "last_ts": [p.ts for _, p, _ in latest_rows],
+            "last_lat": [p.lat for _, p, _ in latest_rows],
+            "last_lon": [p.lon for _, p, _ in latest_rows],
+            "last_speed": [p.speed for _, p, _ in latest_rows],
+            "last_heading": [p.heading for _, p, _ in latest_rows],
+            "last_accuracy": [p.accuracy for _, p, _ in latest_rows],
+            "status": [st for _, _, st in latest_rows],
+        },
+        key="id",
+        stamp="last_ts",
+        constants={"updated_at": now},
+    )
     return out

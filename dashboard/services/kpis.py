@@ -1,47 +1,12 @@
-"""The KPI engine: DESIGN.md's definitions, aggregated in SQL, for the wall, the API and trends.
+"""The KPI engine: the definitions of docs/kpis.md, aggregated in SQL, for the wall, the
+API and trends.
 
-Every figure is computed by the database (conditional counts over an indexed
-range of ``cases.reported_at``, percentiles by the database's sort); no case row
-is loaded into Python, so the same functions serve one day or months of history.
-
-Definitions (DESIGN.md "KPIs", with what it leaves open decided here):
-
-* The **period** P is ``[start, end)`` in UTC, usually whole local days of the
-  configured time zone. A case belongs to P when it was *reported* in P (its
-  ``reported_at``); it keeps counting there whatever happens to it later, so a
-  case reported at 23:50 and closed at 00:20 counts for the first day.
-* The **base** is the cases of P that are not cancelled. ``reported`` is its size.
-* ``open``: base cases not yet disposed, i.e. still ``reported``, ``registered``,
-  ``dispatched`` or ``on_scene`` (so ``open + disposed == reported``).
-* ``disposal_rate`` = (``resolved`` + ``closed``) / ``reported``;
-  ``closure_rate`` = ``closed`` / ``reported``.
-* A case **was resolved** when it ever reached ``resolved`` or ``closed``
-  (``resolved_at`` or ``closed_at`` is set): a case closed without a ``resolved``
-  message counts as resolved at its ``closed_at``, and a reworked case (back to
-  ``dispatched``) still counts, so that the rework rate cannot exceed 1.
-* ``on_time_rate`` = resolved cases whose *first* resolution time
-  (``resolved_at``, else ``closed_at``) is at or before their resolution
-  deadline / resolved cases. The resolution deadline is the SLA's: the entry's
-  ``due`` when given, else ``reported_at`` + the category's and priority's
-  resolution time (dashboard/sla.py) — the same deadline the map's ``on_scene``
-  stage uses.
-* ``dispatch_p50_s``/``p90_s``: ``dispatched_at − reported_at`` over base cases
-  that were dispatched; ``arrival_*``: ``on_scene_at − dispatched_at`` over
-  those that reached the scene after a dispatch. Percentiles interpolate
-  linearly between ranks (PostgreSQL's ``percentile_cont``), in seconds. A case
-  created directly as ``dispatched`` has a dispatch time of 0. Negative spans
-  (a late message that filled in an earlier stage time) are left out.
-* ``rework_rate`` = resolved cases that went ``resolved → dispatched`` at least
-  once / resolved cases.
-* ``dispute_resolution_rate`` = the disposal rate of the base's ``dispute`` cases.
-* Live figures, not per period (computed at ``now``): ``overdue`` = cases not
-  closed or cancelled whose current stage deadline has passed (the cases with a
-  ring on the map, ``resolved`` ones waiting for verification included);
-  ``units_online`` = units with a ping in the last ``unit_stale_s`` (5 min), by
-  status, with ``total``; ``coverage_5min`` = share of grids (level ``grid``)
-  whose centroid lies within 5 minutes of an online ``available`` unit,
-  straight-line at ``coverage_speed_kmh``.
-* Rates are fractions 0..1 and ``None`` (JSON null) when their denominator is 0.
+Every figure is computed by the database (conditional counts over an indexed range of
+``cases.reported_at``, percentiles by the database's sort: dashboard/dialect.py); no case
+row is loaded into Python, so the same functions serve one day or months of history.
+docs/kpis.md is the definition of each figure, including what the short definitions
+leave open (the period and its base, "was resolved", the resolution deadline, negative
+spans, the interpolation of percentiles); change it with the code.
 """
 
 from __future__ import annotations
@@ -52,10 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, and_, case, cast, extract, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from dashboard.config import Settings
+from dashboard.dialect import epoch_s, floor_int, percentiles
+from dashboard.dialect import name as dialect_name
 from dashboard.geo import haversine_m
 from dashboard.models import Case, Grid, Unit
 from dashboard.sla import SlaPolicy
@@ -111,24 +78,9 @@ def today_period(now: datetime, zone: tzinfo) -> Period:
     return day_period(now.astimezone(zone).date(), zone)
 
 
-# -- SQL helpers -----------------------------------------------------------------------------
+# -- SQL helpers (the SQLite/PostgreSQL differences are dashboard/dialect.py's) ----------------
 def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
-def epoch_s(column: Any, dialect: str) -> ColumnElement[Any]:
-    """Seconds since 1970 of a UTC datetime column, in SQL, on SQLite and PostgreSQL."""
-    if dialect == "sqlite":
-        # SQLite stores the UTC columns as naive ISO text; julianday reads it.
-        return (func.julianday(column) - 2440587.5) * 86400.0
-    return extract("epoch", column)
-
-
-def _floor(expr: Any, dialect: str) -> ColumnElement[Any]:
-    """floor() of a non-negative number (SQLite's CAST truncates; PostgreSQL's rounds)."""
-    if dialect == "sqlite":
-        return cast(expr, Integer)
-    return cast(func.floor(expr), Integer)
+    return dialect_name(session)
 
 
 def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -159,49 +111,6 @@ def resolution_limit_s(policy: SlaPolicy, categories: Iterable[str]) -> ColumnEl
         _, seconds = policy.limits("\0unknown", priority)
         whens.append((Case.priority == priority, seconds))
     return case(*whens, else_=policy.default_resolve_s)
-
-
-def percentiles(
-    session: Session,
-    value: ColumnElement[Any],
-    where: ColumnElement[bool],
-    ps: Sequence[float] = (0.5, 0.9),
-) -> list[float | None]:
-    """Linearly interpolated percentiles of ``value`` over the rows matching ``where``.
-
-    PostgreSQL computes ``percentile_cont``; SQLite has no ordered-set aggregates, so
-    the same interpolation is done from row numbers over one sorted window (the
-    database sorts; only the rows at the wanted ranks come back).
-    """
-    if _dialect(session) == "postgresql":
-        row = session.execute(
-            select(*[func.percentile_cont(p).within_group(value) for p in ps]).where(where)
-        ).one()
-        return [None if v is None else round(float(v), 1) for v in row]
-    # One sort for all the ranks: row numbers and the count over a window.
-    inner = select(
-        value.label("v"),
-        func.row_number().over(order_by=value).label("rn"),
-        func.count().over().label("n"),
-    ).where(where)
-    sub = inner.subquery()
-    wanted = []
-    for p in ps:
-        rank = _floor(p * (sub.c.n - 1), "sqlite") + 1  # 1-based, at or below the position
-        wanted += [sub.c.rn == rank, sub.c.rn == rank + 1]
-    rows = session.execute(select(sub.c.v, sub.c.rn, sub.c.n).where(or_(*wanted))).all()
-    if not rows:
-        return [None for _ in ps]
-    n = int(rows[0][2])
-    at = {int(rn): float(v) for v, rn, _ in rows}
-    out: list[float | None] = []
-    for p in ps:
-        pos = p * (n - 1)
-        lo = math.floor(pos)
-        low = at[lo + 1]
-        high = at.get(lo + 2, low)
-        out.append(round(low + (high - low) * (pos - lo), 1))
-    return out
 
 
 # -- the figures ----------------------------------------------------------------------------------
@@ -238,7 +147,7 @@ def count_columns(dialect: str, options: KpiOptions) -> list[ColumnElement[Any]]
 
 
 def rates_of(counts: dict[str, int]) -> dict[str, Any]:
-    """DESIGN.md's count and rate figures from the COUNT_NAMES counts."""
+    """The count and rate figures (docs/kpis.md) from the COUNT_NAMES counts."""
     return {
         "reported": counts["reported"],
         "open": counts["open"],
@@ -373,7 +282,7 @@ def compute_kpis(
     options: KpiOptions,
     live: bool = True,
 ) -> dict[str, Any]:
-    """All KPIs in DESIGN.md's names and order; ``live=False`` leaves out the live figures."""
+    """All KPIs in docs/kpis.md's names and order; ``live=False`` leaves out the live figures."""
     figures = period_kpis(session, period=period, options=options)
     if live:
         figures["overdue"] = overdue_count(session, now=now)
@@ -400,7 +309,7 @@ def hourly(session: Session, *, period: Period, hours: int = 24) -> list[int]:
     dialect = _dialect(session)
     start_s = period.start.timestamp()
     since = epoch_s(Case.reported_at, dialect) - start_s + _EPSILON_S  # 09:00:00 is hour 9
-    bucket = _floor(since / 3600.0, dialect)
+    bucket = floor_int(since / 3600.0, dialect)
     rows = session.execute(
         select(bucket, func.count()).where(_in_period(period)).group_by(bucket)
     ).tuples()

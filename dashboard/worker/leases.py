@@ -38,8 +38,8 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dashboard.dialect import insert_ignore
 from dashboard.models import StreamLease as FenceRow
-from dashboard.services.ingest import insert_ignore
 from dashboard.streams import Keys
 
 log = logging.getLogger(__name__)

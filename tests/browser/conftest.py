@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 from demo_process import DemoProcess
+from helpers import close_page, open_page
 from playwright.sync_api import Browser, Page
 
 
@@ -50,41 +50,8 @@ def producer(live_demo: DemoProcess) -> Iterator[redis.Redis]:
     client.close()
 
 
-def open_page(
-    browser: Browser, width: int = 1920, height: int = 1080, *, csp: bool = False
-) -> Page:
-    """A page in a context of its own; script errors and dialogs land in ``page.errors``.
-
-    Playwright's string predicates (``wait_for_function("window.x")``) run through eval,
-    which the app's Content-Security-Policy forbids: pages bypass it unless ``csp`` is
-    set (tests/browser/test_security_browser.py checks the pages under the real policy).
-    """
-    context = browser.new_context(
-        viewport={"width": width, "height": height}, locale="zh-CN", bypass_csp=not csp
-    )
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("dialog", lambda dialog: errors.append(f"dialog opened: {dialog.message}"))
-    page.errors = errors  # type: ignore[attr-defined]
-    return page
-
-
-def close_page(page: Page) -> None:
-    """Close the page's context; fail on any script error or dialog it saw."""
-    errors = page.errors  # type: ignore[attr-defined]
-    page.context.close()
-    assert errors == [], f"errors in the page: {errors}"
-
-
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     page = open_page(browser)
     yield page
     close_page(page)
-
-
-def screenshot_dir() -> Path:
-    path = Path(__file__).resolve().parents[2] / "assets" / "screenshots"
-    path.mkdir(parents=True, exist_ok=True)
-    return path

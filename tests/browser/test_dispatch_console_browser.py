@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import close_page, open_page, screenshot_dir
 from demo_process import DemoProcess
+from helpers import close_page, open_page, screenshot_dir
 from playwright.sync_api import Browser, Page
 
 from dashboard.theme import STATUS_COLORS

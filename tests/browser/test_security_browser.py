@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import redis
 import requests
-from conftest import close_page, open_page
 from demo_process import DemoProcess
+from helpers import close_page, open_page
 from playwright.sync_api import Browser, Page
 
 pytestmark = pytest.mark.browser

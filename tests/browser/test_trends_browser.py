@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import screenshot_dir
 from demo_process import DemoProcess
+from helpers import screenshot_dir
 from playwright.sync_api import Browser, Page
 
 pytestmark = pytest.mark.browser
@@ -177,7 +177,7 @@ def test_replay_exports_and_screenshot(browser: Browser, history_demo: DemoProce
         page.click("#lq-trends-replay-play")  # pause
         page.wait_for_function("() => !lq.trends.replay.playing")
 
-        # The tables as CSV: DESIGN.md's names, one row per day.
+        # The tables as CSV: docs/kpis.md's names, one row per day.
         with page.expect_download() as download:
             page.click("#lq-trends-csv-series")
         text = Path(download.value.path()).read_text(encoding="utf-8-sig")

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import close_page, open_page
 from demo_process import DemoProcess
+from helpers import close_page, open_page
 from playwright.sync_api import Browser, Page
 
 from dashboard.geo import wgs84_to_gcj02

@@ -4,14 +4,13 @@ console's actions — enforced by the server even for a forged callback request.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from helpers import drain
+from helpers import PASSWORD, Dash, drain, sign_in
 
 from dashboard.models import Case, Department, Unit
 from dashboard.runtime import Runtime
@@ -22,7 +21,6 @@ from dashboard.web.app import runtime_of
 from dashboard.worker.loop import Worker
 from layouts import ids
 
-PASSWORD = "correct horse battery"
 ALLOWED = {
     "assign": {"lead", "admin"},
     "priority": {"lead", "admin"},
@@ -75,65 +73,6 @@ def make_case(rt: Runtime, worker: Worker, case_id: str, status: str) -> None:
     )
     producer.incident(id=case_id, status=status, ts=now - 30_000)
     drain(worker)
-
-
-def sign_in(app: Flask, name: str) -> FlaskClient:
-    client = app.test_client()
-    form = client.get("/login").get_data(as_text=True)
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
-    assert csrf is not None
-    response = client.post(
-        "/login",
-        data={"username": name, "password": PASSWORD, "csrf_token": csrf.group(1), "next": "/"},
-    )
-    assert response.status_code == 302
-    client.get("/wall")  # the CSRF cookie Dash sends back
-    return client
-
-
-class Dash:
-    """Calls the app's Dash callbacks the way the renderer does (/_dash-update-component)."""
-
-    def __init__(self, client: FlaskClient) -> None:
-        self.client = client
-        self.deps = client.get("/_dash-dependencies").json
-
-    def call(
-        self,
-        trigger: str,
-        prop: str,
-        value: Any,
-        states: dict[str, Any] | None = None,
-        extra_inputs: dict[str, Any] | None = None,
-    ) -> Any:
-        dep = next(
-            d
-            for d in self.deps
-            if any(i["id"] == trigger and i["property"] == prop for i in d["inputs"])
-        )
-        outputs = [
-            dict(zip(("id", "property"), part.split(".", 1), strict=True))
-            for part in dep["output"].strip(".").split("...")
-        ]
-        values = {trigger: value, **(extra_inputs or {})}
-        inputs = [
-            {**i, "value": values[i["id"]]} if i["id"] in values else dict(i) for i in dep["inputs"]
-        ]
-        state = [{**s, "value": (states or {}).get(s["id"])} for s in dep["state"]]
-        cookie = self.client.get_cookie("_csrf_token")
-        assert cookie is not None
-        response = self.client.post(
-            "/_dash-update-component",
-            json={
-                "output": dep["output"],
-                "outputs": outputs if len(outputs) > 1 else outputs[0],
-                "inputs": inputs,
-                "state": state,
-                "changedPropIds": [f"{trigger}.{prop}"],
-            },
-            headers={"X-CSRFToken": cookie.value},
-        )
-        return response
 
 
 def page(client: FlaskClient, path: str = "/dispatch") -> Any:

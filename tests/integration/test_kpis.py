@@ -7,8 +7,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from helpers import SH, fixture_cases, local, make_case
 
-from dashboard.models import Case, Grid, Unit
+from dashboard.models import Grid, Unit
 from dashboard.runtime import Runtime
 from dashboard.services.kpis import (
     KPI_NAMES,
@@ -22,72 +23,8 @@ from dashboard.services.kpis import (
 )
 from dashboard.sla import SlaPolicy
 
-SH = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 11, 23)
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=SH).astimezone(UTC)
-
-
-def local(day: int, hh: int, mm: int = 0, ss: int = 0) -> datetime:
-    return datetime(2026, 11, day, hh, mm, ss, tzinfo=SH).astimezone(UTC)
-
-
-def make_case(case_id: str, status: str, category: str, reported: datetime, **kw: Any) -> Case:
-    values: dict[str, Any] = {
-        "id": case_id,
-        "status": status,
-        "category": category,
-        "priority": 3,
-        "lat": 29.37,
-        "lon": 106.26,
-        "reported_at": reported,
-        "status_since": reported,
-        "status_ts": reported,
-        "rework_count": 0,
-        "version": 1,
-        "overdue": False,
-    }
-    values.update(kw)
-    return Case(**values)
-
-
-def fixture_cases() -> list[Case]:
-    """Nine cases around 2026-11-23 (Asia/Shanghai); the expected figures are worked out below."""
-    return [
-        # A: dispute, on time (72 h), closed. dispatch 60 s, arrival 240 s.
-        make_case("A", "closed", "dispute", local(23, 9), registered_at=local(23, 9, 0, 30),
-                  dispatched_at=local(23, 9, 1), on_scene_at=local(23, 9, 5),
-                  resolved_at=local(23, 10), closed_at=local(23, 11)),
-        # B: traffic (2 h), resolved after 3 h: late. dispatch 120 s, arrival 600 s.
-        make_case("B", "resolved", "traffic", local(23, 10), dispatched_at=local(23, 10, 2),
-                  on_scene_at=local(23, 10, 12), resolved_at=local(23, 13),
-                  deadline_at=local(24, 13)),
-        # C: noise, on scene (open); dispatch 30 s, arrival 150 s; its deadline passed.
-        make_case("C", "on_scene", "noise", local(23, 11), dispatched_at=local(23, 11, 0, 30),
-                  on_scene_at=local(23, 11, 3), deadline_at=local(23, 15)),
-        # D: dispute, still reported (open), flagged overdue by the sweep.
-        make_case("D", "reported", "dispute", local(23, 12), deadline_at=local(23, 12, 5),
-                  overdue=True),
-        # E: cancelled: in no figure.
-        make_case("E", "cancelled", "environment", local(23, 12, 30), cancelled_at=local(23, 13)),
-        # F: urgent public security (2 h / 4 = 30 min) reported 23:50, closed 00:20 the next
-        # day without a resolved stage: resolved exactly at its deadline, on time; counts for
-        # the 23rd. dispatch 60 s, arrival 840 s (across midnight).
-        make_case("F", "closed", "public_security", local(23, 23, 50), priority=1,
-                  dispatched_at=local(23, 23, 51), on_scene_at=local(24, 0, 5),
-                  closed_at=local(24, 0, 20)),
-        # G: explicit due 1 h after the report, resolved in 50 min (on time), then reworked:
-        # dispatched again (open), rework. dispatch 600 s, arrival 600 s.
-        make_case("G", "dispatched", "other", local(23, 8), due_at=local(23, 9),
-                  dispatched_at=local(23, 8, 10), on_scene_at=local(23, 8, 20),
-                  resolved_at=local(23, 8, 50), rework_count=1, status_since=local(24, 11, 58),
-                  deadline_at=local(24, 12, 3)),
-        # H: reported one minute before the day: not in the 23rd, but overdue now.
-        make_case("H", "registered", "noise", local(22, 23, 59), deadline_at=local(23, 0, 0, 59),
-                  overdue=True),
-        # I: a dispute created directly as dispatched (110 CAD): dispatch time 0; overdue.
-        make_case("I", "dispatched", "dispute", local(23, 14), dispatched_at=local(23, 14),
-                  deadline_at=local(23, 14, 5)),
-    ]  # fmt: skip
 
 
 def options() -> KpiOptions:

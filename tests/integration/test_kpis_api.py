@@ -1,4 +1,4 @@
-"""`GET /api/v1/kpis`: DESIGN.md's names, periods in the configured time zone, clear 400s."""
+"""`GET /api/v1/kpis`: docs/kpis.md's names, periods in the configured time zone, clear 400s."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import time
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from helpers import drain
-from test_kpis import fixture_cases
+from helpers import drain, fixture_cases
 
 from dashboard.services.kpis import KPI_NAMES
 from dashboard.streams import Producer

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from helpers import fixture_cases
 from sqlalchemy import select
-from test_kpis import fixture_cases
 
 from dashboard.models import Case
 from dashboard.runtime import Runtime

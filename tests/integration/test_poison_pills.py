@@ -27,12 +27,11 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from helpers import drain, make_token, wait_for
+from helpers import PASSWORD, Dash, drain, make_token, sign_in, wait_for
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
-from test_dispatch_console import PASSWORD, Dash, sign_in
 
 import dashboard.worker.loop as worker_module
 from dashboard.contract.changes import FIELDS, parse_change

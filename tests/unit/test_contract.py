@@ -1,4 +1,4 @@
-"""Every rule of the stream contract v1 (CONTRACT.md), one test or more each."""
+"""Every rule of the stream contract v1 (README, docs/contract.md), one test or more each."""
 
 from __future__ import annotations
 

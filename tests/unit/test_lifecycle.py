@@ -1,4 +1,4 @@
-"""The lifecycle rules of DESIGN.md as pure decisions."""
+"""The lifecycle rules (README "The lifecycle") as pure decisions."""
 
 from __future__ import annotations
 
