@@ -27,7 +27,8 @@ The rules, in the order they are checked (:func:`decide_move`):
 
 The case follows its responders (:func:`derived_stage`): ``dispatched`` once it has an
 assignment, ``on_scene`` once a responder is on scene, ``resolved`` once the lead and
-every required co-handler are done (with no lead and nothing required: every responder).
+every required co-handler are done (a case with neither, say units only, resolves by a
+case-level entry or the console, not by its responders).
 Only facts from the case's current round count (after its last rework or reopen), only
 each assignee's newest assignment counts (a rework's new one supersedes the done one),
 and returned or transferred assignments do not count. The case moves only forward, only
@@ -200,7 +201,7 @@ def derived_stage(
     on_scene = [t for a in rows if (t := _since(a.on_scene_at, floor)) is not None]
     if on_scene:
         out["on_scene"] = min(on_scene)
-    needed = [a for a in current if a.role == "lead" or a.required] or current
+    needed = [a for a in current if a.role == "lead" or a.required]
     if needed:
         done = [_since(a.done_at, floor) if a.status == "done" else None for a in needed]
         if all(t is not None for t in done):
@@ -215,22 +216,37 @@ class CaseLike(Protocol):
     floor_ts: datetime | None
 
 
-def follow(case: CaseLike, assignments: Iterable[AssignmentLike]) -> str | None:
+def behind_responders(case: CaseLike, status: str, assignments: Iterable[AssignmentLike]) -> bool:
+    """A producer's case-level entry behind the stage the responders moved the case to is
+    late, not an impossible transition: the responders got there first."""
+    if case.status not in RANK or status not in RANK or RANK[status] >= RANK[case.status]:
+        return False
+    if case.status == "closed":
+        return False
+    return case.status in derived_stage(assignments, case.floor_ts)
+
+
+def follow(
+    case: CaseLike, assignments: Iterable[AssignmentLike], ts: datetime | None = None
+) -> str | None:
     """Move an open case forward to the stage its responders reached; fill in earlier
     stage times. Returns the new status when the case moved, else None. Never moves a
-    case backwards, never moves a resolved, closed or cancelled case."""
+    case backwards, never moves a resolved, closed or cancelled case. ``ts``: the time of
+    the applied assignment entry that led here (the case's newest time moves to it)."""
     stages = derived_stage(assignments, case.floor_ts)
     moved: str | None = None
-    for status, ts in sorted(stages.items(), key=lambda kv: RANK[kv[0]]):
+    for status, reached in sorted(stages.items(), key=lambda kv: RANK[kv[0]]):
         column = STAGE_COLUMNS[status]
         if case.status in OPEN_STATUSES and RANK[status] > RANK[case.status]:
             case.status = status
-            case.status_since = ts
+            case.status_since = reached
             moved = status
         if case.status != "cancelled" and RANK.get(case.status, -1) >= RANK[status]:
             recorded = getattr(case, column)
-            if recorded is None or ts < recorded:
-                setattr(case, column, ts)
+            if recorded is None or reached < recorded:
+                setattr(case, column, reached)
     if moved is not None:
         case.status_ts = max(case.status_ts, stages[moved])
+    if ts is not None and ts > case.status_ts:
+        case.status_ts = ts
     return moved
