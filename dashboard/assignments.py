@@ -29,7 +29,8 @@ The case follows its responders (:func:`derived_stage`): ``dispatched`` once it 
 assignment, ``on_scene`` once a responder is on scene, ``resolved`` once the lead and
 every required co-handler are done (a case with neither, say units only, resolves by a
 case-level entry or the console, not by its responders).
-Only facts from the case's current round count (after its last rework or reopen), only
+Only facts from the case's current round count (after its last rework or reopen: the
+responders sent back in that round, when there are any, decide its resolution), only
 each assignee's newest assignment counts (a rework's new one supersedes the done one),
 and returned or transferred assignments do not count. The case moves only forward, only
 while open (:func:`follow`); producers' case-level entries still apply as before.
@@ -41,7 +42,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from dashboard.vocabulary import OPEN_STATUSES, RANK, STAGE_COLUMNS
 
@@ -169,11 +170,12 @@ def apply_move(row: AssignmentLike, move: Move, status: str, ts: datetime) -> bo
 
 
 # -- the case follows its responders -----------------------------------------------------
-def current_assignments(
-    assignments: Iterable[AssignmentLike], floor: datetime | None = None
-) -> list[AssignmentLike]:
+_A = TypeVar("_A", bound=AssignmentLike)
+
+
+def current_assignments(assignments: Iterable[_A]) -> list[_A]:
     """Each assignee's newest assignment (by dispatch time) that is still on the case."""
-    newest: dict[tuple[str, str], AssignmentLike] = {}
+    newest: dict[tuple[str, str], _A] = {}
     for a in assignments:
         key = (a.kind, a.assignee_id)
         seen = newest.get(key)
@@ -202,6 +204,8 @@ def derived_stage(
     if on_scene:
         out["on_scene"] = min(on_scene)
     needed = [a for a in current if a.role == "lead" or a.required]
+    if floor is not None:  # after a rework: the responders sent back in this round
+        needed = [a for a in needed if a.dispatched_at >= floor] or needed
     if needed:
         done = [_since(a.done_at, floor) if a.status == "done" else None for a in needed]
         if all(t is not None for t in done):
@@ -250,3 +254,35 @@ def follow(
     if ts is not None and ts > case.status_ts:
         case.status_ts = ts
     return moved
+
+
+# -- deadlines and 督办 ------------------------------------------------------------------
+class DeadlineLike(Protocol):
+    status: str
+    dispatched_at: datetime
+    accept_due_at: datetime | None
+    done_due_at: datetime | None
+
+
+def _level(start: datetime, due: datetime | None, now: datetime) -> int:
+    if due is None or now <= due:
+        return 0
+    window = max((due - start).total_seconds(), 1.0)
+    late = (now - due).total_seconds()
+    return 1 if late < window else 2 if late < 2 * window else 3
+
+
+def escalation_level(row: DeadlineLike, now: datetime) -> int:
+    """督办 level of an assignment at ``now``: 0 on time; 1 once past its deadline (not
+    accepted by its acceptance deadline, or not done by its done deadline); 2 when late by
+    1× the deadline's window (from dispatch to the deadline); 3 when late by 2×."""
+    if row.status in ENDED:
+        return 0
+    level = _level(row.dispatched_at, row.done_due_at, now)
+    if row.status == "dispatched":
+        level = max(level, _level(row.dispatched_at, row.accept_due_at, now))
+    return level
+
+
+def overdue(row: DeadlineLike, now: datetime) -> bool:
+    return escalation_level(row, now) > 0

@@ -304,6 +304,8 @@ class ChangeOutbox(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None]
     stream_id: Mapped[str | None] = mapped_column(String(40))  # the lq:changes entry id
+    # Which stream the row goes to: None for lq:changes, "tasks" for lq:tasks (issue 13).
+    stream: Mapped[str | None] = mapped_column(String(16))
 
 
 class User(Base):

@@ -80,6 +80,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("callback_note", sa.String(length=1000), nullable=True))
         batch.add_column(sa.Column("closed_by", sa.String(length=100), nullable=True))
         batch.add_column(sa.Column("close_reason", sa.String(length=300), nullable=True))
+    with op.batch_alter_table("change_outbox") as batch:
+        batch.add_column(sa.Column("stream", sa.String(length=16), nullable=True))
     # Existing single unit / department cases: one assignment each (the department leads).
     common = """
         dispatched_at, on_scene_at, done_at, escalation, urge_count, status_ts, version,
@@ -104,6 +106,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("change_outbox") as batch:
+        batch.drop_column("stream")
     with op.batch_alter_table("cases") as batch:
         for name in (
             "close_reason", "closed_by", "callback_note", "callback_by", "callback_at",
