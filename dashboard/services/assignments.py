@@ -254,6 +254,24 @@ def _known(session: Session, kind: str, assignee: str) -> bool:
     return session.get(model, assignee) is not None
 
 
+def _known_bulk(session: Session, wanted: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of the (kind, id) pairs exist: one query per kind."""
+    by_kind: dict[str, set[str]] = {}
+    for kind, ident in wanted:
+        by_kind.setdefault(kind, set()).add(ident)
+    found: set[tuple[str, str]] = set()
+    for kind, ids in by_kind.items():
+        column: Any = {"unit": Unit.id, "department": Department.id, "station": Zone.code}[kind]
+        for chunk in _chunks(sorted(ids), 500):
+            found |= {(kind, i) for i in session.scalars(select(column).where(column.in_(chunk)))}
+    return found
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def _pick(rows: Sequence[Assignment], kind: str, assignee: str, ts: datetime) -> Assignment | None:
     """The assignment an entry at ``ts`` is about: the assignee's newest one dispatched by
     then, else its oldest (an entry older than every one of them fills in their past)."""
@@ -293,6 +311,8 @@ def _transfer_in(
     reason: str | None,
 ) -> tuple[Assignment, list[tuple[str, dict[str, str]]]]:
     """The receiving department's own assignment (the chain: ``parent_id``)."""
+    if row.id is None:
+        session.flush()  # the chain needs the transferring assignment's id
     row.transferred_to = to
     existing = [
         r for r in rows if r.kind == "department" and r.assignee_id == to
@@ -359,12 +379,14 @@ def apply_assignment_entries(
         .order_by(Assignment.dispatched_at, Assignment.id)
     ):
         rows_by_case[loaded.case_id].append(loaded)
-    known: dict[tuple[str, str], bool] = {}
+    known = _known_bulk(
+        session,
+        [(m.kind, m.assignee) for _, m in entries]
+        + [("department", m.to) for _, m in entries if m.to is not None],
+    )
 
     def is_known(kind: str, ident: str) -> bool:
-        if (kind, ident) not in known:
-            known[(kind, ident)] = _known(session, kind, ident)
-        return known[(kind, ident)]
+        return (kind, ident) in known
 
     for entry_id, msg in entries:
         case = cases.get(msg.case)
@@ -407,9 +429,8 @@ def apply_assignment_entries(
                 status=msg.status, ts=msg.ts, rules=rules, now=now,
             )  # fmt: skip
             session.add(row)
-            session.flush()
             rows.append(row)
-            rows.sort(key=lambda r: (r.dispatched_at, r.id))
+            rows.sort(key=lambda r: r.dispatched_at)  # stable: equal times keep their order
             changed = True
         else:
             changed = apply_move(row, move, msg.status, msg.ts)
@@ -447,7 +468,7 @@ def apply_assignment_entries(
                 effect=str(move.effect),
                 applied=move.applies,
                 detail=f"{actor} {msg.status} {detail}".strip()[:300],
-                fields={**msg.raw, "assignment": str(row.id)},
+                fields=dict(msg.raw),
                 stream=stream,
                 entry_id=entry_id,
                 actor=actor[:100],

@@ -87,3 +87,11 @@ def test_screens_benchmark_runs(redis_url: str) -> None:
     )  # fmt: skip
     assert "live: 4 of 4" in out and "nothing lost: True" in out, out
     assert "snapshots: 1 built" in out, out
+
+
+def test_assignments_benchmark_runs(redis_url: str) -> None:
+    out = run_bench(
+        "bench.assignments", redis_url, "--db", "sqlite", "--workers", "1,2", "--cases", "30",
+    )  # fmt: skip
+    assert "of bare XREAD" in out
+    assert out.count("exactly once: True") == 2, out
