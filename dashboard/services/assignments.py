@@ -44,7 +44,7 @@ from dashboard.contract.assignments import AssignmentMessage
 from dashboard.contract.changes import entry_fields, new_change_id
 from dashboard.contract.entries import ID_RE, ContractError
 from dashboard.contract.tasks import new_task_id, task_fields
-from dashboard.live.outbox import TASKS
+from dashboard.live.outbox import TASKS, ChangeLog
 from dashboard.models import Assignment, Case, CaseEvent, ChangeOutbox, Department, Unit, Zone
 from dashboard.services.accounts import Principal, audit
 from dashboard.services.cases import case_to_api, iso, ms, refresh_deadline
@@ -62,6 +62,7 @@ from dashboard.vocabulary import NOT_TERMINAL, TERMINAL
 
 if TYPE_CHECKING:
     from dashboard.config import Settings
+    from dashboard.runtime import Runtime
 
 log = logging.getLogger(__name__)
 ESCALATION_STREAM = "escalation"  # CaseEvent.stream of a 督办 escalation (no stream entry)
@@ -1035,3 +1036,28 @@ def assignment_live(rows: Iterable[Assignment], now: datetime) -> dict[str, Any]
         "next_due": ms(min((r.accept_due_at for r in current
                             if r.status == "dispatched" and r.accept_due_at), default=None)),
     }  # fmt: skip
+
+
+def perform(
+    rt: Runtime,
+    *,
+    principal: Principal | None,
+    action: str,
+    case_id: str,
+    body: Any,
+    ip: str | None = None,
+) -> ActionOutcome:
+    """Run one assignment action in its own transaction, then publish its change to
+    lq:changes and its tasks to lq:tasks (after the commit: dashboard/live/outbox.py)."""
+    now = rt.now()
+    with rt.db.write() as session:
+        outcome = execute(
+            session, principal=principal, action=action, case_id=case_id, body=body, now=now,
+            policy=rt.policy, rules=Rules.from_settings(rt.settings, rt.policy),
+            stream=rt.keys.changes, zone=rt.settings.zone, ip=ip,
+        )  # fmt: skip
+    log_ = ChangeLog(rt.redis, rt.keys, rt.settings.changes_maxlen)
+    log_.publish(rt.db, [(outcome.change_id, outcome.fields)], now=now)
+    if outcome.tasks:
+        log_.publish(rt.db, outcome.tasks, now=now, stream=TASKS)
+    return outcome
