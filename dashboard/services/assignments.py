@@ -16,6 +16,7 @@ outbox row).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
@@ -48,14 +49,7 @@ from dashboard.live.outbox import TASKS, ChangeLog
 from dashboard.models import Assignment, Case, CaseEvent, ChangeOutbox, Department, Unit, Zone
 from dashboard.services.accounts import Principal, audit
 from dashboard.services.cases import case_to_api, iso, ms, refresh_deadline
-from dashboard.services.dispatch import (
-    NOTE_MAX,
-    REASON_MAX,
-    DispatchError,
-    _integer,
-    _load,
-    _text,
-)
+from dashboard.services.dispatch import DispatchError, _load
 from dashboard.sla import SlaPolicy
 from dashboard.times import NO_DEADLINE
 from dashboard.vocabulary import NOT_TERMINAL, TERMINAL
@@ -65,6 +59,36 @@ if TYPE_CHECKING:
     from dashboard.runtime import Runtime
 
 log = logging.getLogger(__name__)
+NOTE_MAX = 1000
+REASON_MAX = 300
+_CONTROL = frozenset(chr(c) for c in [*range(0, 9), 11, 12, *range(14, 32), 127])
+
+
+def _text(value: Any, name: str, limit: int, errors: dict[str, str]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        errors[name] = "must be a string"
+        return None
+    text = value.strip()
+    if len(text) > limit:
+        errors[name] = f"at most {limit} characters (got {len(text)})"
+    elif any(ch in _CONTROL for ch in text):
+        errors[name] = "contains a control character"
+    elif any("\ud800" <= ch <= "\udfff" for ch in text):
+        errors[name] = "contains text that cannot be encoded (a lone UTF-16 surrogate)"
+    return text or None
+
+
+def _integer(value: Any) -> int | None:
+    # JSON numbers only (true is not 1); a whole float such as 3.0 is accepted.
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return None
 ESCALATION_STREAM = "escalation"  # CaseEvent.stream of a 督办 escalation (no stream entry)
 MAX_ASSIGNEES = 20
 
