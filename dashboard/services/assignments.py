@@ -1085,3 +1085,29 @@ def perform(
     if outcome.tasks:
         log_.publish(rt.db, outcome.tasks, now=now, stream=TASKS)
     return outcome
+
+
+def ensure_lead_assignment(session: Session, case: Case, *, now: datetime) -> Assignment | None:
+    """A v1 case's department as its one lead assignment (the 311 importers: a request's
+    agency), its progress taken from the case's stages; nothing when the case has no
+    department or already has an assignment for it."""
+    if case.department_id is None:
+        return None
+    have = session.scalar(
+        select(Assignment.id).where(
+            Assignment.case_id == case.id, Assignment.assignee_id == case.department_id
+        )
+    )
+    if have is not None:
+        return None
+    start = case.dispatched_at or case.registered_at or case.reported_at
+    done = case.resolved_at or case.closed_at
+    status = "done" if done else "accepted" if case.on_scene_at else "dispatched"
+    row = Assignment(
+        case_id=case.id, assignee_id=case.department_id, kind="department", role="lead",
+        required=True, status=status, dispatched_at=start, accepted_at=case.on_scene_at,
+        done_at=done, status_ts=done or case.on_scene_at or start, done_due_at=case.due_at,
+        escalation=0, urge_count=0, version=1, created_at=now, updated_at=now,
+    )  # fmt: skip
+    session.add(row)
+    return row
