@@ -158,6 +158,9 @@ def set_stage(row: Any, status: str, ts: datetime) -> bool:
 def apply_move(row: AssignmentLike, move: Move, status: str, ts: datetime) -> bool:
     """Apply a decided move to an existing assignment; whether anything changed."""
     changed = False
+    if ts < row.dispatched_at:  # it was out there by then at least (an entry arrived late)
+        row.dispatched_at = ts
+        changed = True
     if move.effect is MoveEffect.ADVANCE:
         row.status = status
         changed = True

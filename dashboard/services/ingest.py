@@ -147,11 +147,12 @@ def apply_incidents(
         view = None if case is None else CaseView(case.status, case.status_ts, case.floor_ts)
         decision = decide(view, msg.status, msg.ts)
         if (
-            decision.effect is Effect.IMPOSSIBLE
+            decision.effect in (Effect.IMPOSSIBLE, Effect.REWORK)
             and case is not None
             and behind_responders(case, msg.status, _assignments_of(session, case.id))
         ):
-            # The responders moved the case past this stage: late, and its time counts.
+            # The responders moved the case past this stage: late, and its time counts (a
+            # case its responders resolved goes back by a callback's rework, not this way).
             decision = Decision(Effect.LATE, f"behind the case's responders ({case.status})")
             case.status_ts = max(case.status_ts, msg.ts)
         detail = decision.reason

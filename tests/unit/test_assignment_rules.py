@@ -70,12 +70,16 @@ class C:
 def case_entry(c: C, status: str, ts: datetime) -> str:
     d = decide(CaseView(c.status, c.status_ts, c.floor_ts), status, ts)
     effect = d.effect
-    if effect is Effect.IMPOSSIBLE and behind_responders(c, status, c.rows.values()):
+    if effect in (Effect.IMPOSSIBLE, Effect.REWORK) and behind_responders(
+        c, status, c.rows.values()
+    ):
         effect = Effect.LATE  # behind the responders: late, but its time counts
         c.status_ts = max(c.status_ts, ts)
     if effect is Effect.IMPOSSIBLE:
         return "dead"
     if effect not in (Effect.LATE, Effect.IMPOSSIBLE):
+        if effect is Effect.REWORK:
+            c.floor_ts = ts
         if effect is not Effect.UPDATE:
             c.status, c.status_since = status, ts
             if getattr(c, STAGE_COLUMNS[status]) is None:
