@@ -26,7 +26,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dashboard.assignments import (
-    A_STAGE_COLUMNS,
     CALLBACK_RESULTS,
     ENDED,
     KIND_STATUSES,
@@ -48,7 +47,15 @@ from dashboard.contract.tasks import new_task_id, task_fields
 from dashboard.live.outbox import TASKS, ChangeLog
 from dashboard.models import Assignment, Case, CaseEvent, ChangeOutbox, Department, Unit, Zone
 from dashboard.services.accounts import Principal, audit
-from dashboard.services.cases import case_to_api, iso, ms, refresh_deadline
+from dashboard.services.cases import (
+    assignments_of,
+    case_assignments_api,
+    case_extra_api,
+    case_to_api,
+    iso,
+    ms,
+    refresh_deadline,
+)
 from dashboard.services.dispatch import DispatchError, _load
 from dashboard.sla import SlaPolicy
 from dashboard.times import NO_DEADLINE
@@ -133,64 +140,7 @@ class Rules:
         return case.category in self.exempt_categories or case.source in self.exempt_sources
 
 
-# -- reading back -----------------------------------------------------------------------
-def assignment_to_api(row: Assignment, *, zone: tzinfo, now: datetime) -> dict[str, Any]:
-    level = escalation_level(row, now)
-    return {
-        "id": row.id,
-        "assignee": row.assignee_id,
-        "kind": row.kind,
-        "role": row.role,
-        "required": row.required,
-        "status": row.status,
-        "times": {s: iso(getattr(row, col), zone) for s, col in A_STAGE_COLUMNS.items()},
-        "accept_due": iso(row.accept_due_at, zone),
-        "done_due": iso(row.done_due_at, zone),
-        "overdue": level > 0,
-        "escalation": max(level, row.escalation),
-        "last_urged": iso(row.last_urged_at, zone),
-        "urge_count": row.urge_count,
-        "parent": row.parent_id,
-        "transferred_to": row.transferred_to,
-        "reason": row.reason,
-        "result": row.result,
-        "entered_by": row.entered_by,
-        "version": row.version,
-    }
-
-
-def assignments_of(session: Session, case_id: str) -> list[Assignment]:
-    return list(
-        session.scalars(
-            select(Assignment)
-            .where(Assignment.case_id == case_id)
-            .order_by(Assignment.dispatched_at, Assignment.id)
-        )
-    )
-
-
-def case_assignments_api(
-    session: Session, case_id: str, *, zone: tzinfo, now: datetime
-) -> list[dict[str, Any]]:
-    return [assignment_to_api(a, zone=zone, now=now) for a in assignments_of(session, case_id)]
-
-
-def case_extra_api(case: Case, *, zone: tzinfo) -> dict[str, Any]:
-    """The callback and closure fields of a case (GET /api/v1/cases/<id>)."""
-    return {
-        "callback": None
-        if case.callback_result is None
-        else {
-            "result": case.callback_result,
-            "at": iso(case.callback_at, zone),
-            "by": case.callback_by,
-            "note": case.callback_note,
-        },
-        "closed_by": case.closed_by,
-        "close_reason": case.close_reason,
-    }
-
-
+# -- reading back: dashboard/services/cases.py (assignment_to_api, case_extra_api) ------
 # -- shared writers ---------------------------------------------------------------------
 def _new_row(
     case: Case,

@@ -364,3 +364,23 @@ def test_escalation_levels(runtime: Runtime, producer: Producer, worker: Worker)
     assert worker.escalate() == 1
     tasks = [f for _, f in runtime.redis.xrange(runtime.keys.tasks)]
     assert [f[b"level"] for f in tasks if f[b"action"] == b"escalated"] == [b"1"]
+
+
+def test_the_case_reads_back_with_its_responders(
+    runtime: Runtime, producer: Producer, worker: Worker
+) -> None:
+    from dashboard.services.cases import get_case
+
+    new_case(runtime, producer, worker)
+    dispatch_three(runtime)
+    with runtime.db.read() as session:
+        data = get_case(session, case_id="C-1", zone=runtime.settings.zone, now=runtime.now())
+    assert data is not None
+    assert [(a["assignee"], a["kind"], a["role"], a["status"]) for a in data["assignments"]] == [
+        ("police", "department", "lead", "dispatched"),
+        ("justice", "department", "assist", "dispatched"),
+        ("P-1", "unit", "responder", "dispatched"),
+    ]
+    first = data["assignments"][0]
+    assert first["times"]["dispatched"] and first["accept_due"] and first["escalation"] == 0
+    assert (data["callback"], data["closed_by"], data["close_reason"]) == (None, None, None)
