@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from dashboard.api.assignments import paths as assignment_paths
 from dashboard.contract.entries import STATUSES
 from dashboard.services.dispatch import ACTIONS, NOTE_MAX, REASON_MAX
 
@@ -194,6 +195,7 @@ def spec() -> dict[str, Any]:
                 ],
             ),
             **{f"/api/v1/cases/{{id}}/{action}": _action(action) for action in ACTIONS},
+            **assignment_paths(_errors, _json),  # issue 13: responders
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -63,6 +63,9 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     from dashboard.api.write import api_write
 
     server.register_blueprint(api_write)
+    from dashboard.api.assignments import api_assignments
+
+    server.register_blueprint(api_assignments)
     from dashboard.web.ops import ops
 
     server.register_blueprint(ops)
