@@ -59,7 +59,7 @@ from dashboard.services.cases import (
 from dashboard.services.dispatch import DispatchError, _load
 from dashboard.sla import SlaPolicy
 from dashboard.times import NO_DEADLINE
-from dashboard.vocabulary import NOT_TERMINAL, TERMINAL
+from dashboard.vocabulary import OPEN_STATUSES, TERMINAL
 
 if TYPE_CHECKING:
     from dashboard.config import Settings
@@ -462,7 +462,7 @@ def apply_assignment_entries(
 def sweep_escalations(
     session: Session, *, now: datetime, limit: int = 2000
 ) -> tuple[list[Case], list[tuple[str, dict[str, str]]]]:
-    """Raise the 督办 level of late assignments on open cases (1 / 2 / 3: README
+    """Raise the 督办 level of late assignments of open cases (1 / 2 / 3: README
     "Deadlines and 督办"); each raise is a timeline entry, an audit event and an lq:tasks
     entry for the assignee. Returns the cases changed and the tasks written."""
     candidates = session.scalars(
@@ -471,7 +471,7 @@ def sweep_escalations(
         .where(
             Assignment.status.not_in(list(ENDED)),
             Assignment.escalation < 3,
-            Case.status.in_(list(NOT_TERMINAL)),
+            Case.status.in_(list(OPEN_STATUSES)),  # a resolved case needs no one chased
             (Assignment.accept_due_at < now) | (Assignment.done_due_at < now),
         )
         .order_by(Assignment.id)
