@@ -11,7 +11,8 @@
  * in the numbers triggers a catch-up sync, never a silent hole. `tick` messages prove
  * the pipeline is alive when idle. Reconnects and failed syncs back off with full
  * jitter (0.5 s doubling to 30 s), so that screens that lost the server together do
- * not come back together.
+ * not come back together. That protocol — numbers, gaps, resyncs, epochs — is in
+ * assets/lianqin-sync.js (no DOM, unit-tested under Node); this file draws.
  *
  * Untrusted text (titles, names) only ever reaches the DOM through textContent.
  */
@@ -34,9 +35,6 @@
   // bench/e2e.py at 1,000 units and 1,000 pings/s: DOM markers p50 162 ms XADD → painted
   // (main thread 88 % busy), the canvas 34 ms. A district's few hundred stay in the DOM.
   var UNIT_DOM_MAX = 400;
-  // Reconnect and resync delays: a random delay in [0, min(30 s, 0.5 s × 2^attempt)].
-  var BACKOFF_MIN = 500;
-  var BACKOFF_MAX = 30000;
   // The server may wait for another process's snapshot build before it answers `sync`.
   var SYNC_TIMEOUT = 30000;
 
@@ -65,21 +63,16 @@
     socket: null,
     caseMarkers: {},
     unitMarkers: {},
-    syncing: false,
-    syncGen: 0, // bumped by each sync and each disconnect: late answers are ignored
-    pending: [],
+    sync: null, // the protocol (assets/lianqin-sync.js), from the first connection
     config: null,
     clockOffset: 0,
     dayStart: null,
-    retryTimer: null,
-    retry: null, // the resync backoff (below)
     canvas: null,
     mode: "svg",
     ringMarkers: {},
     ringCount: 0,
     hooks: { changed: [], kpis: [] },
     densityPolygons: [],
-    behindSince: null,
     stats: { deltas: 0, resyncs: 0, snapshots: 0, latencies: [] },
   };
 
@@ -148,25 +141,6 @@
   }
 
   // ---- backoff ------------------------------------------------------------------------
-  // "Full jitter": uniform in [0, min(max, min × 2^attempt)]. Socket.IO's own jitter keeps
-  // each delay within ±k of the exponential step, and at the cap they all bunch at 30 s.
-  function fullJitter(min, max, attempt) {
-    return Math.floor(Math.random() * Math.min(max, min * Math.pow(2, attempt)));
-  }
-
-  function Backoff() {
-    this.attempts = 0;
-  }
-  Backoff.prototype.next = function () {
-    var delay = fullJitter(BACKOFF_MIN, BACKOFF_MAX, this.attempts);
-    if (this.attempts < 32) this.attempts += 1;
-    return delay;
-  };
-  Backoff.prototype.reset = function () {
-    this.attempts = 0;
-  };
-  live.retry = new Backoff();
-
   // Socket.IO's manager computes its reconnect delays with `backoff.duration()` (the
   // vendored 4.8 client): the same full jitter, on its own attempt count (it resets it
   // once connected).
@@ -174,7 +148,7 @@
     var backoff = socket.io && socket.io.backoff;
     if (!backoff || typeof backoff.duration !== "function") return;
     backoff.duration = function () {
-      var delay = fullJitter(this.ms, this.max, this.attempts);
+      var delay = lq.sync.fullJitter(this.ms, this.max, this.attempts);
       if (this.attempts < 32) this.attempts += 1;
       return delay;
     };
@@ -273,6 +247,21 @@
   function tagElement(marker, attr, id) {
     var el = marker.getElement && marker.getElement();
     if (el) el.setAttribute(attr, id);
+    if (marker.lqTagged) return;
+    // A layer switched off and on again gets new elements: tag them again (and the case's
+    // status and overdue mark), or a re-enabled layer's dots would lose their attributes
+    // until the next delta.
+    marker.lqTagged = true;
+    marker.on("add", function () {
+      var again = marker.getElement && marker.getElement();
+      if (!again) return;
+      again.setAttribute(attr, id);
+      var c = attr === "data-case" && state.cases[id];
+      if (c) {
+        again.setAttribute("data-status", c.status);
+        again.classList.toggle("lq-overdue", c._overdue === true);
+      }
+    });
   }
 
   function drawCase(c) {
@@ -498,9 +487,7 @@
   function applyMessage(msg) {
     var started = performance.now();
     var body = JSON.parse(msg.d);
-    applyBody(body);
-    state.seq = msg.seq;
-    state.cursor = msg.cursor;
+    applyBody(body); // the sequence number and cursor move after (assets/lianqin-sync.js)
     state.lastUpdate = Date.now();
     state.degraded = null;
     live.stats.deltas += 1;
@@ -554,8 +541,6 @@
     }
     if (reply.units.length > UNIT_DOM_MAX && live.unitsLayer) unitsToCanvas();
     for (i = 0; i < reply.units.length; i++) upsertUnit(reply.units[i]);
-    state.seq = reply.seq;
-    state.cursor = reply.cursor;
     state.lastUpdate = Date.now();
     live.stats.snapshotApplyMs = performance.now() - started;
     afterPaint(function () {
@@ -580,64 +565,10 @@
     notify("kpis", summary);
   }
 
-  function flushPending() {
-    var list = live.pending.sort(function (a, b) {
-      return a.seq - b.seq;
-    });
-    live.pending = [];
-    for (var i = 0; i < list.length; i++) {
-      var m = list[i];
-      if (state.seq !== null && m.seq <= state.seq) continue;
-      if (state.seq === null || m.seq === state.seq + 1) {
-        applyMessage(m);
-      } else {
-        live.pending = list.slice(i);
-        resync();
-        return;
-      }
-    }
-  }
-
-  function retrySync(fresh) {
-    live.syncing = false;
-    clearTimeout(live.retryTimer);
-    live.retryTimer = setTimeout(function () {
-      resync(fresh);
-    }, live.retry.next());
-  }
-
-  function resync(fresh) {
-    if (!live.socket || !live.socket.connected) return;
-    if (live.syncing) return;
-    live.syncing = true;
-    live.stats.resyncs += 1;
-    var gen = (live.syncGen += 1);
-    var ask = fresh ? { cursor: null, seq: null } : { cursor: state.cursor, seq: state.seq };
-    live.socket.timeout(SYNC_TIMEOUT).emit("sync", ask, function (err, reply) {
-      if (gen !== live.syncGen) return; // a reconnect or a newer sync took over
-      if (err || !reply || (reply.mode !== "snapshot" && reply.mode !== "catchup")) {
-        retrySync(fresh);
-        return;
-      }
-      if (reply.mode === "snapshot") {
-        live.clockOffset = reply.at - Date.now();
-        if (reply.kpis) onKpis({ k: reply.kpis });
-        fetchSnapshot(reply.url, gen, fresh); // deltas keep arriving into `pending`
-        return;
-      }
-      live.syncing = false;
-      live.retry.reset();
-      for (var i = 0; i < reply.deltas.length; i++) {
-        var m = reply.deltas[i];
-        if (m.seq === state.seq + 1) applyMessage(m);
-      }
-      flushPending();
-    });
-  }
-
   // The snapshot over HTTP (same origin, the session's cookie): gzip on the wire, shared by
   // every screen, and never in the socket, whose pings must keep flowing meanwhile.
-  function fetchSnapshot(url, gen, fresh) {
+  // ``done`` is called again with the error if loading it throws (then the sync is retried).
+  function fetchSnapshot(url, done) {
     var started = performance.now();
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) {
@@ -645,32 +576,40 @@
         return response.json();
       })
       .then(function (snapshot) {
-        if (gen !== live.syncGen) return;
         live.stats.snapshotFetchMs = performance.now() - started;
-        live.syncing = false;
-        live.retry.reset();
-        loadSnapshot(snapshot);
-        flushPending(); // the deltas after the snapshot's number, or a catch-up from its cursor
+        done(null, snapshot);
       })
       .catch(function (e) {
-        if (gen !== live.syncGen) return;
-        if (window.console) console.warn("live snapshot:", e && e.message);
-        retrySync(fresh);
+        done(e || new Error("snapshot failed"));
       });
   }
 
-  function onDelta(msg) {
-    if (live.syncing || state.seq === null) {
-      live.pending.push(msg);
-      return;
-    }
-    if (msg.seq <= state.seq) return; // already applied (a replay)
-    if (msg.seq !== state.seq + 1) {
-      live.pending.push(msg);
-      resync();
-      return;
-    }
-    applyMessage(msg);
+  // The protocol's side of the page: what applying, asking and fetching mean here.
+  function makeSync(socket) {
+    return new lq.sync.Sync({
+      state: state,
+      stats: live.stats,
+      applyDelta: applyMessage,
+      loadSnapshot: loadSnapshot,
+      ask: function (request, done) {
+        socket.timeout(SYNC_TIMEOUT).emit("sync", request, done);
+      },
+      snapshotAnswer: function (reply) {
+        live.clockOffset = reply.at - Date.now();
+        if (reply.kpis) onKpis({ k: reply.kpis });
+      },
+      fetchSnapshot: fetchSnapshot,
+      connected: function () {
+        return socket.connected;
+      },
+      warn: function (text) {
+        if (window.console) console.warn(text);
+      },
+    });
+  }
+
+  function resync(fresh) {
+    if (live.sync) live.sync.resync(fresh);
   }
 
   function onTick(tick) {
@@ -686,48 +625,36 @@
     state.degraded = null;
     state.lastTick = Date.now();
     live.clockOffset = tick.at - Date.now();
-    if (live.syncing || state.seq === null) return;
-    if (tick.seq < state.seq) {
-      // The server's sequence went backwards: a new epoch (Redis reset). Start over.
-      live.pending = [];
-      resync(true);
-      return;
-    }
-    if (tick.seq > state.seq) {
-      // A delta may still be in flight; only if we stay behind do we catch up.
-      if (live.behindSince === null) live.behindSince = Date.now();
-      else if (Date.now() - live.behindSince > 1500) {
-        live.behindSince = null;
-        resync();
-      }
-    } else {
-      live.behindSince = null;
-    }
+    live.sync.onTick(tick); // a new epoch, or a missed last delta
   }
 
   // ---- connection ---------------------------------------------------------------------
   function connect() {
-    if (live.socket || typeof io === "undefined") return;
+    // Dash loads assets/ in alphabetical order: lianqin-sync.js comes after this file, and
+    // is looked up here, once every script has run (everySecond tries again otherwise).
+    if (live.socket || typeof io === "undefined" || !lq.sync) return;
     var socket = io(config().namespace || "/live", {
       transports: ["websocket", "polling"],
-      reconnectionDelay: BACKOFF_MIN,
-      reconnectionDelayMax: BACKOFF_MAX,
+      reconnectionDelay: lq.sync.BACKOFF_MIN,
+      reconnectionDelayMax: lq.sync.BACKOFF_MAX,
       randomizationFactor: 1, // replaced by full jitter just below
     });
     jitterReconnects(socket);
     live.socket = socket;
+    var sync = (live.sync = makeSync(socket));
     socket.on("connect", function () {
       state.connected = true;
-      resync();
+      sync.onConnect();
       renderStatus();
     });
     socket.on("disconnect", function () {
       state.connected = false;
-      live.syncing = false;
-      live.syncGen += 1; // an answer to the old socket's sync is not awaited any more
+      sync.onDisconnect();
       renderStatus();
     });
-    socket.on("delta", onDelta);
+    socket.on("delta", function (msg) {
+      sync.onDelta(msg);
+    });
     socket.on("tick", onTick);
     socket.on("kpis", onKpis);
   }
@@ -826,7 +753,9 @@
   };
 
   lq.live.resync = resync;
-  lq.live.fullJitter = fullJitter;
+  lq.live.fullJitter = function (min, max, attempt) {
+    return lq.sync.fullJitter(min, max, attempt);
+  };
   lq.live.on = function (name, fn) {
     (live.hooks[name] = live.hooks[name] || []).push(fn);
   };

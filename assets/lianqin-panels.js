@@ -364,7 +364,7 @@
       caseRow(li, c, fresh, fmtLate(c.deadline ? now - c.deadline : 0));
     });
     emptyNote(list, due.length === 0, label("none_overdue"));
-    fit(list);
+    moreNote(list, due.length);
     var title = document.querySelector("#lq-overdue-panel .lq-panel-title");
     if (title) {
       var badge = title.querySelector(".lq-panel-count");
@@ -413,6 +413,32 @@
       list.parentNode.appendChild(note);
     } else if (!empty && note) {
       note.remove();
+    }
+  }
+
+  // Fit the rows, and say how many more there are when some do not fit ("还有 5 条"): the
+  // count in the title is every overdue case, the rows only those that fit. The note takes
+  // its line first, so the rows fit around it; no hidden row, no note.
+  function moreNote(list, total) {
+    var note = list.parentNode && list.parentNode.querySelector(".lq-more");
+    if (!note) {
+      fit(list);
+      return;
+    }
+    note.hidden = false;
+    fit(list);
+    var shown = 0;
+    for (var i = 0; i < list.children.length; i++) {
+      if (!list.children[i].hidden && list.children[i].hasAttribute("data-key")) shown++;
+    }
+    var rest = total - shown;
+    if (rest > 0) {
+      setText(note, label("more_rows").replace("{n}", String(rest)));
+      note.setAttribute("data-more", String(rest));
+    } else {
+      note.hidden = true;
+      note.setAttribute("data-more", "0");
+      fit(list);
     }
   }
 

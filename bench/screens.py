@@ -452,7 +452,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             pending = pool.map_async(run_screens, jobs)
             time.sleep(max(0.0, start_at + args.duration - time.time()))
             cpu1 = tree_cpu_seconds(web.pid)
-            builds1 = int(client.hget(metrics, "snapshot:builds") or 0)
             stop.set()
             producer.join()
             wait_metric(client, b.prefix, "pings", load.sent_pings, timeout=120)
@@ -461,6 +460,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             final = int(client.get(f"{b.prefix}:deltas:seq") or 0)
             client.set(final_key, final)
             results = [r for chunk in pending.get(timeout=args.settle + 120) for r in chunk]
+            # Read once every screen is done: on a loaded machine a screen may open (and
+            # have its snapshot built) after the load's last second.
+            builds1 = int(client.hget(metrics, "snapshot:builds") or 0)
             pool.close()
             pool.join()
         finally:

@@ -13,16 +13,16 @@ from typing import Any
 
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 from dash.development.base_component import Component
-from flask import current_app
 from flask_wtf.csrf import generate_csrf
 
 from callbacks.inputs import BulkRequest, CaseRequest, CaseState, ConsoleContext, checked
 from dashboard.i18n import t
-from dashboard.runtime import Runtime
+from dashboard.policy import is_new_unassigned
 from dashboard.services import dispatch
 from dashboard.services.geo import map_view
 from dashboard.tiles import tile_source
 from dashboard.web.auth import client_ip, current_principal
+from dashboard.web.context import current_runtime
 from layouts import ids
 from layouts.dispatch import (
     create_case_detail,
@@ -39,17 +39,15 @@ BUTTONS = {
     ids.CANCEL_BUTTON: "cancel",
     ids.REOPEN_BUTTON: "reopen",
 }
-CONSOLE_PERMISSIONS = ("dispatch", "add_note", "reopen")
-
-
-def _rt() -> Runtime:
-    rt: Runtime = current_app.extensions["lianqin"]
-    return rt
+# What the console shows follows the policy (dashboard/policy.py); the service checks again.
+CONSOLE_PERMISSIONS = (
+    "dispatch_new", "reassign", "priority", "cancel", "reopen", "add_note", "bulk",
+)  # fmt: skip
 
 
 def render_page(*, lang: str) -> Component:
     """The /dispatch page for the signed-in principal (the router calls this)."""
-    rt = _rt()
+    rt = current_runtime()
     principal = current_principal()
     if principal is None or not principal.can("view_dispatch"):
         return html.Div(t(lang, "err_forbidden"), className="lq-not-found")
@@ -131,7 +129,7 @@ def register(app: Dash) -> None:
         """Show a case: its fields, timeline and the nearest units (read when opened)."""
         lang = context["lang"]
         case_id = (request or {}).get("id") or ""
-        rt = _rt()
+        rt = current_runtime()
         tz = rt.settings.tz
         with rt.db.read() as session:
             data = dispatch.console_case(
@@ -152,7 +150,10 @@ def register(app: Dash) -> None:
             return empty, None, None, None, [], "lq-actions lq-hidden", no_update
         case = data["case"]
         principal = current_principal()
-        can_pick = principal is not None and principal.can("dispatch")
+        first = is_new_unassigned(case["status"], case.get("unit"))
+        can_pick = principal is not None and (
+            principal.can("reassign") or (first and principal.can("dispatch_new"))
+        )
         departments = context.get("departments") or {}
         same = isinstance(shown, dict) and shown.get("id") == case["id"]
         return (
@@ -161,7 +162,7 @@ def register(app: Dash) -> None:
             create_timeline(case["timeline"], lang=lang, tz=tz, departments=departments),
             {k: case[k] for k in ("id", "version", "status", "lat", "lon", "unit", "department")},
             [{**u, "case": case["id"]} for u in data["nearest"]],
-            f"lq-actions lq-status-{case['status']}",
+            f"lq-actions lq-status-{case['status']}" + (" lq-unassigned" if first else ""),
             no_update if same else case["priority"],
         )
 
@@ -205,7 +206,7 @@ def register(app: Dash) -> None:
         }
         try:
             [outcome] = dispatch.perform(
-                _rt(),
+                current_runtime(),
                 principal=current_principal(),
                 action=action,
                 case_id=shown["id"],
@@ -265,7 +266,7 @@ def register(app: Dash) -> None:
         }
         try:
             outcomes = dispatch.perform(
-                _rt(),
+                current_runtime(),
                 principal=current_principal(),
                 action="assign",
                 cases=request["cases"],

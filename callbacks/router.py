@@ -7,19 +7,22 @@ from urllib.parse import parse_qs
 from dash import Dash, Input, Output, ctx
 from dash.development.base_component import Component
 from dash.exceptions import PreventUpdate
-from flask import current_app
 
 from callbacks.dispatch import render_page as render_dispatch
 from callbacks.inputs import checked
 from callbacks.trends import render_page as render_trends
 from callbacks.trends import render_print as render_trends_print
-from dashboard.runtime import Runtime
 from dashboard.services.geo import map_view
 from dashboard.tiles import tile_source
 from dashboard.vocabulary import pick_language
+from dashboard.web.context import current_runtime
 from layouts import ids
 from layouts.root import create_not_found
 from layouts.wall import create_wall_layout, pick_layers
+
+# Every page the router renders; the server answers any other path of Dash's catch-all with
+# a 404 (dashboard/web/notfound.py).
+PAGES = frozenset({"/", "/wall", "/dispatch", "/trends", "/trends/print"})
 
 
 def page_language(search: str | None, default: str) -> str:
@@ -34,7 +37,7 @@ def register(app: Dash) -> None:
     @checked
     def route(pathname: str | None, search: str | None) -> Component:
         """Render the page that the URL names."""
-        rt: Runtime = current_app.extensions["lianqin"]
+        rt = current_runtime()
         lang = page_language(search, rt.settings.language)
         if pathname in ("/", "/wall", None):
             with rt.db.read() as session:

@@ -17,14 +17,12 @@ from urllib.parse import parse_qs, urlencode
 from dash import ClientsideFunction, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.development.base_component import Component
 from dash.exceptions import PreventUpdate
-from flask import current_app
 
 from callbacks import trends_state
 from callbacks.inputs import checked
 from callbacks.trends_state import PageState
 from dashboard.contract.entries import SOURCES
 from dashboard.i18n import CATEGORY_LABELS, SOURCE_LABELS, t
-from dashboard.runtime import Runtime
 from dashboard.services import trends
 from dashboard.services.geo import map_view
 from dashboard.services.kpis import options_for
@@ -32,6 +30,7 @@ from dashboard.services.trends import Filters, TrendError
 from dashboard.theme import STATUS_COLORS
 from dashboard.vocabulary import pick_language, status_config
 from dashboard.web.auth import current_principal
+from dashboard.web.context import current_runtime
 from layouts import ids
 from layouts.trends import (
     CHARTS,
@@ -43,11 +42,6 @@ from layouts.trends import (
     grid_choropleth,
     kpi_cards,
 )
-
-
-def _rt() -> Runtime:
-    rt: Runtime = current_app.extensions["lianqin"]
-    return rt
 
 
 def _allowed(permission: str) -> bool:
@@ -72,7 +66,7 @@ def _names(options: dict[str, Any], lang: str) -> tuple[dict[str, str], dict[str
 
 def _page_data(state: PageState) -> tuple[dict[str, Any], dict[str, Any]]:
     """The service's answer for a page state, and the filter options (names)."""
-    rt = _rt()
+    rt = current_runtime()
     req = trends_state.request_of(state, now=rt.now(), zone=rt.settings.zone)
     with rt.db.read() as session:
         data = trends.trends_page(
@@ -84,7 +78,7 @@ def _page_data(state: PageState) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def period_text(data: dict[str, Any], lang: str) -> str:
     """``2026-11-16 – 2026-11-22 · 日``: the period's local first and last day."""
-    zone = _rt().settings.zone
+    zone = current_runtime().settings.zone
     start = datetime.fromisoformat(data["period"][0]).astimezone(zone).date()
     last = (
         (datetime.fromisoformat(data["period"][1]) - timedelta(microseconds=1))
@@ -121,7 +115,7 @@ def render_page(*, lang: str, search: str | None) -> Component:
     """The /trends page for the signed-in principal."""
     if not _allowed("view_trends"):
         return html.Div(t(lang, "err_forbidden"), className="lq-not-found")
-    rt = _rt()
+    rt = current_runtime()
     principal = current_principal()
     assert principal is not None
     with rt.db.read() as session:
@@ -144,7 +138,7 @@ def render_print(*, lang: str, search: str | None) -> Component:
     """/trends/print: the briefing for the same URL state, ready for print-to-PDF."""
     if not _allowed("view_trends"):
         return html.Div(t(lang, "err_forbidden"), className="lq-not-found")
-    rt = _rt()
+    rt = current_runtime()
     state = _state(search)
     generated = rt.now().astimezone(rt.settings.zone)
     try:
@@ -245,7 +239,7 @@ def register(app: Dash) -> None:
         """Compute the page's data for the URL's state and draw it."""
         if pathname != "/trends" or not _allowed("view_trends"):
             raise PreventUpdate
-        rt = _rt()
+        rt = current_runtime()
         lang = _lang(search, rt.settings.language)
         try:
             data, options = _page_data(_state(search))
@@ -280,7 +274,7 @@ def register(app: Dash) -> None:
         state = _state(search)
         if state.replay_day is None:
             return None
-        rt = _rt()
+        rt = current_runtime()
         window = trends.shift_window(state.replay_day, state.replay_shift, rt.settings.zone)
         with rt.db.read() as session:
             data = trends.replay(session, window=window, filters=state.filters)

@@ -19,6 +19,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from dashboard.vocabulary import DEFAULT_LANGUAGE, Lang
 
 
+def i18n_strict() -> bool:
+    """``LIANQIN_I18N_STRICT`` (the test suite sets it): a UI string missing from a language
+    raises instead of falling back with a logged warning (dashboard/i18n.py)."""
+    return os.environ.get("LIANQIN_I18N_STRICT", "").strip().lower() in {"1", "true", "yes"}
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "lianqin"

@@ -12,9 +12,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from dashboard import dialect
 from dashboard.config import Settings
 
 log = logging.getLogger(__name__)
@@ -44,23 +45,6 @@ class Database:
         self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any, busy_ms: int = 30000) -> None:
-    # Let SQLAlchemy's "begin" event emit BEGIN itself (the pysqlite recipe), so
-    # that writers can take the write lock at BEGIN instead of failing to upgrade.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
-    cursor.close()
-
-
-def _sqlite_begin(conn: Any) -> None:
-    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-    conn.exec_driver_sql(f"BEGIN {mode}")
-
-
 def json_text(value: Any) -> str:
     """JSON columns' serializer: text kept as it is (not ``\\u`` escapes), and refused when it
     cannot be encoded as UTF-8 — a lone surrogate would otherwise be stored as ``\\ud800``
@@ -78,35 +62,13 @@ def make_engine(
     sqlite_busy_s: float = 30.0,
     pg_idle_in_transaction_s: float = 0.0,
 ) -> Engine:
-    if url.startswith("sqlite"):
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url,
-            echo=echo,
-            json_serializer=json_text,
-            connect_args={"timeout": sqlite_busy_s, "check_same_thread": False},
-        )
-        busy_ms = int(sqlite_busy_s * 1000)
-        event.listen(engine, "connect", lambda conn, rec: _sqlite_pragmas(conn, rec, busy_ms))
-        event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    # Sessions in UTC: psycopg returns timestamptz in the session's zone, and a time near
-    # the end of year 9999 cannot be loaded in a zone east of UTC (dashboard/times.py).
-    options = ["-c timezone=UTC"]
-    if pg_idle_in_transaction_s > 0:
-        ms = int(pg_idle_in_transaction_s * 1000)
-        options.append(f"-c idle_in_transaction_session_timeout={ms}")
-    return create_engine(
+    """The engine for ``url``, set up for its database (dashboard/dialect.py)."""
+    return dialect.create_engine_for(
         url,
         echo=echo,
         json_serializer=json_text,
-        connect_args={"options": " ".join(options)},
-        pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=20,
+        sqlite_busy_s=sqlite_busy_s,
+        pg_idle_in_transaction_s=pg_idle_in_transaction_s,
     )
 
 
@@ -118,7 +80,7 @@ def make_database(settings: Settings, *, worker: bool = False) -> Database:
         sqlite_busy_s=settings.sqlite_busy_s,
         pg_idle_in_transaction_s=settings.worker_idle_in_transaction_s if worker else 0.0,
     )
-    write_engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+    write_engine = engine.execution_options(sqlite_begin="IMMEDIATE")  # see dialect.py
     return Database(
         engine=engine,
         reader=sessionmaker(engine, expire_on_commit=False),
@@ -136,8 +98,6 @@ def alembic_config(url: str) -> Config:
 def upgrade(settings: Settings, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (Alembic), creating the SQLite file if needed."""
     url = settings.effective_database_url
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
     try:
         with engine.begin() as connection:

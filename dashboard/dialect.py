@@ -2,12 +2,15 @@
 
 The rest of the code writes portable SQLAlchemy and calls these helpers where the two
 databases need different SQL (docs/architecture.md, "Databases"). Nothing outside this
-module (and the engine setup in dashboard/db.py, the column types in dashboard/models.py
-and the migrations) looks at the dialect's name.
+module (but the column types in dashboard/models.py and the migrations) looks at the
+dialect's name.
 
+* ``create_engine_for``: the engine of a URL, set up for its database (SQLite: WAL, busy
+  timeout, BEGIN IMMEDIATE for writers; PostgreSQL: psycopg, UTC sessions, a pool).
 * ``name(session)`` — the dialect of a session's bind: ``"sqlite"`` or ``"postgresql"``.
-* Expressions: ``epoch_s`` (seconds since 1970 of a UTC timestamp column) and
-  ``floor_int`` (floor of a non-negative number, as an integer).
+* Expressions: ``epoch_s`` (seconds since 1970 of a UTC timestamp column, compared with a
+  tolerance of ``EPSILON_S``) and ``floor_int`` (floor of a non-negative number, as an
+  integer).
 * ``percentiles`` / ``grouped_percentiles``: linearly interpolated percentiles — PostgreSQL's
   ``percentile_cont``; on SQLite the same interpolation from row numbers over one window.
 * Writes: ``insert_ignore`` (INSERT … ON CONFLICT DO NOTHING of ORM-typed rows),
@@ -26,9 +29,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import (
     Boolean,
     ColumnElement,
@@ -40,6 +43,8 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
+    create_engine,
+    event,
     extract,
     func,
     literal,
@@ -52,9 +57,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+if TYPE_CHECKING:
+    import numpy as np
+
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
-NAT = np.iinfo(np.int64).min  # "no time" in the epoch arrays of timestamp_texts
+NAT = -(2**63)  # the int64 minimum: "no time" in the epoch arrays of timestamp_texts
+# Times computed by epoch_s are compared to the millisecond: SQLite's julianday() carries
+# ~0.1 ms of rounding (so that 09:00:00 falls in hour 9 and a deadline met to the second
+# is met).
+EPSILON_S = 0.001
 
 
 def name(session: Session) -> str:
@@ -70,7 +82,7 @@ def epoch_s(column: Any, dialect: str) -> ColumnElement[Any]:
     """Seconds since 1970 of a UTC datetime column, in SQL."""
     if dialect == SQLITE:
         # SQLite stores the UTC columns as naive ISO text; julianday reads it (with ~0.1 ms
-        # of rounding: callers compare to the millisecond).
+        # of rounding: callers compare with EPSILON_S).
         return (func.julianday(column) - 2440587.5) * 86400.0
     return extract("epoch", column)
 
@@ -328,6 +340,8 @@ def update_newer_columns(
 def timestamp_texts(epoch_us: np.ndarray, dialect: str) -> list[str | None]:
     """Epoch microseconds → the text each database reads as that UTC time (``NAT`` → NULL):
     for bulk_load, which hands the driver text rather than datetimes."""
+    import numpy as np  # only the bulk loader needs it: kept off the CLI's start-up
+
     missing = epoch_us == NAT
     safe = np.where(missing, 0, epoch_us).astype("datetime64[us]")
     texts = np.datetime_as_string(safe, unit="us")
@@ -385,3 +399,67 @@ def analyze(engine: Engine) -> None:
     visibility map that lets a covering index answer alone."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE" if engine.dialect.name == POSTGRESQL else "ANALYZE"))
+
+
+# -- engines ----------------------------------------------------------------------------------
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, busy_ms: int = 30000) -> None:
+    # Let SQLAlchemy's "begin" event emit BEGIN itself (the pysqlite recipe), so
+    # that writers can take the write lock at BEGIN instead of failing to upgrade.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # The write engine asks for BEGIN IMMEDIATE (execution option ``sqlite_begin``): SQLite
+    # serialises writers at BEGIN, where PostgreSQL takes row locks (FOR UPDATE) instead.
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def create_engine_for(
+    url: str,
+    *,
+    json_serializer: Any,
+    echo: bool = False,
+    sqlite_busy_s: float = 30.0,
+    pg_idle_in_transaction_s: float = 0.0,
+) -> Engine:
+    """An engine for a ``sqlite:///…`` or ``postgresql://…`` URL. SQLite: the file's directory
+    created, WAL, foreign keys, a busy timeout, BEGIN emitted by SQLAlchemy (so a writer can
+    take the lock up front). PostgreSQL: psycopg 3, sessions in UTC, an optional
+    idle-in-transaction timeout, a connection pool checked before use."""
+    if url.startswith("sqlite"):
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            echo=echo,
+            json_serializer=json_serializer,
+            connect_args={"timeout": sqlite_busy_s, "check_same_thread": False},
+        )
+        busy_ms = int(sqlite_busy_s * 1000)
+        event.listen(engine, "connect", lambda conn, rec: _sqlite_pragmas(conn, rec, busy_ms))
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    # Sessions in UTC: psycopg returns timestamptz in the session's zone, and a time near
+    # the end of year 9999 cannot be loaded in a zone east of UTC (dashboard/times.py).
+    options = ["-c timezone=UTC"]
+    if pg_idle_in_transaction_s > 0:
+        ms = int(pg_idle_in_transaction_s * 1000)
+        options.append(f"-c idle_in_transaction_session_timeout={ms}")
+    return create_engine(
+        url,
+        echo=echo,
+        json_serializer=json_serializer,
+        connect_args={"options": " ".join(options)},
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+    )

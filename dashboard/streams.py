@@ -12,6 +12,7 @@ from typing import Any
 import redis
 
 from dashboard.config import Settings
+from dashboard.text import as_str
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,12 @@ class Keys:
     def latency(self) -> str:
         """The push latency histogram (dashboard/live/latency.py): bucket counts, sum and count."""
         return self._k("metrics:latency")
+
+    @property
+    def consumer_counts(self) -> str:
+        """Entries each consumer of the group handled (applied or dead-lettered), by consumer
+        name: counted in the MULTI that acknowledges them, so each entry counts once."""
+        return self._k("metrics:consumers")
 
     @property
     def web_clients(self) -> str:
@@ -206,7 +213,7 @@ class Producer:
 
     def _add(self, stream: str, values: Mapping[str, Any], maxlen: int) -> str:
         entry_id = self.client.xadd(stream, self.fields(values), maxlen=maxlen, approximate=True)
-        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        return as_str(entry_id)
 
     def pipeline_pings(self, pings: Sequence[Mapping[str, Any]]) -> None:
         """Many pings in one round trip."""

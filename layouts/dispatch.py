@@ -20,12 +20,13 @@ import dash_ag_grid as dag
 from dash import dcc, html
 from dash.development.base_component import Component
 
+from dashboard.contract.changes import CANCEL_REASON_MAX, NOTE_MAX
 from dashboard.i18n import CATEGORY_LABELS, SOURCE_LABELS, STATUS_LABELS, UNIT_KIND_LABELS, t
 from dashboard.services.geo import MapView
 from dashboard.theme import OVERDUE_COLOR, STATUS_COLORS
 from dashboard.tiles import TileSource
 from dashboard.times import in_zone
-from dashboard.vocabulary import OPEN_STATUSES, STATUSES
+from dashboard.vocabulary import OPEN_STATUSES, STATUSES, TERMINAL
 from layouts import ids
 from layouts.wall import create_legend, create_map, live_config
 
@@ -186,7 +187,7 @@ def create_bulk_bar(*, lang: str, options: Mapping[str, Any], can_dispatch: bool
                 id=ids.BULK_NOTE,
                 placeholder=t(lang, "note_placeholder"),
                 className="lq-input",
-                maxLength=1000,
+                maxLength=NOTE_MAX,
             ),
             html.Button(
                 t(lang, "bulk_button"),
@@ -217,7 +218,10 @@ def create_actions(*, lang: str, options: Mapping[str, Any], perms: frozenset[st
     a lead is typing survives a live refresh. Every form is mounted (the callbacks name
     them all) but only those the role may use are shown; the server checks every action
     again whatever the page shows."""
-    can_dispatch = "dispatch" in perms
+    # A lead assigns any case; an operator only a new, unassigned one: the section is then
+    # shown only while such a case is open (.lq-act-first, assets/dispatch.css).
+    can_reassign = "reassign" in perms
+    first_only = not can_reassign and "dispatch_new" in perms
     priority_options = [{"value": p, "label": t(lang, f"priority_{p}")} for p in PRIORITIES]
     parts: list[Component] = [
         _section(
@@ -240,14 +244,14 @@ def create_actions(*, lang: str, options: Mapping[str, Any], perms: frozenset[st
                     id=ids.ASSIGN_NOTE,
                     placeholder=t(lang, "note_placeholder"),
                     className="lq-textarea",
-                    maxLength=1000,
+                    maxLength=NOTE_MAX,
                 ),
                 html.Button(
                     t(lang, "assign_button"), id=ids.ASSIGN_BUTTON, className="lq-btn lq-btn-go"
                 ),
             ],
-            "lq-act lq-act-assign",
-            shown=can_dispatch,
+            "lq-act lq-act-assign" + (" lq-act-first" if first_only else ""),
+            shown=can_reassign or first_only,
         ),
         _section(
             t(lang, "priority_title"),
@@ -265,7 +269,7 @@ def create_actions(*, lang: str, options: Mapping[str, Any], perms: frozenset[st
                 )
             ],
             "lq-act lq-act-priority",
-            shown=can_dispatch,
+            shown="priority" in perms,
         ),
         _section(
             t(lang, "note_title"),
@@ -275,7 +279,7 @@ def create_actions(*, lang: str, options: Mapping[str, Any], perms: frozenset[st
                         id=ids.NOTE_TEXT,
                         placeholder=t(lang, "note_text"),
                         className="lq-input",
-                        maxLength=1000,
+                        maxLength=NOTE_MAX,
                     ),
                     ids.NOTE_BUTTON,
                     t(lang, "note_button"),
@@ -292,7 +296,7 @@ def create_actions(*, lang: str, options: Mapping[str, Any], perms: frozenset[st
                         id=ids.CANCEL_REASON,
                         placeholder=t(lang, "cancel_reason"),
                         className="lq-input",
-                        maxLength=300,
+                        maxLength=CANCEL_REASON_MAX,
                     ),
                     ids.CANCEL_BUTTON,
                     t(lang, "cancel_button"),
@@ -300,7 +304,7 @@ def create_actions(*, lang: str, options: Mapping[str, Any], perms: frozenset[st
                 )
             ],
             "lq-act lq-act-cancel",
-            shown=can_dispatch,
+            shown="cancel" in perms,
         ),
         _section(
             t(lang, "reopen_title"),
@@ -310,7 +314,7 @@ def create_actions(*, lang: str, options: Mapping[str, Any], perms: frozenset[st
                         id=ids.REOPEN_NOTE,
                         placeholder=t(lang, "reopen_note"),
                         className="lq-input",
-                        maxLength=1000,
+                        maxLength=NOTE_MAX,
                     ),
                     ids.REOPEN_BUTTON,
                     t(lang, "reopen_button"),
@@ -321,8 +325,9 @@ def create_actions(*, lang: str, options: Mapping[str, Any], perms: frozenset[st
             shown="reopen" in perms,
         ),
     ]
-    if not can_dispatch:
-        parts.append(html.P(t(lang, "readonly_hint"), className="lq-readonly"))
+    if not can_reassign:
+        hint = "operator_hint" if first_only else "readonly_hint"
+        parts.append(html.P(t(lang, hint), className="lq-readonly"))
     return html.Div(parts, id=ids.ACTIONS, className="lq-actions lq-hidden")
 
 
@@ -338,7 +343,7 @@ def create_dispatch_layout(
     csrf_token: str,
 ) -> Component:
     crs = tiles.crs if tiles else "wgs84"
-    config = json.loads(live_config(lang=lang, tz=tz, display_crs=crs))
+    config = live_config(lang=lang, tz=tz, display_crs=crs)
     config.update(
         {
             "page": "dispatch",
@@ -413,7 +418,7 @@ def create_dispatch_layout(
                         className="lq-queue-head",
                     ),
                     html.Div(create_queue(lang=lang), className="lq-queue-box"),
-                    create_bulk_bar(lang=lang, options=options, can_dispatch="dispatch" in perms),
+                    create_bulk_bar(lang=lang, options=options, can_dispatch="bulk" in perms),
                 ],
                 className="lq-dqueue",
             ),
@@ -502,7 +507,7 @@ def create_case_detail(
     """The open case's fields, its untrusted text as text, and the deadline countdown."""
     dept = case.get("department")
     deadline = case.get("deadline")
-    terminal = case["status"] in ("closed", "cancelled")
+    terminal = case["status"] in TERMINAL
     return html.Div(
         [
             html.Div(

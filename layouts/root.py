@@ -21,6 +21,10 @@ def create_root_layout() -> Component:
 
 def create_not_found(path: str, *, lang: str) -> Component:
     return html.Div(
-        [html.H1(t(lang, "not_found")), html.P(path), html.A("/wall", href="/wall")],
+        [
+            html.H1(t(lang, "not_found")),
+            html.P(path),
+            html.A(t(lang, "nav_wall"), href="/wall", className="lq-not-found-back"),
+        ],
         className="lq-not-found",
     )

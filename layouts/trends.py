@@ -20,6 +20,7 @@ from dash import dcc, html
 from dash.development.base_component import Component
 
 from dashboard.i18n import CATEGORY_LABELS, SOURCE_LABELS, STATUS_LABELS, t
+from dashboard.policy import allowed
 from dashboard.services.geo import MapView
 from dashboard.services.trends import (
     COMPARED,
@@ -29,6 +30,7 @@ from dashboard.services.trends import (
     SHIFTS,
 )
 from dashboard.theme import DENSITY_COLORS
+from dashboard.vocabulary import KPIS
 from layouts import ids
 
 if TYPE_CHECKING:  # the URL state is the callbacks' (they hand it in); no import at run time
@@ -79,35 +81,46 @@ def _minutes(values: Sequence[float | None]) -> list[float | None]:
     return [None if v is None else round(v / 60, 2) for v in values]
 
 
+def fmt_duration(seconds: float, lang: str) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}{t(lang, 'unit_s')}"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}{t(lang, 'tr_unit_min')}"
+    return f"{seconds / 3600:.1f}{t(lang, 'tr_unit_h')}"
+
+
 def fmt_value(name: str, value: Any, lang: str) -> str:
+    """A figure as its registry format says (dashboard/vocabulary.py ``KPIS``)."""
     if value is None:
         return "—"
-    if name.endswith("_rate"):
+    fmt = KPIS[name].format
+    if fmt == "rate":
         return f"{value * 100:.1f}%"
-    if name.endswith("_s"):
-        seconds = float(value)
-        if seconds < 120:
-            return f"{seconds:.0f}{t(lang, 'unit_s')}"
-        if seconds < 7200:
-            return f"{seconds / 60:.1f}{t(lang, 'tr_unit_min')}"
-        return f"{seconds / 3600:.1f}{t(lang, 'tr_unit_h')}"
+    if fmt == "duration":
+        return fmt_duration(float(value), lang)
     return f"{int(value):,}"
 
 
-def fmt_change(change: Mapping[str, Any] | None, good_when_up: bool, lang: str) -> Component:
+def fmt_change(change: Mapping[str, Any] | None, name: str, lang: str) -> Component:
     """▲/▼ and the change (points for rates, percent otherwise); the arrow and sign carry the
-    meaning, the color (better / worse) only repeats it."""
+    meaning, the color (better / worse) only repeats it. A figure whose rise is not good news
+    (``better`` "down", or "" like ``reported``: more cases) is colored worse when it rises."""
     if change is None:
         return html.Span("—", className="lq-tr-flat")
     value = float(change["value"])
     if value == 0:
         return html.Span("± 0", className="lq-tr-flat")
     arrow = "▲" if value > 0 else "▼"
-    better = (value > 0) == good_when_up
+    better = (value > 0) == (KPIS[name].better == "up")
     unit = t(lang, "tr_points") if change["kind"] == "points" else "%"
     return html.Span(
         f"{arrow} {abs(value):.1f}{unit}", className="lq-tr-better" if better else "lq-tr-worse"
     )
+
+
+def _title(name: str) -> str:
+    """The briefing's label key of a figure (the registry's ``title``)."""
+    return KPIS[name].title or KPIS[name].label
 
 
 def _change(current: Any, before: Any, name: str) -> dict[str, Any] | None:
@@ -144,8 +157,17 @@ def _style(
         ),
         bargap=0.15,
     )
-    fig.update_xaxes(title_text=x_title, gridcolor=grid, zeroline=False, automargin=True)
-    fig.update_yaxes(title_text=y_title, gridcolor=grid, zeroline=False, automargin=True)
+    # The first x label is centred on the axes' corner, where the lowest y label ends: both
+    # stand off their axis (below it, left of it) so that "0" or "80%" never runs into
+    # "11-23" (issue 18; screenshots at 1366×768 and 1920×1080).
+    fig.update_xaxes(
+        title_text=x_title, gridcolor=grid, zeroline=False, automargin=True,
+        ticklabelstandoff=10, title_standoff=8,
+    )  # fmt: skip
+    fig.update_yaxes(
+        title_text=y_title, gridcolor=grid, zeroline=False, automargin=True,
+        ticklabelstandoff=8, title_standoff=8,
+    )  # fmt: skip
     return fig
 
 
@@ -192,14 +214,14 @@ def fig_rates(
     fig = go.Figure()
     for name, color in RATE_COLORS.items():
         fig.add_scatter(
-            x=x, y=_pct(series[name]), name=t(lang, f"tr_kpi_{name}"), mode="lines+markers",
+            x=x, y=_pct(series[name]), name=t(lang, _title(name)), mode="lines+markers",
             line={"color": color, "width": 2.5}, connectgaps=False,
         )  # fmt: skip
         target = targets.get(name)
         if target is not None:
             fig.add_scatter(
                 x=[x[0], x[-1]] if x else [], y=[target * 100, target * 100],
-                name=f"{t(lang, 'tr_target')} {t(lang, f'tr_kpi_{name}')} {target * 100:g}%",
+                name=f"{t(lang, 'tr_target')} {t(lang, _title(name))} {target * 100:g}%",
                 mode="lines", line={"color": color, "width": 1.5, "dash": "dash"},
                 hoverinfo="skip",
             )  # fmt: skip
@@ -305,10 +327,10 @@ def fig_disputes(data: Mapping[str, Any], lang: str, *, paper: bool = False) -> 
     series = data["series"]
     x = _x(series["buckets"])
     fig = go.Figure()
-    fig.add_bar(x=x, y=series["disputes"], name=t(lang, "tr_disputes"), marker_color="#CC79A7")
+    fig.add_bar(x=x, y=series["disputes"], name=t(lang, _title("disputes")), marker_color="#CC79A7")
     fig.add_scatter(
         x=x, y=_pct(series["dispute_resolution_rate"]),
-        name=t(lang, "tr_kpi_dispute_resolution_rate"),
+        name=t(lang, _title("dispute_resolution_rate")),
         mode="lines+markers", line={"color": "#009E73", "width": 2.5}, yaxis="y2",
     )  # fmt: skip
     fig.update_layout(
@@ -317,10 +339,13 @@ def fig_disputes(data: Mapping[str, Any], lang: str, *, paper: bool = False) -> 
                 "dtick": 20},
     )  # fmt: skip
     _time_axis(fig, data["granularity"])
-    return _style(
+    _style(
         fig, t(lang, "tr_fig_disputes"), x_title=_x_title(data["granularity"], lang),
         y_title=t(lang, "tr_axis_cases"), paper=paper,
     )  # fmt: skip
+    # _style titles every y axis: the right one is the rate's.
+    fig.update_layout(yaxis2_title_text=t(lang, "tr_axis_percent"))
+    return fig
 
 
 def build_figures(
@@ -351,27 +376,23 @@ def kpi_cards(compare: Mapping[str, Any], lang: str) -> list[Component]:
     previous = compare.get("previous") or {}
     last_year = compare.get("last_year") or {}
     cards: list[Component] = []
-    for name, good_when_up in COMPARED:
+    for name in COMPARED:
         value = current.get(name)
         cards.append(
             html.Div(
                 [
-                    html.Div(t(lang, f"tr_kpi_{name}"), className="lq-tr-kpi-label"),
+                    html.Div(t(lang, _title(name)), className="lq-tr-kpi-label"),
                     html.Div(fmt_value(name, value, lang), className="lq-tr-kpi-value"),
                     html.Div(
                         [
                             html.Span(t(lang, "tr_mom"), className="lq-tr-kpi-cmp"),
-                            fmt_change(
-                                _change(value, previous.get(name), name), good_when_up, lang
-                            ),
+                            fmt_change(_change(value, previous.get(name), name), name, lang),
                         ]
                     ),
                     html.Div(
                         [
                             html.Span(t(lang, "tr_yoy"), className="lq-tr-kpi-cmp"),
-                            fmt_change(
-                                _change(value, last_year.get(name), name), good_when_up, lang
-                            ),
+                            fmt_change(_change(value, last_year.get(name), name), name, lang),
                         ]
                     ),
                 ],
@@ -387,8 +408,8 @@ def department_table(
 ) -> Component:
     head = html.Tr(
         [html.Th(t(lang, k)) for k in ("tr_rank", "tr_department", "tr_axis_cases",
-                                        "tr_kpi_disposal_rate", "tr_kpi_on_time_rate",
-                                        "tr_resolve_p50", "tr_kpi_rework_rate")]
+                                        _title("disposal_rate"), _title("on_time_rate"),
+                                        _title("resolve_p50_s"), _title("rework_rate"))]
     )  # fmt: skip
     body = [
         html.Tr(
@@ -418,7 +439,7 @@ def cases_table(
     body = []
     for r in rows:
         extra = (
-            fmt_value("late_s", r["late_s"], lang) if kind == "overdue" else str(r["rework_count"])
+            fmt_duration(float(r["late_s"]), lang) if kind == "overdue" else str(r["rework_count"])
         )
         body.append(
             html.Tr(
@@ -545,6 +566,19 @@ def _user_text(user: Mapping[str, str], lang: str) -> str:
     return f"{user.get('name', '')} · {t(lang, 'role_' + user.get('role', 'leader'))}"
 
 
+def _nav_links(user: Mapping[str, str], lang: str) -> list[Component]:
+    """Links to the other pages, by name (大屏 / Wall), the console only for roles it opens to."""
+    links: list[Component] = [
+        html.A(t(lang, "nav_wall"), href="/wall", className="lq-tr-nav", id="lq-tr-nav-wall")
+    ]
+    if allowed(user.get("role", ""), "view_dispatch"):
+        links.append(
+            html.A(t(lang, "nav_dispatch"), href="/dispatch", className="lq-tr-nav",
+                   id="lq-tr-nav-dispatch")
+        )  # fmt: skip
+    return links
+
+
 def _attrs(values: Mapping[str, str]) -> dict[str, Any]:
     """HTML data- attributes for a Dash component (passed as keyword arguments)."""
     return dict(values)
@@ -655,7 +689,7 @@ def create_trends_layout(
                             html.Button(t(lang, "tr_excel"), id=ids.TRENDS_EXCEL,
                                         className="lq-tr-button"),
                             html.Span(_user_text(user, lang), className="lq-tr-user"),
-                            html.A("/wall", href="/wall", className="lq-tr-nav"),
+                            *_nav_links(user, lang),
                         ],
                         className="lq-tr-actions",
                     ),
@@ -729,19 +763,19 @@ def create_print_layout(
 
     rows = []
     cmp = data["compare"]
-    for name, good_when_up in COMPARED:
+    for name in COMPARED:
         value = cmp["current"].get(name)
         rows.append(
             html.Tr(
                 [
-                    html.Td(t(lang, f"tr_kpi_{name}")),
+                    html.Td(t(lang, _title(name))),
                     html.Td(fmt_value(name, value, lang)),
                     html.Td(fmt_value(name, (cmp.get("previous") or {}).get(name), lang)),
                     html.Td(fmt_change(_change(value, (cmp.get("previous") or {}).get(name), name),
-                                       good_when_up, lang)),
+                                       name, lang)),
                     html.Td(fmt_value(name, (cmp.get("last_year") or {}).get(name), lang)),
                     html.Td(fmt_change(_change(value, (cmp.get("last_year") or {}).get(name), name),
-                                       good_when_up, lang)),
+                                       name, lang)),
                 ]
             )
         )  # fmt: skip

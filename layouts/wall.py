@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 
 import dash_leaflet as dl
 from dash import html
@@ -89,11 +90,13 @@ def live_config(
     tz: str,
     display_crs: str = "wgs84",
     bounds: tuple[tuple[float, float], tuple[float, float]] | None = None,
-) -> str:
-    """What the browser's live-map code needs, as JSON in a data attribute."""
+) -> dict[str, Any]:
+    """What the browser's live-map code needs (the page puts it, as JSON, in the
+    ``data-config`` attribute of ``ids.LIVE_CONFIG``)."""
     keys = (
         "live", "stale", "offline", "connecting", "overdue", "overdue_by", "ago", "unit_s",
         "unit_min", "unit_h", "unit_d", "count_suffix", "none_overdue", "no_cases", "more",
+        "more_rows",
         "today", "yesterday", "vs_yesterday", "p90", "minutes_ago", "hours_ago", "just_now",
         "peak", "same_time", "seconds_ago", "degraded",
     )  # fmt: skip
@@ -106,25 +109,22 @@ def live_config(
         "secondsAgo": t(lang, "seconds_ago"),
     }
     labels.update({key: t(lang, key) for key in keys})
-    return json.dumps(
-        {
-            "namespace": "/live",
-            "lang": lang,
-            "tz": tz,
-            "displayCrs": display_crs,
-            "bounds": [list(corner) for corner in bounds] if bounds else None,
-            "colors": STATUS_COLORS,
-            "overdueColor": OVERDUE_COLOR,
-            "unitColors": UNIT_COLORS,
-            "trendColors": TREND_COLORS,
-            "facilityColors": FACILITY_COLORS,
-            "densityColors": DENSITY_COLORS,
-            "labels": labels,
-            "statuses": status_config(),
-            "kpis": kpi_config(),
-        },
-        ensure_ascii=False,
-    )
+    return {
+        "namespace": "/live",
+        "lang": lang,
+        "tz": tz,
+        "displayCrs": display_crs,
+        "bounds": [list(corner) for corner in bounds] if bounds else None,
+        "colors": STATUS_COLORS,
+        "overdueColor": OVERDUE_COLOR,
+        "unitColors": UNIT_COLORS,
+        "trendColors": TREND_COLORS,
+        "facilityColors": FACILITY_COLORS,
+        "densityColors": DENSITY_COLORS,
+        "labels": labels,
+        "statuses": status_config(),
+        "kpis": kpi_config(),
+    }
 
 
 def create_legend(*, lang: str) -> Component:
@@ -280,9 +280,20 @@ def create_map(
     )
 
 
-def _panel(panel_id: str, title: str, body: Component, *, extra: str = "") -> Component:
+def _panel(
+    panel_id: str,
+    title: str,
+    body: Component,
+    *,
+    extra: str = "",
+    footer: Component | None = None,
+) -> Component:
     return html.Section(
-        [html.H2(title, className="lq-panel-title"), body],
+        [
+            html.H2(title, className="lq-panel-title"),
+            body,
+            *([footer] if footer is not None else []),
+        ],
         id=panel_id,
         className=f"lq-box {extra}".strip(),
     )
@@ -337,8 +348,9 @@ def create_wall_layout(
                 id=ids.LIVE_CONFIG,
                 hidden=True,
                 **{
-                    "data-config": live_config(
-                        lang=lang, tz=tz, display_crs=crs, bounds=view.bounds
+                    "data-config": json.dumps(
+                        live_config(lang=lang, tz=tz, display_crs=crs, bounds=view.bounds),
+                        ensure_ascii=False,
                     )
                 },  # type: ignore[arg-type]
             ),
@@ -397,6 +409,7 @@ def create_wall_layout(
                         t(lang, "overdue_title"),
                         html.Ol(className="lq-list lq-overdue-list"),
                         extra="lq-box-overdue",
+                        footer=html.Div(className="lq-more", hidden=True),  # "还有 5 条"
                     ),
                     _panel(
                         ids.HOURLY,

@@ -41,9 +41,21 @@ def _ignore_sigint() -> None:
 
 
 class DemoProcess:
-    """`lianqin --data-dir D demo --port P …`, started and stopped like a user would."""
+    """`lianqin --data-dir D demo --port P … --no-history` (or `demo … --data-dir D` with
+    ``data_dir_after``; with the demo's history when ``history`` or ``--history-days`` is
+    given), started and stopped like a user would."""
 
-    def __init__(self, data_dir: Path, *args: str, sigint_ignored: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *args: str,
+        sigint_ignored: bool = False,
+        data_dir_after: bool = False,
+        history: bool = False,
+    ) -> None:
+        # The tests count cases exactly: no history unless asked for (or --history-days given).
+        if not history and "--history-days" not in args:
+            args = (*args, "--no-history")
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -55,12 +67,12 @@ class DemoProcess:
                 sys.executable,
                 "-m",
                 "dashboard.cli",
-                "--data-dir",
-                str(data_dir),
+                *([] if data_dir_after else ["--data-dir", str(data_dir)]),
                 "demo",
                 "--port",
                 str(self.port),
                 *args,
+                *(["--data-dir", str(data_dir)] if data_dir_after else []),
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,

@@ -283,3 +283,16 @@ def screenshot_dir() -> Path:
     path = Path(__file__).resolve().parents[1] / "assets" / "screenshots"
     path.mkdir(parents=True, exist_ok=True)
     return path
+def delta_seq_of(client: Any, case_id: str, timeout: float = 30.0) -> int:
+    """Wait until a worker has pushed a delta carrying case ``case_id`` (in the delta log
+    ``lq:deltas``); return the newest such delta's sequence number."""
+    needle = f'"id":"{case_id}"'.encode()
+
+    def find() -> int | None:
+        for _, fields in client.xrevrange("lq:deltas", count=1000):
+            if needle in fields[b"d"]:
+                return int(fields[b"seq"])
+        return None
+
+    seq: int = wait_for(find, timeout=timeout, message=f"a delta carrying {case_id}")
+    return seq

@@ -1,25 +1,58 @@
-"""The OpenAPI 3.0 description of the HTTP API, served at ``/api/v1/openapi.json``.
+"""The OpenAPI 3.1 description of the HTTP API, served at ``/api/v1/openapi.json``.
 
-Written by hand next to the code it describes (dashboard/api/read.py, api/write.py,
-ops.py) and checked against the running app by schemathesis in the tests
-(tests/integration/test_api_schema.py): every documented status, no 500s, error
-bodies with reasons, authentication enforced where declared.
+Generated from the models the handlers validate and answer with (dashboard/api/schemas.py
+for bodies and queries, api/responses.py for answers, api/types.py for the constrained
+types): pydantic's JSON Schema is OpenAPI 3.1's, and every model is a component under
+``#/components/schemas``. Only the paths, statuses and summaries are written here. Checked
+against the running app by schemathesis in the tests (tests/integration/test_api_schema.py):
+every documented status, response bodies conforming to their schemas, no 500s, error bodies
+with reasons, authentication enforced where declared.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from dashboard.api.assignments import paths as assignment_paths
-from dashboard.contract.entries import STATUSES
-from dashboard.services.dispatch import ACTIONS, NOTE_MAX, REASON_MAX
+from dashboard.api import assignments as responders
+from dashboard.api import responses as out
+from dashboard.api import schemas as inp
+from dashboard.api.types import ID_SCHEMA_PATTERN
 
 openapi = Blueprint("openapi", __name__)
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
-_ID = {"type": "string", "pattern": r"^[A-Za-z0-9._:-]{1,64}$"}
+REF = "#/components/schemas/{model}"
+_ERRORS = {
+    400: "a bad parameter, with a reason per field",
+    401: "no valid session or token",
+    403: "the role may not do this",
+    404: "not found",
+    409: "a stale version (with the case's current version) or a closed case",
+    413: "a body over 1 MiB",
+    422: "an invalid body (not a JSON object, nested too deep, text that cannot be "
+    "stored), with a reason per field; nothing is written",
+    503: "the database or Redis is unavailable; retry",
+}
+_MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+    (inp.Error, "serialization"),
+    *((body, "validation") for body in inp.ACTION_BODIES.values()),
+    *((body, "validation") for body in responders.ASSIGNMENT_BODIES.values()),
+    (out.CaseOut, "serialization"),
+    (out.CaseDetail, "serialization"),
+    (out.UnitOut, "serialization"),
+    (out.Kpis, "serialization"),
+    (out.FeatureCollection, "serialization"),
+    (out.ActionResult, "serialization"),
+    (out.AssignmentActionResult, "serialization"),
+]
+
+
+def _ref(model: type[BaseModel]) -> dict[str, Any]:
+    return {"$ref": REF.format(model=model.__name__)}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -27,22 +60,34 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {
-        400: "a bad parameter, with the field and a reason",
-        401: "no valid session or token",
-        403: "the role may not do this",
-        404: "not found",
-        409: "a stale version or a closed case",
-        413: "a body over 1 MiB",
-        422: "an invalid body (not a JSON object, nested too deep, text that cannot be "
-        "stored), with a reason per field; nothing is written",
-        503: "the database or Redis is unavailable; retry",
-    }
-    return {str(code): _json(_ERROR, text[code]) for code in codes}
+    return {str(code): _json(_ref(inp.Error), _ERRORS[code]) for code in codes}
 
 
-def _get(summary: str, ok: dict[str, Any], params: list[dict[str, Any]] | None = None,
-         errors: tuple[int, ...] = (400, 401, 403)) -> dict[str, Any]:  # fmt: skip
+def _query(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """A query model's fields as OpenAPI query parameters (all optional)."""
+    schema = model.model_json_schema(ref_template=REF, by_alias=True)
+    params = []
+    for name, prop in schema.get("properties", {}).items():
+        prop = {k: v for k, v in prop.items() if k not in ("title", "description", "default")}
+        params.append(
+            {"name": name, "in": "query", "required": False, "schema": prop,
+             "description": schema["properties"][name].get("description", "")}
+        )  # fmt: skip
+    return params
+
+
+_ID_PARAM = {
+    "name": "id", "in": "path", "required": True,
+    "schema": {"type": "string", "pattern": ID_SCHEMA_PATTERN},
+}  # fmt: skip
+
+
+def _get(
+    summary: str,
+    ok: dict[str, Any],
+    params: list[dict[str, Any]] | None = None,
+    errors: tuple[int, ...] = (400, 401, 403),
+) -> dict[str, Any]:
     return {
         "get": {
             "summary": summary,
@@ -52,169 +97,86 @@ def _get(summary: str, ok: dict[str, Any], params: list[dict[str, Any]] | None =
     }
 
 
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema,
-            "description": description}  # fmt: skip
-
-
-# A note or reason: text without control characters (tab and newlines allowed), trimmed.
-_CONTROL = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f"
-_TEXT_CHARS = f"[^{_CONTROL}]"
-_NON_BLANK = f"^{_TEXT_CHARS}*[^\\s{_CONTROL}]{_TEXT_CHARS}*$"  # something left after trimming
-
-
-def _text(limit: int) -> dict[str, Any]:
-    return {"type": "string", "maxLength": limit, "pattern": f"^{_TEXT_CHARS}*$"}
-
-
-def _action(action: str) -> dict[str, Any]:
-    """``POST /api/v1/cases/{id}/<action>``: each action's body (services/dispatch.py)."""
-    fields: dict[str, Any] = {
-        "version": {"type": "integer", "minimum": 1, "description": "the case's version"},
-        "note": _text(NOTE_MAX),
-    }
-    required = ["version"]
-    extra: dict[str, Any] = {}
-    if action == "assign":
-        fields |= {"unit": _ID, "department": _ID}
-        extra = {"anyOf": [{"required": ["unit"]}, {"required": ["department"]}]}
-    elif action == "priority":
-        fields["priority"] = {"type": "integer", "minimum": 1, "maximum": 4}
-        required.append("priority")
-    elif action == "note":
-        fields["note"] = {**_text(NOTE_MAX), "pattern": _NON_BLANK}
-        required.append("note")
-    elif action == "cancel":
-        fields["reason"] = {**_text(REASON_MAX), "pattern": _NON_BLANK}
-        required.append("reason")
-    body = {
-        "type": "object",
-        "required": required,
-        "properties": fields,
-        "additionalProperties": False,
-        **extra,
-    }
+def _action(
+    action: str, body: type[BaseModel], result: type[BaseModel] = out.ActionResult
+) -> dict[str, Any]:
+    """``POST /api/v1/cases/{id}/<action>``: each action's body (dashboard/api/schemas.py)."""
     return {
         "post": {
-            "summary": f"{action}: a dispatch action on one case (the console's rules)",
-            "parameters": [{"name": "id", "in": "path", "required": True, "schema": _ID}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+            "summary": f"{action}: {(body.__doc__ or '').strip()} (the console's rules)",
+            "parameters": [_ID_PARAM],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(body)}},
+            },
             "responses": {
-                "200": _json({"type": "object", "required": ["case", "change"]}, "done"),
+                "200": _json(_ref(result), "done"),
                 **_errors(401, 403, 404, 409, 413, 422, 503),
             },
         }
     }
 
 
+@cache
 def spec() -> dict[str, Any]:
-    geo = {"type": "object", "required": ["type", "features"],
-           "properties": {"type": {"type": "string"}, "features": {"type": "array"}}}  # fmt: skip
-    status = {"type": "string", "enum": list(STATUSES)}
-    case = {
-        "type": "object",
-        "required": ["id", "status"],
-        "properties": {"id": {"type": "string"}, "status": status},
-    }
-    # An ISO date, an ISO datetime (local time zone without an offset) or epoch ms; an
-    # empty value counts as absent (the default applies). Years 1970-2999 as written.
-    years = r"^(19[7-9][0-9]|2[0-9]{3})-"
-    date_or_time = {
-        "anyOf": [
-            {"type": "string", "format": "date", "pattern": years},
-            {"type": "string", "format": "date-time", "pattern": years},
-            {"type": "string", "pattern": r"^([0-9]{10,13})?$"},
-        ]
-    }
-    one = "(" + "|".join(STATUSES) + ")"
-    status_list = {"type": "string", "pattern": f"^({one}(,{one})*)?$"}
+    """The whole document (built once per process: it depends on nothing but the code)."""
+    _, definitions = models_json_schema(_MODELS, ref_template=REF)
+    geo = _ref(out.FeatureCollection)
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "Lianqin API",
             "version": "1",
             "description": "Cases, units, KPIs and the district's geography; the dispatch "
             "console's actions. Authenticate with `Authorization: Bearer <token>` "
-            "(`lianqin tokens create`).",
+            "(`lianqin tokens create`). Every error answers "
+            '`{"error": reason, "code": machine_code, "fields": {field: reason}}`.',
         },
         "security": [{"bearer": []}],
         "paths": {
             "/api/v1/cases/{id}": {
                 "get": {
                     "summary": "One case with its timeline",
-                    "parameters": [{"name": "id", "in": "path", "required": True, "schema": _ID}],
-                    "responses": {"200": _json(case, "the case"), **_errors(400, 401, 403, 404)},
+                    "parameters": [_ID_PARAM],
+                    "responses": {
+                        "200": _json(_ref(out.CaseDetail), "the case"),
+                        **_errors(400, 401, 403, 404),
+                    },
                 }
             },
             "/api/v1/cases": _get(
                 "Cases, newest first",
-                {"type": "array", "items": case},
-                [
-                    _query("status", status_list, "one or more statuses, comma-separated"),
-                    _query("since", date_or_time, "ISO date or datetime, or epoch ms"),
-                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "1..1000"),
-                ],
+                {"type": "array", "items": _ref(out.CaseOut)},
+                _query(inp.CasesQuery),
             ),
-            "/api/v1/units": _get("Units and their latest positions", {"type": "array"}),
+            "/api/v1/units": _get(
+                "Units and their latest positions", {"type": "array", "items": _ref(out.UnitOut)}
+            ),
             "/api/v1/kpis": _get(
                 "The KPIs of a period (docs/kpis.md's definitions)",
-                {"type": "object", "required": ["from", "to", "reported"]},
-                [
-                    _query("from", date_or_time, "ISO date or datetime (default: today)"),
-                    _query("to", date_or_time, "ISO date (inclusive) or datetime (exclusive)"),
-                ],
+                _ref(out.Kpis),
+                _query(inp.KpisQuery),
             ),
             "/api/v1/geo/basemap": _get(
-                "The district's outline, roads and water (GeoJSON)",
-                geo,
-                [_query("crs", {"type": "string", "enum": ["wgs84", "gcj02"]}, "display datum")],
+                "The district's outline, roads and water (GeoJSON)", geo, _query(inp.GeoQuery)
             ),
-            "/api/v1/geo/grids": _get(
-                "Grids (GeoJSON)",
-                geo,
-                [
-                    _query("level", {"type": "string", "enum": ["grid", "micro"]}, "grid level"),
-                    _query("crs", {"type": "string", "enum": ["wgs84", "gcj02"]}, "display datum"),
-                ],
-            ),
-            "/api/v1/geo/zones": _get(
-                "Patrol zones (GeoJSON)",
-                geo,
-                [_query("crs", {"type": "string", "enum": ["wgs84", "gcj02"]}, "display datum")],
-            ),
+            "/api/v1/geo/grids": _get("Grids (GeoJSON)", geo, _query(inp.GridsQuery)),
+            "/api/v1/geo/zones": _get("Patrol zones (GeoJSON)", geo, _query(inp.GeoQuery)),
             "/api/v1/geo/facilities": _get(
-                "Stations, cameras, sensors (GeoJSON)",
-                geo,
-                [
-                    _query(
-                        "kind",
-                        {"type": "string", "enum": ["camera", "sensor", "station"]},
-                        "one kind",
-                    ),
-                    _query("crs", {"type": "string", "enum": ["wgs84", "gcj02"]}, "display datum"),
-                ],
+                "Stations, cameras, sensors (GeoJSON)", geo, _query(inp.FacilitiesQuery)
             ),
-            **{f"/api/v1/cases/{{id}}/{action}": _action(action) for action in ACTIONS},
-            **assignment_paths(_errors, _json),  # issue 13: responders
+            **{
+                f"/api/v1/cases/{{id}}/{action}": _action(action, body)
+                for action, body in inp.ACTION_BODIES.items()
+            },
+            **{  # issue 13: the responders' actions (dashboard/api/assignments.py)
+                f"/api/v1/cases/{{id}}/{action}": _action(action, body, out.AssignmentActionResult)
+                for action, body in responders.ASSIGNMENT_BODIES.items()
+            },
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {"type": "string", "description": "the reason, for people"},
-                        "field": {"type": "string", "description": "the parameter at fault"},
-                        "code": {"type": "string", "description": "write API: e.g. bad_input"},
-                        "fields": {
-                            "type": "object",
-                            "additionalProperties": {"type": "string"},
-                            "description": "write API: a reason per body field",
-                        },
-                    },
-                }
-            },
+            "schemas": definitions["$defs"],
         },
     }
 

@@ -16,27 +16,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from dashboard.runtime import Runtime
+from dashboard.api import responses as out
+from dashboard.api.errors import api_error
+from dashboard.api.read import answer
 from dashboard.services import dispatch
 from dashboard.web.auth import client_ip, current_principal
 from dashboard.web.bodies import BodyRefused
+from dashboard.web.context import current_runtime
 
 log = logging.getLogger(__name__)
 api_write = Blueprint("api_write", __name__)
 _ACTIONS = ",".join(dispatch.ACTIONS)
 
-
-def _runtime() -> Runtime:
-    rt: Runtime = current_app.extensions["lianqin"]
-    return rt
-
-
-def _error(status: int, body: dict[str, Any]) -> tuple[Response, int]:
-    return jsonify(body), status
 
 
 def _body() -> Any:
@@ -66,14 +61,14 @@ def _body() -> Any:
 
 
 @api_write.post(f"/api/v1/cases/<case_id>/<any({_ACTIONS}):action>")
-def case_action(case_id: str, action: str) -> Response | tuple[Response, int]:
+def case_action(case_id: str, action: str) -> Response:
     """Apply one action to one case; the body carries the case's ``version``."""
     principal = current_principal()
     try:
         dispatch.check_permission(principal, action)  # 403 before anything about the input
         body = _body()
         outcome = dispatch.perform(
-            _runtime(),
+            current_runtime(),
             principal=principal,
             action=action,
             case_id=case_id,
@@ -81,22 +76,19 @@ def case_action(case_id: str, action: str) -> Response | tuple[Response, int]:
             ip=client_ip(),
         )[0]
     except dispatch.DispatchError as exc:
-        return _error(exc.status, exc.to_json())
+        return api_error(exc.status, exc.code, exc.error, exc.fields, version=exc.current_version)
     except DBAPIError as exc:
         log.warning("write API: database unavailable (%s)", exc.__class__.__name__)
-        return _error(
-            503, {"error": "the database is unavailable, try again", "code": "unavailable"}
-        )
-    return jsonify(
-        {
-            "case": outcome.case,
-            "change": {
-                "id": outcome.change_id,
-                "action": action,
-                "effect": outcome.effect,
-                "actor": outcome.fields["actor"],
-                "version": outcome.case["version"],
-            },
-            "warnings": outcome.warnings,
-        }
-    )
+        return api_error(503, "unavailable", "the database is unavailable, try again")
+    result = {
+        "case": outcome.case,
+        "change": {
+            "id": outcome.change_id,
+            "action": action,
+            "effect": outcome.effect,
+            "actor": outcome.fields["actor"],
+            "version": outcome.case["version"],
+        },
+        "warnings": outcome.warnings,
+    }
+    return answer(out.ActionResult, result)

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from dashboard.cli import accounts, data, db, dead, demo, serve
+from dashboard.cli.common import shared_options
 from dashboard.logs import setup_logging
 
 
@@ -25,7 +26,10 @@ from dashboard.logs import setup_logging
 @click.option("--log-level", default="INFO", show_default=True)
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None, log_level: str) -> None:
-    """Lianqin (联勤): the live command-center dashboard."""
+    """Lianqin (联勤): the live command-center dashboard.
+
+    --data-dir and --log-level go before the command or after it (`lianqin demo --data-dir X`).
+    """
     setup_logging(log_level)
     ctx.obj = {"data_dir": data_dir} if data_dir else {}
 
@@ -42,4 +46,4 @@ for command in (
     dead.dead,
     demo.demo,
 ):
-    main.add_command(command)
+    main.add_command(shared_options(command))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -30,6 +32,13 @@ from dashboard.cli.common import open_database, running_redis, settings_of, stop
     show_default=True,
     help="Cases to create at start, in various stages.",
 )
+@click.option(
+    "--warm-hours",
+    type=float,
+    default=6.0,
+    show_default=True,
+    help="The warm start's cases lie in the last H hours of today.",
+)
 @click.option("--seed", type=int, default=None, help="Random seed (default: random).")
 @click.option(
     "--history",
@@ -51,6 +60,7 @@ def simulate(
     speed: float,
     rate: float,
     warm: int,
+    warm_hours: float,
     seed: int | None,
     history: int | None,
     history_days: int,
@@ -79,7 +89,7 @@ def simulate(
             rate_per_min=rate,
         )
         if warm:
-            sim.warm_start(warm)
+            sim.warm_start(warm, hours=warm_hours)
         sim.run(stop)
 
 
@@ -117,14 +127,16 @@ def _simulate_history(
 @click.pass_context
 def replay(ctx: click.Context, kind: str, file: Path, limit: int | None) -> None:
     """Replay a public 311 file through the streams, as a producer would (oldest first)."""
-    from dashboard.imports.cases import IMPORTERS, counts
+    from dashboard.imports.cases import counts
     from dashboard.redis_server import redis_client
     from dashboard.streams import Producer
 
     settings = settings_of(ctx)
-    result = IMPORTERS[kind](file, limit=limit)
+    result = _read_cases(kind, file, limit)
     for line, reason in result.problems:
         click.echo(f"line {line}: skipped: {reason}", err=True)
+    if not result.cases and result.problems:
+        raise click.ClickException(f"nothing replayed: all {len(result.problems)} rows skipped")
     entries = result.entries_by_time()
     with running_redis(settings) as url:
         client = redis_client(url)
@@ -149,6 +161,19 @@ def replay(ctx: click.Context, kind: str, file: Path, limit: int | None) -> None
     )
 
 
+def _read_cases(fmt: str, file: Path, limit: int | None) -> Any:
+    """The file read as ``fmt``; a header that is not the format's stops the command with one
+    line on stderr (exit 1) rather than a "skipped" line per row."""
+    from dashboard.imports.cases import IMPORTERS, HeaderError
+
+    try:
+        return IMPORTERS[fmt](file, limit=limit)
+    except HeaderError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise click.ClickException(f"{file}: not a UTF-8 CSV file ({exc})") from None
+
+
 @click.group("import")
 def import_() -> None:
     """Load reference data from files."""
@@ -170,13 +195,13 @@ def import_cases(ctx: click.Context, file: Path, fmt: str, limit: int | None) ->
     from sqlalchemy import select
 
     from dashboard.geo import GridIndex, GridShape
-    from dashboard.imports.cases import IMPORTERS, load_cases
+    from dashboard.imports.cases import load_cases
     from dashboard.models import Grid
     from dashboard.sla import load_policy
     from dashboard.streams import now_utc
 
     settings = settings_of(ctx.find_root())
-    result = IMPORTERS[fmt](file, limit=limit)
+    result = _read_cases(fmt, file, limit)
     with open_database(ctx, settings) as database:
         with database.read() as session:
             rows = session.execute(select(Grid.code, Grid.geometry).where(Grid.level == "grid"))
@@ -202,6 +227,9 @@ def import_cases(ctx: click.Context, file: Path, fmt: str, limit: int | None) ->
         f"there, {summary.updated} updated, "
         f"{len(result.problems) + len(summary.skipped)} skipped; {noted} with notes"
     )
+    skipped = len(result.problems) + len(summary.skipped)
+    if skipped and not (summary.loaded or summary.already or summary.updated):
+        raise click.ClickException(f"nothing imported: all {skipped} rows skipped")
 
 
 @import_.command("grids")

@@ -28,6 +28,10 @@ FIELDS = frozenset(
     }
 )  # fmt: skip
 _VERSION_RE = re.compile(r"[0-9]{1,18}", re.ASCII)
+# The longest text a change carries, after trimming: a lead's note and a cancellation's
+# reason (the console's inputs and the write API's bodies take their limits from here).
+NOTE_MAX = 1000
+CANCEL_REASON_MAX = 300
 
 
 def new_change_id() -> str:

@@ -17,6 +17,7 @@ import redis
 
 from dashboard.config import Settings
 from dashboard.streams import Keys, now_utc
+from dashboard.text import as_str
 
 _META = ("stream", "entry", "code", "reason", "field", "consumer", "at")
 
@@ -76,7 +77,7 @@ class DeadLetter:
                 text = value.decode("utf-8")
             except UnicodeDecodeError:
                 text = repr(value)
-            out[name.decode("utf-8", "backslashreplace")] = text
+            out[as_str(name, "backslashreplace")] = text
         return out
 
     def to_json(self, *, full: bool = True, limit: int = 200) -> dict[str, Any]:
@@ -86,10 +87,6 @@ class DeadLetter:
         return {"id": self.id, **self.meta, "fields": fields}
 
 
-def _s(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
 def parse(entry_id: Any, raw: dict[bytes, bytes]) -> DeadLetter:
     meta: dict[str, str] = {}
     fields: dict[bytes, bytes] = {}
@@ -97,8 +94,8 @@ def parse(entry_id: Any, raw: dict[bytes, bytes]) -> DeadLetter:
         if name.startswith(b"f:"):
             fields[name[2:]] = value
         else:
-            meta[_s(name)] = _s(value)
-    return DeadLetter(_s(entry_id), meta, fields)
+            meta[as_str(name, "replace")] = as_str(value, "replace")
+    return DeadLetter(as_str(entry_id, "replace"), meta, fields)
 
 
 def iterate(
@@ -122,7 +119,7 @@ def iterate(
             if code and letter.code != code:
                 continue
             yield letter
-        start = "(" + _s(chunk[-1][0])
+        start = "(" + as_str(chunk[-1][0], "replace")
 
 
 def get(client: redis.Redis, keys: Keys, dead_id: str) -> DeadLetter | None:
@@ -152,7 +149,7 @@ def retry(client: redis.Redis, keys: Keys, settings: Settings, letter: DeadLette
     pipe.xadd(letter.stream, letter.fields, maxlen=maxlen[letter.stream], approximate=True)  # type: ignore[arg-type]
     pipe.xdel(keys.dead, letter.id)
     new_id, _ = pipe.execute()
-    return _s(new_id)
+    return as_str(new_id, "replace")
 
 
 def purge(client: redis.Redis, keys: Keys, ids: list[str]) -> int:

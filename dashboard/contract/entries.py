@@ -44,12 +44,21 @@ TEXT_LIMITS = {"title": 200, "description": 4000, "address": 300}
 
 # ASCII only, everywhere: Python's ``\d``, ``int()`` and ``float()`` also accept other
 # scripts' digits (``٢٩.٣٧``), which the contract's "plain decimals" do not allow.
-ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}", re.ASCII)
+# The id rule (case, unit, department, grid ids), as a pattern for every layer that states it:
+# this module, the HTTP API's types (dashboard/api/types.py) and grid imports.
+ID_MAX = 64
+ID_CHARS = "A-Za-z0-9._:-"
+ID_PATTERN = f"[{ID_CHARS}]{{1,{ID_MAX}}}"
+ID_RULE = f"1-{ID_MAX} characters of A-Z a-z 0-9 . _ : -"  # the rule in words, for reasons
+ID_RE = re.compile(ID_PATTERN, re.ASCII)
 _DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?", re.ASCII)
 _INT_RE = re.compile(r"[0-9]{1,16}", re.ASCII)
 # C0 controls except tab, newline and carriage return; also DEL. PostgreSQL cannot
 # store NUL in text at all, and the others only ever come from broken producers.
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# CONTROL_CHARS is that character class's body, for the layers that state it again (the
+# HTTP API's text types, the OpenAPI patterns).
+CONTROL_CHARS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_CONTROL_RE = re.compile(f"[{CONTROL_CHARS}]")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_RAW_BYTES = 64 * 1024
 # A dead letter's reason and field, and every log line about an entry, stay this short

@@ -12,6 +12,10 @@ tracks (a ping a minute) are written for the last ``ping_hours`` so that the rep
 units to move.
 
 Ids are ``H<seed>-<n>``: generating again with the same seed adds nothing.
+
+``generate_demo_history`` is the demo's first start (`lianqin demo`, dashboard/cli/demo.py):
+N days up to where the live simulator takes over, at the live simulator's own rate and
+stage times, so that 环比/同比 and the wall's "yesterday at this time" compare like with like.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -32,6 +37,7 @@ from dashboard.demo.simulator import (
     CATEGORY_WEIGHTS,
     CO_HANDLERS,
     DEPARTMENT_FOR,
+    HANDLING_MIN,
     HOURLY_FACTOR,
     KIND_WEIGHTS,
     SOURCE_WEIGHTS,
@@ -70,6 +76,98 @@ def _weights(mapping: dict[str, float], keys: Sequence[str]) -> np.ndarray:
     return w / w.sum()
 
 
+@dataclass(frozen=True)
+class _Setting:
+    """What every chunk of cases draws from: the district's grids, units and catalogues."""
+
+    grids: list[Any]
+    kinds: list[str]
+    grid_p: np.ndarray
+    corners: np.ndarray  # (G, 4, 2)
+    categories: list[str]
+    sources: list[str]
+    source_p: np.ndarray
+    units: list[str]
+
+    @classmethod
+    def of(cls, district: District) -> _Setting:
+        grids = list(district.grids)
+        kinds = [g.kind for g in grids]
+        grid_p = np.array([KIND_WEIGHTS.get(k, 1.0) for k in kinds])
+        sources = list(SOURCE_WEIGHTS)
+        return cls(
+            grids=grids,
+            kinds=kinds,
+            grid_p=grid_p / grid_p.sum(),
+            corners=np.array([[(lat, lon) for lat, lon in g.corners] for g in grids]),
+            categories=sorted({c for table in CATEGORY_WEIGHTS.values() for c in table}),
+            sources=sources,
+            source_p=_weights(SOURCE_WEIGHTS, sources),
+            units=[u.id for u in district.units if u.kind != "volunteer"],
+        )
+
+
+def _realistic_stages(
+    rng: np.random.Generator, m: int, reported: np.ndarray, category: np.ndarray,
+    urgent: np.ndarray,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Stage times of a real center (the benchmark's): dispatch in about a minute, closure
+    hours later."""
+    priority = np.where(urgent, np.where(rng.random(m) < 0.25, 1, 2), 3)
+    priority = np.where(rng.random(m) < 0.1, 4, priority)
+    dispatch = rng.lognormal(math.log(50), 0.7, m)
+    registered = reported + dispatch * rng.uniform(0.2, 0.6, m)
+    dispatched = reported + dispatch
+    on_scene = dispatched + rng.lognormal(math.log(280), 0.5, m)
+    slow = rng.random(m) < 0.06  # the odd case that drags on
+    resolved = on_scene + rng.lognormal(math.log(1500), 0.6, m) * np.where(slow, 12, 1)
+    closed = resolved + rng.lognormal(math.log(4 * 3600), 0.8, m)
+    rework = rng.random(m) < 0.04
+    cancelled = rng.random(m) < 0.02
+    cancel_at = reported + rng.uniform(60, 1800, m)
+    return {
+        "priority": priority, "registered": registered, "dispatched": dispatched,
+        "on_scene": on_scene, "resolved": resolved, "closed": closed, "rework": rework,
+        "cancelled": cancelled, "cancel_at": cancel_at,
+    }  # fmt: skip
+
+
+def _simulator_stages(
+    rng: np.random.Generator, m: int, reported: np.ndarray, category: np.ndarray,
+    urgent: np.ndarray, speed: float,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Stage times as the live simulator (dashboard/demo/simulator.py) draws them at ``speed``:
+    its delays in simulated minutes, divided by the speed, so that the demo's history has the
+    rates and durations of the cases it creates live (3 % cancelled at registration, dispatch
+    0.3-1.5 minutes after it, faster for priority 1, the category's handling time, 5 %
+    reworked, closed 2-10 minutes after the resolution)."""
+    k = 60.0 / speed  # a simulated minute in wall seconds
+    p_urgent = np.array([0.15, 0.35, 0.45, 0.05])
+    p_other = np.array([0.03, 0.17, 0.70, 0.10])
+    priority = np.where(
+        urgent, rng.choice(4, size=m, p=p_urgent) + 1, rng.choice(4, size=m, p=p_other) + 1
+    )
+    registered = reported + rng.uniform(0.5, 2.0, m) * k
+    wait = rng.triangular(0.3, 0.5, 1.5, m) * np.where(priority == 1, 0.6, 1.0)
+    dispatched = registered + wait * k
+    depart = np.where(rng.random(m) < 0.04, rng.uniform(3.0, 8.0, m), rng.uniform(0.1, 1.0, m))
+    travel = rng.lognormal(math.log(600), 0.6, m) / rng.uniform(4.0, 6.0, m) / 60.0
+    on_scene = dispatched + (depart + travel) * k
+    bounds = np.array([HANDLING_MIN.get(str(c), (5, 25)) for c in category], dtype=float)
+    handling = rng.uniform(bounds[:, 0], bounds[:, 1])
+    resolved = on_scene + handling * k
+    rework = rng.random(m) < 0.05
+    back = np.where(rework, rng.uniform(2.0, 8.0, m) + travel + 0.5 * handling, 0.0)
+    closed = resolved + (back + rng.uniform(2.0, 10.0, m)) * k
+    cancelled = rng.random(m) < 0.03
+    cancel_at = reported + rng.uniform(0.5, 2.0, m) * k
+    return {
+        "priority": priority, "registered": registered, "dispatched": dispatched,
+        "on_scene": on_scene, "resolved": resolved, "closed": closed, "rework": rework,
+        "cancelled": cancelled, "cancel_at": cancel_at,
+    }  # fmt: skip
+
+
 def generate_history(
     session: Session,
     district: District,
@@ -85,16 +183,6 @@ def generate_history(
 ) -> dict[str, int]:
     """Write ``n`` cases reported over the ``days`` before ``now`` (and unit tracks)."""
     rng = np.random.default_rng(seed)
-    dialect = dialect_name(session)
-    grids = list(district.grids)
-    kinds = [g.kind for g in grids]
-    grid_p = np.array([KIND_WEIGHTS.get(k, 1.0) for k in kinds])
-    grid_p /= grid_p.sum()
-    corners = np.array([[(lat, lon) for lat, lon in g.corners] for g in grids])  # (G, 4, 2)
-    categories = sorted({c for table in CATEGORY_WEIGHTS.values() for c in table})
-    sources = list(SOURCE_WEIGHTS)
-    source_p = _weights(SOURCE_WEIGHTS, sources)
-    units = [u.id for u in district.units if u.kind != "volunteer"]
     today = now.astimezone(zone).date()
     # Local midnights of the days, as epoch seconds (DST-safe), and how busy each day is:
     # weekends are quieter, and a seasonal swing of ±15 %.
@@ -107,12 +195,134 @@ def generate_history(
     day_p /= day_p.sum()
     hour_p = np.array(HOURLY_FACTOR) / sum(HOURLY_FACTOR)
     now_s = now.timestamp()
+
+    def times(m: int) -> np.ndarray:
+        day = rng.choice(len(midnights), size=m, p=day_p)
+        reported = (
+            midnights[day] + rng.choice(24, size=m, p=hour_p) * 3600 + rng.uniform(0, 3600, m)
+        )
+        return np.minimum(reported, now_s - rng.uniform(1, 3600, m))
+
+    counts = _write_cases(
+        session, _Setting.of(district), rng, n=n, times=times, now=now, policy=policy,
+        id_prefix=f"H{seed}-", stages=_realistic_stages, chunk=CHUNK, progress=progress,
+    )  # fmt: skip
+    dialect = dialect_name(session)
+    pings = _pings(session, district, rng, now=now, hours=ping_hours, dialect=dialect)
+    return {**counts, "pings": pings}
+
+
+DEMO_ID_PREFIX = "HD-"
+DEMO_CHUNK = 20_000  # smaller chunks: a smoother progress bar on the demo's console
+
+
+def demo_arrivals(
+    rng: np.random.Generator,
+    *,
+    now: datetime,
+    until: datetime,
+    zone: tzinfo,
+    days: int,
+    per_minute: float,
+    day_sigma: float = 0.05,
+) -> np.ndarray:
+    """Report times (epoch seconds, sorted) from the local midnight ``days`` days before
+    ``now``'s day up to ``until``, at the live simulator's rate: ``per_minute`` wall cases a
+    minute times its hourly profile (HOURLY_FACTOR), Poisson per hour, each day busier or
+    quieter by a few percent (log-normal, ``day_sigma``) so that the trends are not flat."""
+    today = now.astimezone(zone).date()
+    hourly = per_minute * 60.0 * np.array(HOURLY_FACTOR, dtype=float)
+    parts = []
+    for d in range(days, -1, -1):
+        start = local_midnight(today - timedelta(days=d), zone).timestamp()
+        counts = rng.poisson(hourly * rng.lognormal(0.0, day_sigma))
+        starts = np.repeat(start + np.arange(24) * 3600.0, counts)
+        parts.append(starts + rng.uniform(0.0, 3600.0, int(counts.sum())))
+    reported = np.sort(np.concatenate(parts)) if parts else np.zeros(0)
+    return reported[reported < until.timestamp()]
+
+
+def generate_demo_history(
+    session: Session,
+    district: District,
+    *,
+    now: datetime,
+    until: datetime,
+    zone: tzinfo,
+    policy: SlaPolicy,
+    days: int,
+    per_minute: float,
+    speed: float,
+    seed: int = 1,
+    ping_hours: int = 24,
+    progress: Callable[[int], None] | None = None,
+    total: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """The demo's past: cases from ``days`` days ago up to ``until`` (where the live
+    simulator's warm start takes over) at the live simulator's own rate (``per_minute`` at
+    an hourly factor of 1: its ``rate × speed``) and stage times (at ``speed``), so that
+    yesterday, last week and today compare like with like. ``total`` is told the number of
+    cases before any is written (a progress bar's length). Ids ``HD-<n>``."""
+    rng = np.random.default_rng(seed)
+    reported = demo_arrivals(rng, now=now, until=until, zone=zone, days=days, per_minute=per_minute)
+    if total is not None:
+        total(len(reported))
+    done = 0
+
+    def times(m: int) -> np.ndarray:
+        nonlocal done
+        chunk = reported[done : done + m]
+        done += m
+        return chunk
+
+    def stages(
+        rng: np.random.Generator, m: int, at: np.ndarray, category: np.ndarray, urgent: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        out = _simulator_stages(rng, m, at, category, urgent, speed)
+        # Nothing after ``until``'s own cases could reach: a case the live simulator does not
+        # know would stay open for ever (its last stages are pulled in before ``now``).
+        limit = now.timestamp() - 1.0
+        for name in ("registered", "dispatched", "on_scene", "resolved", "closed", "cancel_at"):
+            out[name] = np.minimum(out[name], limit)
+        return out
+
+    counts = _write_cases(
+        session, _Setting.of(district), rng, n=len(reported), times=times, now=now,
+        policy=policy, id_prefix=DEMO_ID_PREFIX, stages=stages, chunk=DEMO_CHUNK,
+        progress=progress,
+    )  # fmt: skip
+    dialect = dialect_name(session)
+    pings = _pings(session, district, rng, now=now, hours=ping_hours, dialect=dialect)
+    return {**counts, "pings": pings}
+
+
+def _write_cases(
+    session: Session,
+    setting: _Setting,
+    rng: np.random.Generator,
+    *,
+    n: int,
+    times: Callable[[int], np.ndarray],
+    now: datetime,
+    policy: SlaPolicy,
+    id_prefix: str,
+    stages: Callable[..., dict[str, np.ndarray]],
+    chunk: int,
+    progress: Callable[[int], None] | None,
+) -> dict[str, int]:
+    """``n`` cases in chunks: report times from ``times(m)``, stage times from ``stages``."""
+    dialect = dialect_name(session)
+    grids, kinds, corners, categories = (
+        setting.grids, setting.kinds, setting.corners, setting.categories,
+    )  # fmt: skip
+    units = setting.units
+    now_s = now.timestamp()
     written = 0
     assignments = 0
     statuses: dict[str, int] = {}
-    for offset in range(0, n, CHUNK):
-        m = min(CHUNK, n - offset)
-        g = rng.choice(len(grids), size=m, p=grid_p)
+    for offset in range(0, n, chunk):
+        m = min(chunk, n - offset)
+        g = rng.choice(len(grids), size=m, p=setting.grid_p)
         u, v = rng.uniform(0.12, 0.88, m), rng.uniform(0.12, 0.88, m)
         c = corners[g]
         w = np.stack([(1 - u) * (1 - v), u * (1 - v), u * v, (1 - u) * v], axis=1)[:, :, None]
@@ -124,24 +334,15 @@ def generate_history(
             category[mask] = rng.choice(
                 categories, size=int(mask.sum()), p=_weights(table, categories)
             )
-        source = np.array(sources, dtype=object)[rng.choice(len(sources), size=m, p=source_p)]
+        sources = np.array(setting.sources, dtype=object)
+        source = sources[rng.choice(len(sources), size=m, p=setting.source_p)]
         urgent = np.isin(category, list(URGENT_CATEGORIES))
-        priority = np.where(urgent, np.where(rng.random(m) < 0.25, 1, 2), 3)
-        priority = np.where(rng.random(m) < 0.1, 4, priority)
-        day = rng.choice(len(midnights), size=m, p=day_p)
-        reported = (
-            midnights[day] + rng.choice(24, size=m, p=hour_p) * 3600 + rng.uniform(0, 3600, m)
-        )
-        reported = np.minimum(reported, now_s - rng.uniform(1, 3600, m))
-        dispatch = rng.lognormal(math.log(50), 0.7, m)
-        registered = reported + dispatch * rng.uniform(0.2, 0.6, m)
-        dispatched = reported + dispatch
-        on_scene = dispatched + rng.lognormal(math.log(280), 0.5, m)
-        slow = rng.random(m) < 0.06  # the odd case that drags on
-        resolved = on_scene + rng.lognormal(math.log(1500), 0.6, m) * np.where(slow, 12, 1)
-        closed = resolved + rng.lognormal(math.log(4 * 3600), 0.8, m)
-        rework = rng.random(m) < 0.04
-        cancelled = rng.random(m) < 0.02
+        reported = times(m)
+        st = stages(rng, m, reported, category, urgent)
+        priority = st["priority"]
+        registered, dispatched, on_scene = st["registered"], st["dispatched"], st["on_scene"]
+        resolved, closed, rework = st["resolved"], st["closed"], st["rework"]
+        cancelled, cancel_at = st["cancelled"], st["cancel_at"]
         # What has happened by now: later stages stay empty.
         reached = {
             "registered": registered <= now_s,
@@ -159,7 +360,6 @@ def generate_history(
             return np.where(present, (values * 1e6).astype(np.int64), NAT)
 
         live = ~cancelled
-        cancel_at = reported + rng.uniform(60, 1800, m)
         since = np.select(
             [cancelled, status == "closed", status == "resolved", status == "on_scene",
              status == "dispatched", status == "registered"],
@@ -167,7 +367,7 @@ def generate_history(
             default=reported,
         )  # fmt: skip
         cols: dict[str, list[Any]] = {
-            "id": [f"H{seed}-{offset + i:07d}" for i in range(m)],
+            "id": [f"{id_prefix}{offset + i:07d}" for i in range(m)],
             "status": status.tolist(),
             "category": category.tolist(),
             "priority": priority.tolist(),
@@ -242,11 +442,9 @@ def generate_history(
         written += m
         if progress:
             progress(m)
-    pings = _pings(session, district, rng, now=now, hours=ping_hours, dialect=dialect)
     return {
         "cases": written,
         "assignments": assignments,
-        "pings": pings,
         **{f"status_{k}": v for k, v in statuses.items()},
     }
 

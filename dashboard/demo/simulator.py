@@ -36,6 +36,7 @@ import redis
 from dashboard.config import Settings
 from dashboard.demo.district import District, FacilitySpec, GridSpec, UnitSpec, random_point_in_grid
 from dashboard.geo import EARTH_RADIUS_M, haversine_m, wgs84_to_gcj02
+from dashboard.vocabulary import TERMINAL
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,25 @@ HOURLY_FACTOR = (
     0.25, 0.2, 0.15, 0.15, 0.2, 0.35, 0.6, 0.9, 1.3, 1.5, 1.5, 1.3,
     1.0, 1.1, 1.4, 1.5, 1.4, 1.3, 1.2, 1.2, 1.1, 0.9, 0.6, 0.4,
 )  # fmt: skip
+
+
+def wall_rate(rate_per_min: float, speed: float) -> float:
+    """New cases per wall-clock minute at an hourly factor of 1: the simulator draws its
+    inter-arrival times in simulated minutes and divides them by ``speed``."""
+    return rate_per_min * speed
+
+
+def expected_arrivals(start: datetime, end: datetime, tz: tzinfo, per_minute: float) -> float:
+    """How many new cases the simulator brings between ``start`` and ``end`` (wall time) on
+    average, at ``per_minute`` (wall_rate) times the local hour's HOURLY_FACTOR."""
+    total, t = 0.0, start
+    while t < end:
+        step = min(end, t + timedelta(minutes=1))
+        total += per_minute * HOURLY_FACTOR[t.astimezone(tz).hour] * (step - t).total_seconds() / 60
+        t = step
+    return total
+
+
 SOURCE_PREFIX: dict[str, str] = {
     "hotline_12345": "12345热线市民来电反映：",
     "grid_app": "网格员一键上报：",
@@ -997,7 +1017,7 @@ class Simulator:
                 extra["department"] = case.department
             self._emit(case, status, ts, **extra)
             out.append(self._outbox.pop())
-        if case.status in ("closed", "cancelled"):
+        if case.status in TERMINAL:
             del self.cases[case.id]
             if case.status == "closed":
                 self.stats["closed"] += 1

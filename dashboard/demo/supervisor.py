@@ -4,12 +4,15 @@ the district seeded, and the worker and simulator it runs as child processes
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,8 @@ from dashboard.vocabulary import ROLES, Role
 DEMO_WALL_TOKEN = "demo-wall"  # noqa: S105 - the token's name, not a secret
 DEMO_WALL_TOKEN_FILE = "kiosk_token"  # noqa: S105 - a file name
 DEMO_LOCK_FILE = "demo.lock"
+HISTORY_MARKER = "history.json"  # the demo's history was written into this data dir's database
+WARM_MAX_HOURS = 6.0  # the simulator's warm start covers at most this much of today
 
 
 class DemoRunning(RuntimeError):
@@ -178,3 +183,121 @@ def seed_demo(settings: Settings, redis_url: str | None) -> dict[str, int]:
         finally:
             client.close()
     return counts
+
+
+@dataclass(frozen=True)
+class WarmPlan:
+    """The simulator's warm start: ``cases`` over the last ``hours`` of today."""
+
+    cases: int
+    hours: float
+
+
+def warm_plan(
+    now: datetime,
+    tz: tzinfo,
+    *,
+    per_minute: float,
+    warm: int,
+    since: datetime | None = None,
+    max_hours: float = WARM_MAX_HOURS,
+) -> WarmPlan:
+    """A warm start as dense as the live simulator's own arrivals (``per_minute``,
+    simulator.wall_rate): at most ``warm`` cases, over the span before ``now`` that the
+    simulator fills with that many on average — never before today's midnight, ``since``
+    (the newest case already there) or ``max_hours`` ago. The demo's history ends where this
+    span begins, so that today's count so far is what the rate brings, like yesterday's."""
+    from dashboard.demo.simulator import HOURLY_FACTOR
+    from dashboard.services.kpis import local_midnight
+
+    floor = max(local_midnight(now.astimezone(tz).date(), tz), now - timedelta(hours=max_hours))
+    if since is not None:
+        floor = max(floor, since)
+    t, total = now, 0.0
+    while t > floor and total < warm:
+        step = max(floor, t - timedelta(minutes=1))
+        total += (
+            per_minute
+            * HOURLY_FACTOR[step.astimezone(tz).hour]
+            * ((t - step).total_seconds() / 60.0)
+        )
+        t = step
+    return WarmPlan(
+        cases=min(warm, round(total)), hours=max(1 / 60, (now - t).total_seconds() / 3600)
+    )
+
+
+def read_history_marker(data_dir: Path) -> dict[str, Any] | None:
+    path = data_dir / HISTORY_MARKER
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def newest_case(settings: Settings) -> datetime | None:
+    """When the newest case in the database was reported (None: there is none)."""
+    from sqlalchemy import func, select
+
+    from dashboard.db import make_database
+    from dashboard.models import Case
+
+    database = make_database(settings)
+    try:
+        with database.read() as session:
+            newest = session.scalar(select(func.max(Case.reported_at)))
+    finally:
+        database.dispose()
+    if newest is not None and newest.tzinfo is None:
+        newest = newest.replace(tzinfo=UTC)  # SQLite keeps naive UTC
+    return newest
+
+
+def write_demo_history(
+    settings: Settings,
+    *,
+    now: datetime,
+    until: datetime,
+    days: int,
+    per_minute: float,
+    speed: float,
+    bar: Any,
+) -> dict[str, Any]:
+    """The demo's history (dashboard/demo/history.py: generate_demo_history) in one
+    transaction, then the marker that says it is there (a restart does not write it again).
+    ``bar(length)`` returns a progress bar (a context manager with ``update``)."""
+    import contextlib
+
+    from dashboard.db import make_database
+    from dashboard.demo.district import generate_district
+    from dashboard.demo.history import generate_demo_history
+    from dashboard.sla import load_policy
+
+    started = time.monotonic()
+    database = make_database(settings)
+    try:
+        with contextlib.ExitStack() as stack, database.write() as session:
+            progress: list[Any] = []
+
+            def total(n: int) -> None:
+                progress.append(stack.enter_context(bar(n)))
+
+            counts = generate_demo_history(
+                session, generate_district(), now=now, until=until, zone=settings.zone,
+                policy=load_policy(settings.sla_file), days=days, per_minute=per_minute,
+                speed=speed, progress=lambda m: progress[0].update(m), total=total,
+            )  # fmt: skip
+    finally:
+        database.dispose()
+    marker = {
+        "days": days,
+        "cases": counts["cases"],
+        "pings": counts["pings"],
+        "until": until.isoformat(),
+        "cases_per_minute": per_minute,
+        "written_at": now.isoformat(),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    (settings.data_dir / HISTORY_MARKER).write_text(json.dumps(marker), encoding="utf-8")
+    return marker

@@ -50,7 +50,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -216,17 +216,48 @@ def boston311_case(row: Mapping[str, str], *, zone: ZoneInfo = BOSTON_TZ) -> Imp
     return ImportedCase(case_id, tuple(entries), tuple(notes))
 
 
-def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row) of a CSV file with a header (quoted fields, UTF-8, BOM tolerated)."""
+class HeaderError(ValueError):
+    """The file's header is not the format's: nothing is read (one line says why)."""
+
+
+# The columns each format cannot do without: a header lacking them is another format.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "boston311": ("case_enquiry_id", "open_dt", "latitude", "longitude"),
+    "nyc311": ("Unique Key", "Created Date", "Status", "Latitude", "Longitude"),
+    "lianqin-csv": ("id", "status", "ts"),
+}
+
+
+def check_header(path: Path, fmt: str, header: Sequence[str] | None) -> None:
+    """Raise HeaderError when ``header`` lacks a column ``fmt`` needs (naming the format the
+    header does match, if any)."""
+    columns = {c.strip() for c in header or () if c}
+    missing = [c for c in REQUIRED_COLUMNS[fmt] if c not in columns]
+    if not missing:
+        return
+    if not columns:
+        raise HeaderError(f"{path}: no header line (an empty file?); expected --format {fmt}")
+    others = [f for f, need in REQUIRED_COLUMNS.items() if f != fmt and set(need) <= columns]
+    hint = f"; it looks like --format {others[0]}" if others else ""
+    raise HeaderError(
+        f"{path}: the header is not --format {fmt}'s (no column {', '.join(missing)}){hint}"
+    )
+
+
+def read_rows(path: Path, fmt: str | None = None) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) of a CSV file with a header (quoted fields, UTF-8, BOM tolerated);
+    with ``fmt``, a header without that format's columns raises HeaderError first."""
     with Path(path).open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
+        if fmt is not None:
+            check_header(path, fmt, reader.fieldnames)
         for row in reader:
             yield reader.line_num, row
 
 
 def read_boston311(path: Path, *, limit: int | None = None) -> ImportResult:
     """Every row of a Boston 311 CSV file mapped, and the rows that could not be, with why."""
-    return _read_mapped(path, boston311_case, limit)
+    return _read_mapped(path, "boston311", boston311_case, limit)
 
 
 # -- NYC 311 --------------------------------------------------------------------------------------
@@ -359,11 +390,11 @@ def nyc311_case(row: Mapping[str, str]) -> ImportedCase:
 
 
 def _read_mapped(
-    path: Path, mapper: Callable[[Mapping[str, str]], ImportedCase], limit: int | None
+    path: Path, fmt: str, mapper: Callable[[Mapping[str, str]], ImportedCase], limit: int | None
 ) -> ImportResult:
     result = ImportResult()
     seen: set[str] = set()
-    for line, row in read_rows(path):
+    for line, row in read_rows(path, fmt):
         if limit is not None and len(result.cases) >= limit:
             break
         try:
@@ -381,7 +412,7 @@ def _read_mapped(
 
 def read_nyc311(path: Path, *, limit: int | None = None) -> ImportResult:
     """Every row of a NYC 311 CSV file mapped, and the rows that could not be, with why."""
-    return _read_mapped(path, nyc311_case, limit)
+    return _read_mapped(path, "nyc311", nyc311_case, limit)
 
 
 # -- our own CSV: one row per contract entry ------------------------------------------------
@@ -389,7 +420,7 @@ def read_lianqin_csv(path: Path, *, limit: int | None = None) -> ImportResult:
     """Rows of contract entries grouped into cases (first appearance order, rows kept in order)."""
     result = ImportResult()
     grouped: dict[str, list[dict[str, str]]] = {}
-    for line, row in read_rows(path):
+    for line, row in read_rows(path, "lianqin-csv"):
         entry = {k.strip(): v.strip() for k, v in row.items() if k and v and v.strip()}
         case_id = entry.get("id", "")
         if not case_id:

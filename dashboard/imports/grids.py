@@ -17,7 +17,6 @@ grid code they were filed under.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ from shapely.validation import explain_validity
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from dashboard.contract.entries import ID_RE, ID_RULE
 from dashboard.geo import to_wgs84
 from dashboard.models import Grid, MapFeature, Zone
 
@@ -41,7 +41,7 @@ GRID_KINDS: tuple[str, ...] = (
     "other",
 )
 LEVELS = ("grid", "micro")
-_CODE_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_CODE_RE = ID_RE  # a grid or zone code is an id of the stream contract
 MAX_ERRORS = 50
 
 
@@ -121,7 +121,7 @@ def parse_grid_collection(data: Any, *, crs: str = "wgs84") -> list[GridRow]:
         before = len(errors)
         code = props.get("code")
         if not isinstance(code, str) or not _CODE_RE.fullmatch(code):
-            errors.append(f"{where}: code must be 1-64 characters of A-Z a-z 0-9 . _ : -")
+            errors.append(f"{where}: code must be {ID_RULE}")
         elif code in seen:
             errors.append(f"{where}: code {code} already used by feature {seen[code]}")
         else:

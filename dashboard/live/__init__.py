@@ -2,7 +2,10 @@
 and the Socket.IO namespace ``/live``.
 
 Only ``namespace`` imports Flask: a worker appends and publishes deltas, relays the outbox and
-records latencies (``deltas``, ``publisher``, ``outbox``, ``latency``) without a web framework.
+records latencies (``deltas``, ``publisher``, ``outbox``, ``latency``) without a web framework;
+``snapshot`` builds and shares snapshots for the web side, also without one. ``namespace`` is
+the web side: ``LiveNamespace`` (a Flask-SocketIO ``Namespace``) and ``GET /live/snapshot``.
+The browser's side of the protocol below is assets/lianqin-sync.js.
 
 The one live path: a worker commits a batch, appends one *delta* (the new state
 of every case and unit the batch touched) to the delta log — a bounded Redis

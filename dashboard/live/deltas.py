@@ -10,6 +10,7 @@ from typing import Any
 import redis
 
 from dashboard.streams import Keys
+from dashboard.text import as_str
 
 MAX_CATCHUP = 500
 
@@ -24,10 +25,6 @@ return {seq, id}
 class Head:
     seq: int
     cursor: str | None
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class DeltaLog:
@@ -46,7 +43,7 @@ class DeltaLog:
         if pipe is not None:
             return self._append(keys=keys, args=args, client=pipe)
         seq, entry_id = self._append(keys=keys, args=args)
-        return int(seq), _s(entry_id)
+        return int(seq), as_str(entry_id)
 
     def head(self) -> Head:
         last: Any = self.client.xrevrange(self.keys.deltas, count=1)
@@ -54,7 +51,7 @@ class DeltaLog:
             seq = self.client.get(self.keys.delta_seq)
             return Head(int(seq or 0), None)
         entry_id, fields = last[0]
-        return Head(int(fields[b"seq"]), _s(entry_id))
+        return Head(int(fields[b"seq"]), as_str(entry_id))
 
     def since(self, cursor: str, seq: int) -> list[dict[str, Any]] | None:
         """Deltas after ``cursor``, or None when the log no longer holds them all."""
@@ -76,12 +73,12 @@ class DeltaLog:
 
 def to_message(entry: tuple[bytes, dict[bytes, bytes]]) -> dict[str, Any]:
     entry_id, fields = entry
-    cursor = _s(entry_id)
+    cursor = as_str(entry_id)
     return {
         "seq": int(fields[b"seq"]),
         "cursor": cursor,
         "at": int(cursor.split("-", 1)[0]),
-        "d": _s(fields[b"d"]),
+        "d": as_str(fields[b"d"]),
     }
 
 

@@ -1,27 +1,26 @@
-"""The Socket.IO namespace ``/live`` and the snapshot over HTTP (``GET /live/snapshot``): the
-web side of the live path (the protocol: dashboard/live/__init__.py)."""
+"""The Socket.IO namespace ``/live`` (``LiveNamespace``) and the snapshot over HTTP
+(``GET /live/snapshot``): the web side of the live path (the protocol: dashboard/live/__init__.py).
+"""
 
 from __future__ import annotations
 
 import gzip
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify, request
-from flask_socketio import join_room
+from flask import Blueprint, Response, jsonify, request
+from flask_socketio import Namespace
 from sqlalchemy.exc import DBAPIError
 
 from dashboard.live.publisher import NAMESPACE
 from dashboard.live.snapshot import SNAPSHOT_PATH, SnapshotStore, handle_sync
-
-if TYPE_CHECKING:
-    from flask_socketio import SocketIO
-
-    from dashboard.runtime import Runtime
-    from dashboard.services.accounts import Principal
-    from dashboard.web.security import SocketGuard
+from dashboard.runtime import Runtime
+from dashboard.services.accounts import Principal, token_principal
+from dashboard.web.auth import current_principal, current_session_id
+from dashboard.web.context import current_runtime, current_snapshots
+from dashboard.web.security import SocketGuard, principal_room, session_room
 
 log = logging.getLogger(__name__)
 _DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only (not "٢")
@@ -29,36 +28,44 @@ _SEQ_RE = re.compile(r"[0-9]{1,18}")
 _CURSOR_RE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
 
-def register_socket_handlers(
-    socketio: SocketIO, runtime: Runtime, store: SnapshotStore
-) -> SocketGuard:
-    """Bind the `/live` namespace's events to the runtime; returns the process's socket guard
-    (started with the first connection: it cuts off revoked principals' sockets)."""
-    from dashboard.web.security import SocketGuard, principal_room, session_room
+class LiveNamespace(Namespace):
+    """``/live``: who may connect, and the ``sync`` answer. Every accepted socket is handed to
+    the process's ``SocketGuard`` with the rooms it is watched under (its principal, its
+    browser session), and taken back when it disconnects: the guard counts and cuts off the
+    sockets it was told about, never reading the Socket.IO manager's own bookkeeping."""
 
-    guard = SocketGuard(socketio, runtime, NAMESPACE)
+    def __init__(self, runtime: Runtime, store: SnapshotStore, guard: SocketGuard) -> None:
+        super().__init__(NAMESPACE)
+        self.runtime = runtime
+        self.store = store
+        self.guard = guard
 
-    @socketio.on("connect", namespace=NAMESPACE)
-    def on_connect(auth: Any = None) -> bool:
+    def on_connect(self, auth: Any = None) -> bool:
         """Only a signed-in session or a valid token may listen (refused otherwise)."""
-        principal, session_id = _socket_principal(runtime, auth)
+        principal, session_id = _socket_principal(self.runtime, auth)
         if principal is None or not principal.can("view_wall"):
             raise ConnectionRefusedError("authentication required")
-        join_room(principal_room(principal))  # re-checked on every revocation
+        rooms = [principal_room(principal)]  # re-checked on every revocation
         if session_id is not None:
-            join_room(session_room(session_id))  # cut off when this session ends
-        guard.ensure_started()
+            rooms.append(session_room(session_id))  # cut off when this session ends
+        self.guard.track(_sid(), rooms)
+        self.guard.ensure_started()
         return True
 
-    @socketio.on("sync", namespace=NAMESPACE)
-    def on_sync(data: Any = None) -> dict[str, Any]:
+    def on_disconnect(self, reason: Any = None) -> None:
+        self.guard.forget(_sid())
+
+    def on_sync(self, data: Any = None) -> dict[str, Any]:
         try:
-            return handle_sync(runtime, store, data)
+            return handle_sync(self.runtime, self.store, data)
         except (redis.RedisError, OSError, DBAPIError) as exc:
             log.warning("sync failed: %s", exc)
             return {"mode": "error", "error": "the live state is unavailable, retrying"}
 
-    return guard
+
+def _sid() -> str:
+    sid: str = request.sid  # type: ignore[attr-defined]  # set by Flask-SocketIO per event
+    return sid
 
 
 # -- the snapshot over HTTP ---------------------------------------------------------------------
@@ -76,13 +83,11 @@ def live_snapshot() -> Response | tuple[Response, int]:
     current one (``Cache-Control: no-store``: the URL does not name it). For the same
     principals as the socket: a session or a bearer token of a role that may see the wall.
     """
-    from dashboard.web.auth import current_principal
-
     principal = current_principal()
     if principal is None or not principal.can("view_wall"):
         return jsonify({"error": "the live state is for principals who may see the wall"}), 403
-    runtime: Runtime = current_app.extensions["lianqin"]
-    store: SnapshotStore = current_app.extensions["lianqin_snapshots"]
+    runtime = current_runtime()
+    store = current_snapshots()
     args = request.args
     wanted = None
     if any(name in args for name in ("day", "seq", "cursor")):
@@ -123,9 +128,6 @@ def _socket_principal(runtime: Runtime, auth: Any) -> tuple[Principal | None, st
     """(principal, session id) by exactly one credential: the token in the connection's
     ``auth`` payload when there is one (invalid: refused, whatever the cookie), else the
     browser's session."""
-    from dashboard.services.accounts import token_principal
-    from dashboard.web.auth import current_principal, current_session_id
-
     token = auth.get("token") if isinstance(auth, dict) else None
     if token is not None:
         if not isinstance(token, str):

@@ -46,6 +46,7 @@ from dashboard.contract.tasks import TASK_FIELDS, parse_task
 from dashboard.db import Database
 from dashboard.models import ChangeOutbox
 from dashboard.streams import Keys, is_transient_redis
+from dashboard.text import as_str
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ class ChangeLog:
         entry_id = self._script(
             keys=[self.target(stream), self.sent_key(change_id, stream)], args=args
         )
-        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        return as_str(entry_id)
 
     def publish(
         self,
@@ -231,7 +232,7 @@ class ChangeLog:
         )
         pipe.hincrby(self.keys.metrics, f"dead:changes:{code}", 1)
         dead_id, _ = pipe.execute()
-        mark = "dead:" + (dead_id.decode() if isinstance(dead_id, bytes) else str(dead_id))
+        mark = "dead:" + as_str(dead_id)
         log.warning("change %s cannot be published (%s: %s): moved to %s", change_id, code,
                     reason, mark)  # fmt: skip
         return mark

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from dashboard.live.deltas import _s
+from dashboard.services.cases import live_cases, ms, start_of_day
+from dashboard.services.units import live_units
 from dashboard.streams import Keys
+from dashboard.text import as_str
 
 if TYPE_CHECKING:
     from dashboard.runtime import Runtime
@@ -36,9 +38,6 @@ NO_CURSOR = "0-0"  # in a version, the cursor of an empty log
 def snapshot(runtime: Runtime) -> dict[str, Any]:
     """The whole live state with the cursor it reflects (read the cursor first, then the DB:
     it holds at least everything up to ``seq``; later deltas re-applied change nothing)."""
-    from dashboard.services.cases import live_cases, ms, start_of_day
-    from dashboard.services.units import live_units
-
     head = runtime.deltas.head()
     now = runtime.now()
     with runtime.db.read() as session:
@@ -54,7 +53,7 @@ def snapshot(runtime: Runtime) -> dict[str, Any]:
         "day_start": ms(start_of_day(now, runtime.settings.zone)),
         "cases": cases,
         "units": list(units.values()),
-        "kpis": _s(kpis) if kpis else None,
+        "kpis": as_str(kpis) if kpis else None,
     }
 
 
@@ -203,7 +202,7 @@ class SnapshotStore:
                 pipe.watch(self.keys.snapshot_lock)
                 held: Any = pipe.get(self.keys.snapshot_lock)
                 pipe.multi()
-                if held is not None and _s(held) == token:
+                if held is not None and as_str(held) == token:
                     pipe.delete(self.keys.snapshot_lock)
                 pipe.execute()
             except redis.WatchError:
@@ -228,5 +227,5 @@ def handle_sync(runtime: Runtime, store: SnapshotStore, data: Any) -> dict[str, 
         "url": ref.url,
         "bytes": ref.bytes,
         "at": int(time.time() * 1000),
-        "kpis": _s(kpis) if kpis else None,
+        "kpis": as_str(kpis) if kpis else None,
     }

@@ -1,14 +1,7 @@
 """Accounts, roles, API tokens and the audit trail (services with an explicit session).
 
-Roles (docs/architecture.md, "Who uses it"):
-
-| role | who | may |
-|---|---|---|
-| ``viewer`` | a wall screen, a visitor | see the wall, read the API |
-| ``operator`` | command-center operators | + the dispatch console (read), add notes |
-| ``lead`` | shift leads (值班长) | + reassign, change priority, cancel, reopen, bulk actions |
-| ``leader`` | leaders (领导) | see the wall, the briefing view (/trends), exports, read the API |
-| ``admin`` | administrators | everything, plus users and tokens |
+Roles: ``viewer``, ``operator``, ``lead``, ``leader``, ``admin``; what each may do is the one
+table of dashboard/policy.py.
 
 Passwords are hashed with scrypt (werkzeug); tokens are random 256-bit strings of
 which only a SHA-256 is stored, so a database leak reveals neither.
@@ -23,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,20 +26,11 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from dashboard.models import ApiToken, AuditEvent, User, WebSession
-from dashboard.vocabulary import ROLES, Role
+from dashboard.policy import PERMISSIONS as PERMISSIONS  # the one table: dashboard/policy.py
+from dashboard.policy import ROLES as ROLES
+from dashboard.policy import allowed as allowed
+from dashboard.vocabulary import Role
 
-# The roles themselves (Role, ROLES): dashboard/vocabulary.py.
-PERMISSIONS: Mapping[str, frozenset[str]] = {
-    "view_wall": frozenset(ROLES),
-    "read_api": frozenset(ROLES),
-    "view_dispatch": frozenset({Role.OPERATOR, Role.LEAD, Role.ADMIN}),
-    "add_note": frozenset({Role.OPERATOR, Role.LEAD, Role.ADMIN}),
-    "dispatch": frozenset({Role.LEAD, Role.ADMIN}),  # reassign, priority, cancel, bulk
-    "reopen": frozenset({Role.LEAD, Role.ADMIN}),
-    "view_trends": frozenset({Role.LEADER, Role.LEAD, Role.ADMIN}),
-    "export": frozenset({Role.LEADER, Role.LEAD, Role.ADMIN}),
-    "manage": frozenset({Role.ADMIN}),  # users and tokens
-}
 MIN_PASSWORD = 10
 _USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
@@ -58,10 +42,6 @@ class AccountError(ValueError):
         super().__init__(reason)
         self.reason = reason
         self.field = field
-
-
-def allowed(role: str, permission: str) -> bool:
-    return role in PERMISSIONS.get(permission, frozenset())
 
 
 @dataclass(frozen=True, slots=True)

@@ -516,15 +516,15 @@ def sweep_escalations(
 
 
 # -- the console's actions --------------------------------------------------------------
-# Which permission each action needs (dashboard/services/accounts.PERMISSIONS).
+# Which permission each action needs (dashboard/policy.py PERMISSIONS).
 ACTION_PERMISSION: Mapping[str, str] = {
-    "dispatch": "dispatch",
-    "transfer": "dispatch",
-    "return": "dispatch",
-    "urge": "dispatch",  # 督办 is a lead's
-    "progress": "add_note",  # recorded on a responder's behalf (radio, phone)
-    "callback": "add_note",
-    "close": "add_note",
+    "dispatch": "dispatch_responders",
+    "transfer": "transfer",
+    "return": "return",
+    "urge": "urge",  # 督办 is a lead's
+    "progress": "progress",  # recorded on a responder's behalf (radio, phone)
+    "callback": "callback",
+    "close": "close",
 }
 ASSIGNMENT_ACTIONS: tuple[str, ...] = tuple(ACTION_PERMISSION)
 BODY_FIELDS: Mapping[str, frozenset[str]] = {

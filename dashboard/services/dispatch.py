@@ -3,9 +3,13 @@
 One entry point, :func:`execute`, serves the console's callbacks and the write API
 alike, so both follow the same rules in the same order:
 
-1. the role (403): ``assign``, ``priority`` and ``cancel`` need ``dispatch``,
-   ``note`` needs ``add_note``, ``reopen`` needs ``reopen`` (accounts.PERMISSIONS);
-2. the input (422, with a reason per field);
+1. the role (403), by the one policy table (dashboard/policy.py): ``note`` needs
+   ``add_note``, ``priority``, ``cancel`` and ``reopen`` their own permission, a bulk action
+   ``bulk`` too; ``assign`` needs ``reassign``, or ``dispatch_new`` for a new, unassigned
+   case (checked again once the case is loaded: an operator giving an assigned case
+   another unit gets 403);
+2. the input (422, with a reason per field): each action's body model, the write API's
+   own (dashboard/api/schemas.py);
 3. the case (404), then optimistic concurrency (409): the caller sends the case's
    ``version`` as it saw it, and a case changed since — by a producer's message or by
    another lead — is refused, never silently overwritten;
@@ -22,20 +26,22 @@ the commit: the workers then push the case's new state to every screen.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dashboard.api.schemas import ACTION_BODIES, AssignBody, field_errors, reason_list
 from dashboard.contract.changes import entry_fields, new_change_id
 from dashboard.contract.entries import ID_RE
 from dashboard.lifecycle import may_reopen
 from dashboard.live.outbox import ChangeLog
 from dashboard.models import Case, CaseEvent, ChangeOutbox, Department, Grid, Unit, Zone
+from dashboard.policy import is_new_unassigned
 from dashboard.services.accounts import Principal, audit
 from dashboard.services.cases import case_to_api, get_case, iso, refresh_deadline
 from dashboard.services.units import LatestPositions
@@ -45,26 +51,22 @@ from dashboard.vocabulary import OPEN_STATUSES, TERMINAL
 if TYPE_CHECKING:
     from dashboard.runtime import Runtime
 
+# The permission each action needs (dashboard/policy.py); ``assign`` on a new, unassigned
+# case needs only ``dispatch_new`` (FIRST_DISPATCH).
 ACTION_PERMISSION: Mapping[str, str] = {
-    "assign": "dispatch",
-    "priority": "dispatch",
-    "cancel": "dispatch",
+    "assign": "reassign",
+    "priority": "priority",
+    "cancel": "cancel",
     "note": "add_note",
     "reopen": "reopen",
 }
+FIRST_DISPATCH = "dispatch_new"
 ACTIONS: tuple[str, ...] = tuple(ACTION_PERMISSION)
 BODY_FIELDS: Mapping[str, frozenset[str]] = {
-    "assign": frozenset({"unit", "department", "note", "version"}),
-    "priority": frozenset({"priority", "note", "version"}),
-    "note": frozenset({"note", "version"}),
-    "cancel": frozenset({"reason", "note", "version"}),
-    "reopen": frozenset({"note", "version"}),
+    action: frozenset(model.model_fields) for action, model in ACTION_BODIES.items()
 }
-NOTE_MAX = 1000
-REASON_MAX = 300
 BULK_MAX = 200
 REOPEN_STATUS = "registered"  # a reopened case waits for a new dispatch
-_CONTROL = frozenset(chr(c) for c in [*range(0, 9), 11, 12, *range(14, 32), 127])
 
 
 class DispatchError(Exception):
@@ -85,14 +87,6 @@ class DispatchError(Exception):
         self.fields = dict(fields or {})
         self.code = code
         self.current_version = current_version
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.error, "code": self.code}
-        if self.fields:
-            body["fields"] = self.fields
-        if self.current_version is not None:
-            body["version"] = self.current_version
-        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,96 +114,70 @@ class Outcome:
 
 
 # -- checks ---------------------------------------------------------------------------------
-def check_permission(principal: Principal | None, action: str) -> None:
+def check_permission(principal: Principal | None, action: str, *, bulk: bool = False) -> None:
+    """The role's part that needs no case (403); see :func:`check_case_permission`."""
     if action not in ACTION_PERMISSION:
         raise DispatchError(404, f"unknown action {action[:40]!r}", code="unknown_action")
     if principal is None:
         raise DispatchError(401, "authentication required", code="unauthenticated")
-    if not principal.can(ACTION_PERMISSION[action]):
+    may = principal.can(ACTION_PERMISSION[action]) or (
+        action == "assign" and principal.can(FIRST_DISPATCH)
+    )
+    if not may:
         raise DispatchError(
             403, f"the role {principal.role!r} may not {action} cases", code="forbidden"
         )
+    if bulk and not principal.can("bulk"):
+        raise DispatchError(
+            403, f"the role {principal.role!r} may not act on several cases at once",
+            code="forbidden",
+        )  # fmt: skip
 
 
-def _text(value: Any, name: str, limit: int, errors: dict[str, str]) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        errors[name] = "must be a string"
-        return None
-    text = value.strip()
-    if len(text) > limit:
-        errors[name] = f"at most {limit} characters (got {len(text)})"
-    elif any(ch in _CONTROL for ch in text):
-        errors[name] = "contains a control character"
-    elif any("\ud800" <= ch <= "\udfff" for ch in text):
-        errors[name] = "contains text that cannot be encoded (a lone UTF-16 surrogate)"
-    return text or None
+def may_assign(principal: Principal, case: Case, department: str | None = None) -> bool:
+    """Whether ``principal`` may assign ``case`` (to ``department``, when one is named): a
+    lead always; an operator only a new, unassigned case, and without replacing the
+    department it already has."""
+    if principal.can(ACTION_PERMISSION["assign"]):
+        return True
+    if not principal.can(FIRST_DISPATCH) or not is_new_unassigned(case.status, case.unit_id):
+        return False
+    return department is None or case.department_id in (None, department)
 
 
-def _ident(value: Any, name: str, errors: dict[str, str]) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or not ID_RE.fullmatch(value):
-        errors[name] = "must be an id of 1-64 characters of A-Z a-z 0-9 . _ : -"
-        return None
-    return value
-
-
-def _integer(value: Any) -> int | None:
-    # JSON numbers only (true is not 1); a whole float such as 3.0 is accepted.
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    return None
+def check_case_permission(principal: Principal, req: Request, case: Case) -> None:
+    """The role's part that depends on the case (403), checked once it is loaded."""
+    if req.action == "assign" and not may_assign(principal, case, req.department):
+        raise DispatchError(
+            403,
+            f"the role {principal.role!r} may only dispatch a new, unassigned case (case "
+            f"{case.id} is {case.status}"
+            + (f", unit {case.unit_id}" if case.unit_id else "")
+            + (f", department {case.department_id}" if case.department_id else "")
+            + "); reassigning is for a shift lead",
+            code="forbidden",
+        )
 
 
 def parse_request(action: str, body: Any) -> Request:
-    """Validate an action's body; every problem is reported, each under its field (422)."""
+    """Validate an action's body with its model (dashboard/api/schemas.py, the write API's
+    own); every problem is reported, each under its field (422)."""
     if not isinstance(body, Mapping):
         raise DispatchError(
             422, "the body must be a JSON object", {"body": "not an object"}, code="bad_input"
         )
+    model = ACTION_BODIES[action]
     errors: dict[str, str] = {}
-    allowed = BODY_FIELDS[action]
-    for name in sorted(set(body) - allowed):
-        errors[str(name)[:64]] = f"unknown field (allowed: {', '.join(sorted(allowed))})"
-    version = _integer(body.get("version"))
-    if "version" not in body:
-        errors["version"] = "required: the case's version as you saw it"
-    elif version is None or version < 1:
-        errors["version"] = "must be a positive integer"
-    note = _text(body.get("note"), "note", NOTE_MAX, errors)
-    request: dict[str, Any] = {"note": note}
-    if action == "assign":
-        request["unit"] = _ident(body.get("unit"), "unit", errors)
-        request["department"] = _ident(body.get("department"), "department", errors)
-        if not body.get("unit") and not body.get("department") and "unit" not in errors:
-            errors["unit"] = "give a unit, a department or both"
-    elif action == "priority":
-        priority = _integer(body.get("priority"))
-        if "priority" not in body:
-            errors["priority"] = "required: 1 (urgent) … 4 (low)"
-        elif priority is None or not 1 <= priority <= 4:
-            errors["priority"] = "must be 1 (urgent) … 4 (low)"
-        request["priority"] = priority
-    elif action == "note":
-        if note is None and "note" not in errors:
-            errors["note"] = "required: the note's text"
-    elif action == "cancel":
-        reason = _text(body.get("reason"), "reason", REASON_MAX, errors)
-        if reason is None and "reason" not in errors:
-            errors["reason"] = "required: why the case is cancelled"
-        request["reason"] = reason
+    try:
+        values = model.model_validate(body).model_dump()
+    except ValidationError as exc:
+        errors = field_errors(exc, model)
+        values = {}
+    if model is AssignBody and "unit" not in errors:
+        errors |= AssignBody.cross_check(body)
     if errors:
-        raise DispatchError(
-            422, "invalid input: " + "; ".join(f"{k}: {v}" for k, v in errors.items()),
-            errors, code="bad_input",
-        )  # fmt: skip
-    return Request(action=action, version=version or 0, **request)
+        raise DispatchError(422, "invalid input: " + reason_list(errors), errors, code="bad_input")
+    return Request(action=action, **values)
 
 
 # -- the actions ----------------------------------------------------------------------------
@@ -361,6 +329,7 @@ def execute(
     assert principal is not None
     req = parse_request(action, body)
     case = _load(session, case_id)
+    check_case_permission(principal, req, case)
     _check_references(session, req)
     if case.version != req.version:
         raise DispatchError(
@@ -434,7 +403,7 @@ def execute_bulk(
 ) -> list[Outcome]:
     """One action on several cases (``cases``: ``[{"id", "version"}]``), all or nothing:
     if any case is refused, none is changed and the error names each refused case."""
-    check_permission(principal, action)
+    check_permission(principal, action, bulk=True)
     if not isinstance(body, Mapping):
         raise DispatchError(422, "the body must be an object", {"body": "not an object"},
                             code="bad_input")  # fmt: skip

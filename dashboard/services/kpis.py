@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from dashboard.config import Settings
-from dashboard.dialect import epoch_s, floor_int, percentiles
+from dashboard.dialect import EPSILON_S, epoch_s, floor_int, percentiles
 from dashboard.dialect import name as dialect_name
 from dashboard.geo import haversine_m
 from dashboard.models import Assignment, Case, Grid, Unit
@@ -36,8 +36,6 @@ from dashboard.vocabulary import (
 )
 
 COVERAGE_S = 300  # the "5-minute service circle"
-# Times are compared to the millisecond: SQLite's julianday() carries ~0.1 ms of rounding.
-_EPSILON_S = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +137,7 @@ def count_columns(dialect: str, options: KpiOptions) -> list[ColumnElement[Any]]
         _count(disposed),
         _count(Case.status == Status.CLOSED),
         _count(resolved_ever),
-        _count(and_(resolved_ever, resolved_when <= deadline + _EPSILON_S)),
+        _count(and_(resolved_ever, resolved_when <= deadline + EPSILON_S)),
         _count(and_(resolved_ever, Case.rework_count > 0)),
         _count(dispute),
         _count(and_(dispute, disposed)),
@@ -402,7 +400,7 @@ def hourly(session: Session, *, period: Period, hours: int = 24) -> list[int]:
     """Base cases per hour since the period's start (index 0 = its first hour)."""
     dialect = _dialect(session)
     start_s = period.start.timestamp()
-    since = epoch_s(Case.reported_at, dialect) - start_s + _EPSILON_S  # 09:00:00 is hour 9
+    since = epoch_s(Case.reported_at, dialect) - start_s + EPSILON_S  # 09:00:00 is hour 9
     bucket = floor_int(since / 3600.0, dialect)
     rows = session.execute(
         select(bucket, func.count()).where(_in_period(period)).group_by(bucket)

@@ -15,6 +15,7 @@ from dashboard.contract.entries import PingMessage
 from dashboard.models import Unit
 from dashboard.services.cases import iso, ms
 from dashboard.streams import Keys
+from dashboard.text import as_str
 
 # Moves a unit only when the ping is newer than what the hash holds, atomically, so
 # that two workers applying pings of one unit out of order never move it backwards.
@@ -72,13 +73,13 @@ class LatestPositions:
         for unit, ping in latest.items():
             args.extend((unit, records[unit]["ts"], ping.lon, ping.lat, encoded[unit]))
         moved = self._script(keys=[self.keys.units_geo, self.keys.units_latest], args=args)
-        return [m.decode() if isinstance(m, bytes) else str(m) for m in moved]
+        return [as_str(m) for m in moved]
 
     def all(self) -> dict[str, dict[str, Any]]:
         raw = self.client.hgetall(self.keys.units_latest)
         out: dict[str, dict[str, Any]] = {}
         for key, value in raw.items():
-            unit = key.decode() if isinstance(key, bytes) else key
+            unit = as_str(key)
             try:
                 out[unit] = json.loads(value)
             except ValueError:
@@ -103,7 +104,7 @@ class LatestPositions:
             count=count,
             withdist=True,
         )
-        return [(_text(h[0]), float(h[1])) for h in hits]
+        return [(as_str(h[0]), float(h[1])) for h in hits]
 
 
 def unit_live_record(ping: PingMessage, info: Mapping[str, Any]) -> dict[str, Any]:
@@ -179,7 +180,3 @@ def live_units(session: Session) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

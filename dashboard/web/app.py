@@ -12,8 +12,32 @@ from flask import Flask
 from flask_socketio import SocketIO
 
 import dashboard
+from callbacks import register_all
+from callbacks.permissions import install_callback_guard
+from callbacks.router import PAGES
+from dashboard.api.assignments import api_assignments
+from dashboard.api.openapi import openapi
+from dashboard.api.read import api
+from dashboard.api.write import api_write
 from dashboard.config import Settings, load_settings
+from dashboard.live.namespace import LiveNamespace, live_http
+from dashboard.live.publisher import NAMESPACE
+from dashboard.live.snapshot import SnapshotStore
 from dashboard.runtime import Runtime
+from dashboard.web.auth import init_auth
+from dashboard.web.bodies import (
+    MAX_BODY,
+    JSONProvider,
+    LianqinRequest,
+    install_body_limits,
+    install_callback_checks,
+)
+from dashboard.web.context import RUNTIME, SNAPSHOTS, SOCKET_GUARD
+from dashboard.web.context import runtime_of as runtime_of  # re-exported for the tests
+from dashboard.web.notfound import install_not_found
+from dashboard.web.ops import ops
+from dashboard.web.security import SocketGuard, content_security_policy, install_headers
+from layouts.root import create_root_layout
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +56,6 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     settings = settings or load_settings()
     runtime = Runtime.open(settings, redis_url=redis_url)
 
-    from dashboard.web.bodies import JSONProvider, LianqinRequest
-
     server = Flask("lianqin")
     server.json = JSONProvider(server)  # every JSON body checked (dashboard/web/bodies.py)
     server.request_class = LianqinRequest
@@ -43,8 +65,6 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
         n = settings.trusted_proxies
         server.wsgi_app = ProxyFix(server.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
-    from dashboard.web.bodies import MAX_BODY, install_body_limits
-
     server.config.update(
         SECRET_KEY=secret or secrets.token_hex(32),
         SESSION_COOKIE_HTTPONLY=True,
@@ -53,24 +73,14 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
         MAX_FORM_MEMORY_SIZE=MAX_BODY,
     )
     install_body_limits(server)  # before the guard: too big is refused before anything
-    server.extensions["lianqin"] = runtime
-
-    from dashboard.api.read import api
-    from dashboard.web.auth import init_auth
+    server.extensions[RUNTIME] = runtime
+    install_not_found(server, PAGES, settings.language)  # before the guard: 404s for all
 
     init_auth(server, runtime)
     server.register_blueprint(api)
-    from dashboard.api.write import api_write
-
     server.register_blueprint(api_write)
-    from dashboard.api.assignments import api_assignments
-
     server.register_blueprint(api_assignments)
-    from dashboard.web.ops import ops
-
     server.register_blueprint(ops)
-    from dashboard.api.openapi import openapi
-
     server.register_blueprint(openapi)
 
     socketio = SocketIO(
@@ -82,15 +92,12 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
         ping_interval=10,
         ping_timeout=10,
     )
-    from dashboard.live.namespace import live_http, register_socket_handlers
-    from dashboard.live.snapshot import SnapshotStore
-
     snapshots = SnapshotStore(runtime.redis, runtime.keys, reuse_s=settings.snapshot_reuse_s)
-    server.extensions["lianqin_snapshots"] = snapshots
+    server.extensions[SNAPSHOTS] = snapshots
     server.register_blueprint(live_http)
-    server.extensions["lianqin_socket_guard"] = register_socket_handlers(
-        socketio, runtime, snapshots
-    )
+    guard = SocketGuard(socketio, runtime, NAMESPACE)  # started by the first connection
+    socketio.on_namespace(LiveNamespace(runtime, snapshots, guard))
+    server.extensions[SOCKET_GUARD] = guard
 
     dash_app = Dash(
         __name__,
@@ -104,17 +111,11 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
         # Pages outside Dash (login) have their own stylesheet; screenshots are docs.
         assets_ignore=r"^(login\.css|screenshots/.*)$",
     )
-    from callbacks import register_all
-    from layouts.root import create_root_layout
-
     dash_app.layout = create_root_layout()
     register_all(dash_app)
     server.extensions["dash"] = dash_app
-    from dashboard.web.bodies import install_callback_checks
-
     install_callback_checks(server, dash_app.callback_map)
-    from dashboard.web.security import content_security_policy, install_headers
-
+    install_callback_guard(server)  # after the envelope check: who may call which callback
     # After every callback is registered: the hashes cover Dash's own inline scripts.
     install_headers(server, content_security_policy(settings, dash_app.csp_hashes()))
     return server
@@ -123,8 +124,3 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
 def socketio_of(server: Flask) -> SocketIO:
     sio: SocketIO = server.extensions["socketio"]
     return sio
-
-
-def runtime_of(server: Flask) -> Runtime:
-    rt: Runtime = server.extensions["lianqin"]
-    return rt

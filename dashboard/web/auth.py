@@ -36,7 +36,6 @@ from flask import (
     Response,
     current_app,
     g,
-    jsonify,
     redirect,
     render_template_string,
     request,
@@ -46,10 +45,13 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from werkzeug.datastructures import MultiDict
 
+from dashboard.api.errors import api_error
+from dashboard.i18n import LOGIN_TEXT
 from dashboard.runtime import Runtime
 from dashboard.services import accounts
 from dashboard.services.accounts import Principal
 from dashboard.vocabulary import Role
+from dashboard.web.context import current_runtime
 from dashboard.web.security import (
     announce_revocation,
     login_blocked,
@@ -89,11 +91,6 @@ class SessionPrincipal(UserMixin):
     def get_id(self) -> str:
         p = self.principal
         return f"u:{p.key}:{p.epoch}" if p.kind == "user" else f"t:{p.key}"
-
-
-def runtime() -> Runtime:
-    rt: Runtime = current_app.extensions["lianqin"]
-    return rt
 
 
 def current_principal() -> Principal | None:
@@ -147,7 +144,7 @@ def _load(user_id: str) -> SessionPrincipal | None:
     secret = session.get(SESSION_KEY)
     if not isinstance(secret, str):
         return None  # a cookie from before server-side sessions, or a forged one
-    rt = runtime()
+    rt = current_runtime()
     with rt.db.read() as db_session:
         principal = accounts.session_principal(db_session, secret=secret, now=rt.now())
     if principal is None:
@@ -161,7 +158,7 @@ def bearer_principal() -> Principal | None:
     token = bearer_token()
     if token is None:
         return None
-    rt = runtime()
+    rt = current_runtime()
     with rt.db.write() as db_session:
         principal = accounts.token_principal(db_session, plaintext=token)
         if principal is not None:
@@ -181,12 +178,10 @@ def _without_token(path: str) -> str:
     return path + (f"?{urlencode(list(query.items(multi=True)))}" if query else "")
 
 
-def _deny(status: int, reason: str) -> Response:
+def _deny(status: int, reason: str, code: str | None = None) -> Response:
     path = request.path
-    if _wants_json(path):
-        response = jsonify({"error": reason})
-        response.status_code = status
-        return response
+    if _wants_json(path):  # the API's one error shape (dashboard/api/errors.py)
+        return api_error(status, code, reason)
     if status == 401:
         target = quote(_without_token(path), safe="/?=&,;:@+")  # no raw CR/LF in Location
         return redirect(f"/login?next={target}")  # type: ignore[return-value]
@@ -200,7 +195,7 @@ def _deny(status: int, reason: str) -> Response:
 def _start_session(principal: Principal, *, permanent: bool) -> None:
     """Sign this browser in as ``principal`` with a new server-side session (no fixation:
     whatever the cookie held before is dropped)."""
-    rt = runtime()
+    rt = current_runtime()
     with rt.db.write() as db_session:
         secret, _ = accounts.open_session(
             db_session, principal, now=rt.now(), lifetime=SESSION_LIFETIME, ip=client_ip()
@@ -215,7 +210,7 @@ def _end_session() -> None:
     """Delete this browser's session row and tell every web process to cut its sockets."""
     secret = session.get(SESSION_KEY)
     if isinstance(secret, str):
-        rt = runtime()
+        rt = current_runtime()
         with rt.db.write() as db_session:
             accounts.end_session(db_session, secret=secret)
         try:
@@ -228,7 +223,7 @@ def _end_session() -> None:
 
 def _kiosk(token: str) -> Response | None:
     """``/wall?token=…``: sign the screen in, ask first, or refuse (None: carry on)."""
-    rt = runtime()
+    rt = current_runtime()
     with rt.db.write() as db_session:
         principal = accounts.token_principal(db_session, plaintext=token)
         if principal is not None:
@@ -250,7 +245,7 @@ def _kiosk(token: str) -> Response | None:
 
 def _refuse_kiosk(principal: Principal, why: str) -> Response:
     """A 403 page for a kiosk link that may not open (audited as ``token.kiosk_refused``)."""
-    rt = runtime()
+    rt = current_runtime()
     with rt.db.write() as db_session:
         accounts.audit(
             db_session, actor=principal.actor, action="token.kiosk_refused",
@@ -262,7 +257,7 @@ def _refuse_kiosk(principal: Principal, why: str) -> Response:
 
 
 def _open_kiosk(principal: Principal, *, replaced: Principal | None) -> None:
-    rt = runtime()
+    rt = current_runtime()
     with rt.db.write() as db_session:
         accounts.audit(
             db_session, actor=principal.actor, action="token.kiosk", target=request.path[:100],
@@ -323,7 +318,7 @@ def guard() -> Response | None:
 def set_csrf_cookie(response: Response) -> Response:
     """Give browser sessions the CSRF token Dash sends back as X-CSRFToken."""
     if g.get("lq_auth") == "session" and request.method == "GET":
-        settings = runtime().settings
+        settings = current_runtime().settings
         response.set_cookie(
             CSRF_COOKIE,
             generate_csrf(),
@@ -355,57 +350,13 @@ def init_auth(server: Flask, rt: Runtime) -> None:
 
     @server.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> Response:
-        return _deny(400, f"CSRF check failed: {exc.description}")
+        return _deny(400, f"CSRF check failed: {exc.description}", "csrf_failed")
 
 
 # -- the login page ---------------------------------------------------------------------------
 pages = Blueprint("auth_pages", __name__)
 
-_TEXT = {
-    "zh-CN": {
-        "title": "联勤指挥中心",
-        "subtitle": "登录",
-        "username": "用户名",
-        "password": "密码",
-        "submit": "登录",
-        "failed": "用户名或密码错误，或账号已停用。",
-        "limited": "登录失败次数过多，请 {minutes} 分钟后再试。",
-        "forbidden": "无权访问",
-        "back": "返回",
-        "other": "English",
-        "other_lang": "en",
-        "kiosk_role": "大屏链接（?token=）只接受 viewer 角色的令牌；此令牌的角色是 {role}。"
-        "API 客户端请使用 Authorization: Bearer 请求头。",
-        "kiosk_path": "大屏链接（?token=）只能打开大屏（/wall）。",
-        "kiosk_title": "切换为大屏令牌？",
-        "kiosk_signed_in": "此浏览器当前以 {name}（{role}）身份登录。",
-        "kiosk_question": "是否将此浏览器切换为大屏令牌 {screen}？切换后 {name} 将退出登录。",
-        "kiosk_switch": "切换为大屏",
-        "kiosk_stay": "保持当前登录",
-    },
-    "en": {
-        "title": "Lianqin Command Center",
-        "subtitle": "Sign in",
-        "username": "Username",
-        "password": "Password",
-        "submit": "Sign in",
-        "failed": "Wrong username or password, or the account is disabled.",
-        "limited": "Too many failed sign-ins. Try again in {minutes} min.",
-        "forbidden": "Not allowed",
-        "back": "Back",
-        "other": "中文",
-        "other_lang": "zh-CN",
-        "kiosk_role": "Wall links (?token=) take viewer tokens only; this token's role is "
-        "{role}. API clients send it as an Authorization: Bearer header.",
-        "kiosk_path": "Wall links (?token=) open the wall (/wall) only.",
-        "kiosk_title": "Switch to the wall screen token?",
-        "kiosk_signed_in": "This browser is signed in as {name} ({role}).",
-        "kiosk_question": "Switch this browser to the wall screen token {screen}? {name} will "
-        "be signed out.",
-        "kiosk_switch": "Switch to the wall screen",
-        "kiosk_stay": "Stay signed in",
-    },
-}
+_TEXT = LOGIN_TEXT  # the sign-in and kiosk pages' strings: dashboard/data/i18n/*.json "login"
 
 _LOGIN = """<!doctype html>
 <html lang="{{ lang }}"><head><meta charset="utf-8">
@@ -461,7 +412,7 @@ def _lang() -> str:
     requested = request.args.get("lang")
     if requested in _TEXT:
         return requested
-    return runtime().settings.language
+    return current_runtime().settings.language
 
 
 def safe_next(target: str | None) -> str:
@@ -498,7 +449,7 @@ def login_submit() -> Response | tuple[str, int]:
     lang = _lang()
     username = request.form.get("username", "")[:64]
     password = request.form.get("password", "")[:1024]
-    rt = runtime()
+    rt = current_runtime()
     ip = client_ip()
     target = safe_next(request.form.get("next"))
     # Checked before the password: a blocked guesser learns nothing, even the right one.
@@ -538,7 +489,7 @@ def logout() -> Response:
     """End this browser's session here and on every web instance (its sockets included)."""
     principal = current_principal()
     if principal is not None:
-        rt = runtime()
+        rt = current_runtime()
         with rt.db.write() as db_session:
             accounts.audit(db_session, actor=principal.actor, action="logout", ip=client_ip())
     if g.get("lq_auth") == "session":
@@ -552,7 +503,7 @@ def kiosk_switch() -> Response:
     target = safe_next(request.form.get("next"))
     if urlsplit(target).path not in WALL_PATHS:
         target = "/wall"
-    rt = runtime()
+    rt = current_runtime()
     with rt.db.read() as db_session:
         principal = accounts.token_principal(db_session, plaintext=request.form.get("token", ""))
     if principal is None:

@@ -135,12 +135,15 @@ def _json_path(path: str) -> bool:
 
 
 def error_body(exc: HTTPException) -> dict[str, Any]:
-    """The API's error shape: ``{"error": reason, "field": name}`` (field when known)."""
-    body: dict[str, Any] = {"error": exc.description or exc.name}
+    """An HTTP error in the API's one shape (dashboard/api/errors.py): the field at fault
+    under ``fields`` when known."""
+    from dashboard.api.errors import code_for
+    from dashboard.api.errors import error_body as shaped
+
+    status = exc.code or 500
+    reason = exc.description or exc.name
     field = getattr(exc, "field", None)
-    if field:
-        body["field"] = field
-    return body
+    return shaped(code_for(status), reason, {field: reason} if field else None)
 
 
 def _read_at_most(stream: Any, limit: int) -> bytes | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -30,8 +30,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from dashboard.api.errors import api_error
 from dashboard.live.latency import LATENCY_BUCKETS
 from dashboard.runtime import Runtime
+from dashboard.text import as_str
+from dashboard.web.auth import authorization, bearer_principal, bearer_token, current_principal
+from dashboard.web.context import current_runtime
 from dashboard.worker.leases import lease_states
 
 log = logging.getLogger(__name__)
@@ -54,10 +58,6 @@ class GroupState:
     exists: bool
 
 
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def group_states(rt: Runtime, *, cap: int) -> list[GroupState]:
     """Lag and pending count of the workers' group on every input stream.
 
@@ -72,13 +72,15 @@ def group_states(rt: Runtime, *, cap: int) -> list[GroupState]:
         except redis.ResponseError:  # no such stream yet: nothing written, nothing behind
             out.append(GroupState(short, 0, 0, 0, False))
             continue
-        group = next((g for g in groups if _s(g.get("name")) == rt.settings.consumer_group), None)
+        group = next(
+            (g for g in groups if as_str(g.get("name")) == rt.settings.consumer_group), None
+        )
         if group is None:
             out.append(GroupState(short, int(rt.redis.xlen(stream)), 0, 0, False))
             continue
         lag = group.get("lag")
         if lag is None:
-            last = _s(group.get("last-delivered-id") or "0-0")
+            last = as_str(group.get("last-delivered-id") or "0-0")
             lag = rt.redis.eval(_LAG_LUA, 1, stream, last, cap)
         out.append(
             GroupState(
@@ -171,7 +173,7 @@ class SharedStateCollector:
         )
         snapshots = {"builds": 0, "served": 0}
         for raw_name, raw_value in sorted(counters.items()):
-            name, value = _s(raw_name), int(raw_value)
+            name, value = as_str(raw_name), int(raw_value)
             parts = name.split(":")
             if parts[0] == "ingested" and len(parts) == 2:
                 ingested.add_metric([parts[1]], value)
@@ -232,7 +234,7 @@ class SharedStateCollector:
         yield leader
         yield epoch
 
-        values = {_s(k): int(v) for k, v in latency.items()}
+        values = {as_str(k): int(v) for k, v in latency.items()}
         buckets: list[tuple[str, float]] = []
         running = 0
         for bound in [*map(repr, LATENCY_BUCKETS), "+Inf"]:
@@ -271,17 +273,10 @@ def render_metrics(rt: Runtime) -> bytes:
     return generate_latest(registry)
 
 
-def _runtime() -> Runtime:
-    rt: Runtime = current_app.extensions["lianqin"]
-    return rt
-
-
 def metrics_allowed(rt: Runtime) -> bool:
     """The metrics token (bearer), an admin's API token or signed-in session, or
     ``metrics_public``. As everywhere, one credential per request: with an Authorization
     header, the session cookie is not looked at."""
-    from dashboard.web.auth import authorization, bearer_principal, bearer_token, current_principal
-
     settings = rt.settings
     if settings.metrics_public:
         return True
@@ -302,17 +297,17 @@ def metrics_allowed(rt: Runtime) -> bool:
 @ops.get("/readyz")
 def readyz() -> tuple[Response, int]:
     """Readiness: 200 when Redis and the database answer and the workers keep up, else 503."""
-    ready, details = readiness(_runtime())
+    ready, details = readiness(current_runtime())
     return jsonify(details), 200 if ready else 503
 
 
 @ops.get("/metrics")
-def metrics() -> Response | tuple[Response, int]:
-    rt = _runtime()
-    if not metrics_allowed(rt):
-        return jsonify({"error": "metrics need the metrics token or an admin"}), 401
+def metrics() -> Response:
+    rt = current_runtime()
+    if not metrics_allowed(rt):  # the API's error shape (dashboard/api/errors.py)
+        return api_error(401, "unauthenticated", "metrics need the metrics token or an admin")
     try:
         payload = render_metrics(rt)
     except (redis.RedisError, OSError) as exc:
-        return jsonify({"error": f"redis unavailable: {exc.__class__.__name__}"}), 503
+        return api_error(503, "unavailable", f"redis unavailable: {exc.__class__.__name__}")
     return Response(payload, mimetype=CONTENT_TYPE_LATEST)

@@ -8,7 +8,10 @@ Everything shared between web instances lives in Redis: the login attempt counte
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
+import socket as socket_lib
 import threading
 import time
 from collections.abc import Iterable
@@ -20,7 +23,14 @@ from flask import Flask, Response
 from sqlalchemy.orm import Session
 
 from dashboard.config import Settings
+from dashboard.services.accounts import (
+    audit,
+    live_sessions,
+    load_token_principal,
+    load_user_principal,
+)
 from dashboard.streams import Keys
+from dashboard.tiles import tile_source
 
 if TYPE_CHECKING:
     from flask_socketio import SocketIO
@@ -34,8 +44,6 @@ log = logging.getLogger(__name__)
 # -- Content-Security-Policy ------------------------------------------------------------------
 def _tile_origins(settings: Settings) -> list[str]:
     """Where the configured map tiles come from ({s} subdomains become a wildcard)."""
-    from dashboard.tiles import tile_source
-
     try:
         source = tile_source(settings)
     except ValueError:
@@ -143,8 +151,6 @@ def note_token_use(
 ) -> bool:
     """Audit a bearer token's use at most once per ``token_audit_interval_s`` per token (a
     Redis mark shared by every web instance), so the trail does not get a row per request."""
-    from dashboard.services.accounts import audit
-
     interval = rt.settings.token_audit_interval_s
     try:
         first = interval == 0 or bool(
@@ -176,8 +182,6 @@ def session_room(session_id: str) -> str:
 
 
 def room_still_valid(session: Session, room: str) -> bool:
-    from dashboard.services.accounts import load_token_principal, load_user_principal
-
     parts = room.split(":")
     try:
         if parts[1] == "user" and len(parts) == 4:
@@ -194,12 +198,12 @@ def room_still_valid(session: Session, room: str) -> bool:
 class SocketGuard:
     """One per web process: listens for revocations (Redis pub/sub), re-checks every open
     socket's principal on each and every ``socket_recheck_s``, disconnects the refused, and
-    reports how many sockets this process holds (for ``lianqin_connected_clients``)."""
+    reports how many sockets this process holds (for ``lianqin_connected_clients``).
+
+    It knows the sockets it was told about: the namespace hands it each accepted socket with
+    the rooms it is watched under (``track``) and takes it back on disconnect (``forget``)."""
 
     def __init__(self, socketio: SocketIO, rt: Runtime, namespace: str) -> None:
-        import os
-        import socket as socket_lib
-
         self.socketio = socketio
         self.rt = rt
         self.namespace = namespace
@@ -207,32 +211,46 @@ class SocketGuard:
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self._started = False
+        self._sids: dict[str, tuple[str, ...]] = {}  # open socket → the rooms it is watched in
+        self._sids_lock = threading.Lock()
+        self._task: Any = None
+
+    def track(self, sid: str, rooms: Iterable[str]) -> None:
+        with self._sids_lock:
+            self._sids[sid] = tuple(rooms)
+
+    def forget(self, sid: str) -> None:
+        with self._sids_lock:
+            self._sids.pop(sid, None)
 
     def ensure_started(self) -> None:
         with self._lock:
             if self._started:
                 return
             self._started = True
-        self.socketio.start_background_task(self.run)
+        self._task = self.socketio.start_background_task(self.run)
 
-    def _rooms(self) -> dict[Any, list[str]]:
-        manager = self.socketio.server.manager
-        for _ in range(5):  # the manager's dicts change under us as sockets come and go
-            try:
-                rooms = manager.rooms.get(self.namespace, {})
-                return {room: list(members) for room, members in list(rooms.items())}
-            except RuntimeError:
-                time.sleep(0.01)
-        return {}
+    def shutdown(self, timeout: float = 2.0) -> None:
+        """Stop for good (the process ends): before its Redis goes, so that nothing retries."""
+        self.stop.set()
+        task = self._task
+        if task is not None and hasattr(task, "join"):
+            task.join(timeout)
+
+    def _rooms(self) -> dict[str, list[str]]:
+        """Room → the open sockets watched in it."""
+        with self._sids_lock:
+            sockets = list(self._sids.items())
+        rooms: dict[str, list[str]] = {}
+        for sid, names in sockets:
+            for room in names:
+                rooms.setdefault(room, []).append(sid)
+        return rooms
 
     def check(self) -> int:
         """Disconnect every socket whose principal is no longer valid; return how many."""
-        from dashboard.services.accounts import live_sessions
-
         rooms = self._rooms()
-        watched = [
-            r for r in rooms if isinstance(r, str) and r.startswith(("principal:", "session:"))
-        ]
+        watched = [r for r in rooms if r.startswith(("principal:", "session:"))]
         if not watched:
             return 0
         cut = 0
@@ -256,11 +274,10 @@ class SocketGuard:
         return cut
 
     def connected(self) -> int:
-        return len(self._rooms().get(None, []))
+        with self._sids_lock:
+            return len(self._sids)
 
     def report_clients(self) -> None:
-        import json
-
         record = json.dumps({"n": self.connected(), "at": int(time.time() * 1000)})
         self.rt.redis.hset(self.rt.keys.web_clients, self.instance, record)
 

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 from dashboard.dialect import insert_ignore
 from dashboard.models import StreamLease as FenceRow
 from dashboard.streams import Keys
+from dashboard.text import as_str
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def holder_of(token: bytes | str | None) -> str | None:
     """The consumer name in a lease token (``name/suffix``)."""
     if token is None:
         return None
-    text = token.decode(errors="replace") if isinstance(token, bytes) else token
+    text = as_str(token, "replace")
     return text.rsplit("/", 1)[0]
 
 

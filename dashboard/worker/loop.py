@@ -71,10 +71,13 @@ from dashboard.services.cases import case_to_live, sweep_overdue
 from dashboard.services.ingest import apply_incidents, apply_pings
 from dashboard.services.units import encode_record, unit_live_record
 from dashboard.streams import ensure_groups, is_transient_redis
+from dashboard.text import as_str
+from dashboard.worker.jobs import PeriodicJob, run_due
 from dashboard.worker.leases import LeaseLost, StreamLease, check_fence, take_fence
 
 log = logging.getLogger(__name__)
 Entry = tuple[str, dict[bytes, bytes]]
+CONSUMER_COUNTS_TTL_S = 7 * 86400  # the per-consumer counts outlive the last worker by a week
 
 
 class TransientError(Exception):
@@ -124,6 +127,12 @@ def _is_outage(exc: BaseException) -> bool:
     return isinstance(exc, TransientError) or is_transient_redis(exc)
 
 
+def _pauses(exc: BaseException) -> bool:
+    """A periodic job's exception that stops the round and goes to the loop, which backs off
+    (an outage, a newer lease holder, Redis refusing); anything else is the job's own."""
+    return isinstance(exc, TransientError | redis.RedisError | OSError)
+
+
 def _describe(exc: BaseException) -> str:
     """The exception's class and the first line of its message (a DBAPIError's driver
     error, not its SQL and parameters), for a reason or a log line."""
@@ -157,8 +166,6 @@ class Worker:
         self.grids = GridIndex([])
         self._grids_version: Any = b"unset"
         self._retry_pending = True  # after a start or a failure, our own pending entries first
-        self._last_reclaim = 0.0
-        self._last_sweep = 0.0
         self._last_kpis = 0.0
         self._kpis_dirty = True  # cases changed since the wall's KPIs were last pushed
         self._kpis_cost = 0.0  # seconds the last computation took
@@ -174,7 +181,6 @@ class Worker:
         # responders' progress goes with the cases it moves (README "Order").
         self.guarded = {self.keys.assignments: self.keys.incidents}
         self.rules = Rules.from_settings(self.settings, runtime.policy)
-        self._last_escalation = 0.0
         self.leases = {
             stream: StreamLease(
                 runtime.redis,
@@ -186,6 +192,32 @@ class Worker:
             )
             for stream in self.keys.ordered_streams
         }
+        self.jobs = self._housekeeping_jobs()
+
+    def _housekeeping_jobs(self) -> list[PeriodicJob]:
+        """Between batches, in this order (dashboard/worker/jobs.py): renew or take the leases
+        (every round, first: the rest may take a while), then on the sweep tick reload the grid
+        index if it changed, flag overdue cases, relay the outbox and tell the screens the
+        pipeline is alive; the wall's KPIs when cases changed; dead consumers' entries."""
+        sweep_s = self.settings.sweep_interval_s
+        return [
+            PeriodicJob("leases", 0.0, self._tick_leases),
+            PeriodicJob("grids", sweep_s, self.reload_grids),
+            PeriodicJob("sweep", sweep_s, self.sweep),
+            PeriodicJob("outbox", sweep_s, self.relay_changes),
+            # issue 13: raise the 督办 level of late assignments (a clock drives it)
+            PeriodicJob("escalation", self.settings.escalation_interval_s, self.escalate),
+            PeriodicJob("clock", sweep_s, self._clock_tick),
+            # At most once per interval, and never more than ~20 % of the worker's time (a
+            # day with tens of thousands of cases takes the database most of a second).
+            PeriodicJob(
+                "kpis",
+                lambda: max(self.settings.kpi_interval_s, 5 * self._kpis_cost),
+                self.push_kpis,
+                when=lambda: self._kpis_dirty,
+            ),
+            PeriodicJob("reclaim", max(1.0, self.settings.claim_idle_ms / 2000), self.reclaim),
+        ]
 
     # -- set-up ---------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -214,8 +246,7 @@ class Worker:
                 if not prepared:
                     self.prepare()
                     prepared = True
-                self._tick_leases()  # also before the housekeeping, which may take a while
-                self.housekeeping()
+                self.housekeeping()  # the leases first, then the periodic jobs that are due
                 self.step()
                 backoff = 0.5
             except Fenced as exc:  # from the housekeeping's catch-up; step() handles its own
@@ -247,30 +278,24 @@ class Worker:
         for lease in self.leases.values():
             lease.drop()
 
-    def housekeeping(self) -> None:
-        now = time.monotonic()
-        if now - self._last_sweep >= self.settings.sweep_interval_s:
-            self._last_sweep = now
-            self.reload_grids()
-            self.sweep()
-            self.relay_changes()
-            if now - self._last_escalation >= self.settings.escalation_interval_s:
-                self._last_escalation = now
-                self.escalate()
-            self._kpis_dirty = True  # the clock moves live figures (overdue, units online)
-            if self.publisher is not None:
-                try:
-                    self.publisher.tick(self.rt.deltas.head())
-                except (redis.RedisError, OSError) as exc:
-                    log.warning("tick not published: %s", exc)
-        # At most once per interval, and never more than ~20 % of the worker's time (a day
-        # with tens of thousands of cases takes the database most of a second).
-        spacing = max(self.settings.kpi_interval_s, 5 * self._kpis_cost)
-        if self._kpis_dirty and now - self._last_kpis >= spacing:
-            self.push_kpis()
-        if now - self._last_reclaim >= max(1.0, self.settings.claim_idle_ms / 2000):
-            self._last_reclaim = now
-            self.reclaim()
+    def housekeeping(self) -> list[str]:
+        """Run the periodic jobs that are due (``self.jobs``); returns their names. A job that
+        fails is logged and the others still run; an outage stops the round (the loop backs
+        off) and the jobs not reached run in the next one."""
+        return run_due(self.jobs, time.monotonic(), pauses=_pauses)
+
+    def job(self, name: str) -> PeriodicJob:
+        return next(j for j in self.jobs if j.name == name)
+
+    def _clock_tick(self) -> None:
+        """The clock moves live figures (overdue, units online): the KPIs are due again; and
+        the heartbeat, so an idle screen knows the pipeline is alive."""
+        self._kpis_dirty = True
+        if self.publisher is not None:
+            try:
+                self.publisher.tick(self.rt.deltas.head())
+            except (redis.RedisError, OSError) as exc:
+                log.warning("tick not published: %s", exc)
 
     def _tell_degraded(self, reason: str) -> None:
         """The database is out: tell the screens (a tick flagged degraded), so the wall shows
@@ -340,9 +365,9 @@ class Worker:
         )
         batches: dict[str, list[Entry]] = {}
         for stream, entries in response or []:
-            name = stream.decode() if isinstance(stream, bytes) else stream
+            name = as_str(stream)
             if entries:
-                batches[name] = [(self._id(eid), fields) for eid, fields in entries]
+                batches[name] = [(as_str(eid), fields) for eid, fields in entries]
         if self._retry_pending and not batches:
             self._retry_pending = False
             return 0
@@ -358,7 +383,7 @@ class Worker:
         if batches:
             result = self.handle(batches)
             handled = result.applied + len(result.dead)
-            # Per consumer, so that the share of each worker in a group can be seen (and tested).
+            # Per consumer (counted in Redis too: ``Keys.consumer_counts``).
             log.debug(
                 "consumer %s handled %d entries (%d dead-lettered)",
                 self.consumer,
@@ -375,7 +400,7 @@ class Worker:
         summary: Any = self.rt.redis.xpending(stream, self.group)
         if int(summary["pending"]) != count:
             return False
-        return all(self._id(c["name"]) == self.consumer for c in summary["consumers"])
+        return all(as_str(c["name"]) == self.consumer for c in summary["consumers"])
 
     def _catch_up(self, stream: str) -> int:
         """Apply every entry pending in the group on an ordered stream, whoever it was
@@ -390,11 +415,11 @@ class Worker:
             )
             if not rows:
                 break
-            ids: list[Any] = [self._id(row["message_id"]) for row in rows]
+            ids: list[Any] = [as_str(row["message_id"]) for row in rows]
             claimed: Any = self.rt.redis.xclaim(
                 stream, self.group, self.consumer, min_idle_time=0, message_ids=ids
             )
-            entries = [(self._id(eid), fields) for eid, fields in claimed if eid is not None]
+            entries = [(as_str(eid), fields) for eid, fields in claimed if eid is not None]
             gone = set(ids) - {eid for eid, _ in entries}
             if gone:
                 log.error(
@@ -438,8 +463,8 @@ class Worker:
                     start_id=start,
                     count=self.settings.worker_batch,
                 )
-                start = self._id(reply[0])
-                entries = [(self._id(eid), fields) for eid, fields in reply[1] if eid is not None]
+                start = as_str(reply[0])
+                entries = [(as_str(eid), fields) for eid, fields in reply[1] if eid is not None]
                 if entries:
                     log.info("claimed %d pending entries of %s", len(entries), stream)
                     self.handle({stream: entries})
@@ -489,7 +514,7 @@ class Worker:
             payload = body(live, [])
             self.rt.deltas.append(payload, pipe)
             seq, cursor = pipe.execute()[0]
-            self._publish(int(seq), self._id(cursor), payload)
+            self._publish(int(seq), as_str(cursor), payload)
 
     def escalate(self) -> int:
         """Raise the 督办 level of late assignments (a clock, not a message, drives this);
@@ -508,7 +533,7 @@ class Worker:
             payload = body(live, [])
             self.rt.deltas.append(payload, pipe)
             seq, cursor = pipe.execute()[0]
-            self._publish(int(seq), self._id(cursor), payload)
+            self._publish(int(seq), as_str(cursor), payload)
         return len(cases)
 
     def push_kpis(self, *, force: bool = False) -> dict[str, Any] | None:
@@ -774,6 +799,11 @@ class Worker:
         for name, value in counts.items():
             if value:
                 pipe.hincrby(self.keys.metrics, name, value)
+        if result.applied or result.dead:  # each worker's share of the group's work
+            pipe.hincrby(
+                self.keys.consumer_counts, self.consumer, result.applied + len(result.dead)
+            )
+            pipe.expire(self.keys.consumer_counts, CONSUMER_COUNTS_TTL_S)  # gone when all stop
         if payload is not None:  # XADD → pushed delta, for every entry whose effect it carries
             record_latencies(
                 pipe,
@@ -784,7 +814,7 @@ class Worker:
         replies = pipe.execute()
         if payload is not None:
             seq, cursor = replies[0]
-            result.seq, result.cursor = int(seq), self._id(cursor)
+            result.seq, result.cursor = int(seq), as_str(cursor)
             self._publish(result.seq, result.cursor, payload)
         return result
 
@@ -800,7 +830,3 @@ class Worker:
     @staticmethod
     def _parse_change(fields: dict[bytes, bytes]) -> str:
         return parse_change(fields)  # type: ignore[arg-type]
-
-    @staticmethod
-    def _id(value: Any) -> str:
-        return value.decode() if isinstance(value, bytes) else str(value)

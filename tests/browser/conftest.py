@@ -31,10 +31,12 @@ def producer_redis(demo: DemoProcess) -> Iterator[redis.Redis]:
 
 @pytest.fixture(scope="module")
 def live_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
-    """The demo as a user starts it, with the simulator feeding it."""
+    """The demo as a user starts it, with the simulator feeding it and a past (two days of
+    history, written at its first start, so that the wall compares with yesterday)."""
     process = DemoProcess(
-        tmp_path_factory.mktemp("live") / "data", "--warm", "200", "--speed", "10"
-    )
+        tmp_path_factory.mktemp("live") / "data", "--warm", "200", "--speed", "10",
+        "--history-days", "2",
+    )  # fmt: skip
     try:
         process.wait_ready()
         yield process

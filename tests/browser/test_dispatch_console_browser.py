@@ -161,24 +161,28 @@ def test_a_viewer_cannot_reach_the_console(browser: Browser, live_demo: DemoProc
         close_page(page)
 
 
-def test_an_operator_reads_and_adds_notes_only(
+def test_an_operator_adds_notes_and_dispatches_only_new_unassigned_cases(
     browser: Browser, live_demo: DemoProcess, producer: redis.Redis
 ) -> None:
     xadd_case(
         producer,
         "DSP-OP",
-        "registered",
+        "dispatched",
         lat=LAT + 0.002,
         lon=LON,
         category="noise",
         title="广场舞噪音",
+        unit="P-001",
     )
+    xadd_case(producer, "DSP-OP-NEW", "registered", lat=LAT + 0.003, lon=LON,
+              category="noise", title="夜间施工")  # fmt: skip
     page = open_console(browser, live_demo, "operator")
     try:
         assert "operator" in page.inner_text("#lq-user")
-        open_case(page, "DSP-OP")
+        open_case(page, "DSP-OP")  # assigned already: reassigning is a lead's
         assert not page.locator("#lq-assign-button").is_visible()
         assert not page.locator("#lq-cancel-button").is_visible()
+        assert not page.locator("#lq-priority-button").is_visible()
         assert page.locator(".lq-readonly").is_visible()
         page.fill("#lq-note-text", "已电话联系物业")
         page.click("#lq-note-button")
@@ -187,6 +191,9 @@ def test_an_operator_reads_and_adds_notes_only(
             "document.querySelector('.lq-tl-item').innerText.includes('已电话联系物业')",
             timeout=10_000,
         )
+        open_case(page, "DSP-OP-NEW")  # new and unassigned: the operator dispatches it
+        page.wait_for_selector("#lq-assign-button", state="visible", timeout=10_000)
+        assert not page.locator("#lq-cancel-button").is_visible()
     finally:
         close_page(page)
 

@@ -268,7 +268,9 @@ def test_the_page_runs_under_the_content_security_policy(
         page.wait_for_selector(f"{CATEGORY_FIG} .main-svg", timeout=60_000)
         page.wait_for_selector("#lq-trends-replay-play:not([disabled])", timeout=60_000)
         page.wait_for_selector("#lq-trends-map path.leaflet-interactive", timeout=60_000)
-        assert page.locator(".lq-tr-kpi").count() == 10
+        page.wait_for_function(
+            "document.querySelectorAll('.lq-tr-kpi').length === 10", timeout=60_000
+        )
         assert problems == []
     finally:
         context.close()

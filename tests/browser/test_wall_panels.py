@@ -8,6 +8,7 @@ Set LIANQIN_UPDATE_SCREENSHOTS=1 to write the README's screenshots (assets/scree
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -227,5 +228,45 @@ def test_durations_never_read_sixty_seconds(browser: Browser, live_demo: DemoPro
             ".filter(t => /(^|[^0-9])60秒/.test(t))"
         )
         assert every == []
+    finally:
+        close_page(page)
+
+
+@pytest.mark.parametrize(("lang", "pattern"), [("zh-CN", r"^还有 \d+ 条$"), ("en", r"^\d+ more$")])
+def test_the_overdue_panel_says_how_many_more_rows_there_are(
+    browser: Browser, demo: DemoProcess, producer_redis: redis.Redis, lang: str, pattern: str
+) -> None:
+    """At 1366×768 the overdue panel holds a few rows; the rest are counted under them."""
+    for n in range(30):
+        xadd_case(producer_redis, f"OVM-{n:02d}", "registered", age_s=5 * 3600 + n,
+                  lat=29.370 + n * 1e-4, lon=106.262, category="noise", priority=3,
+                  title=f"超期案件 {n}")  # fmt: skip
+    page = open_wall(browser, demo, 1366, 768, "&lang=en" if lang == "en" else "")
+    try:
+        page.wait_for_function(
+            "parseInt(document.querySelector('#lq-overdue-panel .lq-panel-count').textContent)"
+            " >= 30",
+            timeout=20_000,
+        )
+        page.wait_for_selector("#lq-overdue-panel .lq-more:not([hidden])", timeout=10_000)
+        page.wait_for_timeout(500)  # the lists settle after the fonts
+        state = page.evaluate(
+            """() => {
+              const panel = document.getElementById('lq-overdue-panel');
+              const rows = [...panel.querySelectorAll('li[data-key]')];
+              const note = panel.querySelector('.lq-more');
+              return {total: parseInt(panel.querySelector('.lq-panel-count').textContent),
+                      shown: rows.filter(r => !r.hidden).length,
+                      rest: parseInt(note.dataset.more), text: note.textContent,
+                      noteBottom: note.getBoundingClientRect().bottom,
+                      panelBottom: panel.getBoundingClientRect().bottom};
+            }"""
+        )
+        assert state["shown"] >= 1 and state["rest"] > 0, state
+        assert state["shown"] + state["rest"] == state["total"], state
+        assert re.match(pattern, state["text"]) and str(state["rest"]) in state["text"], state
+        assert state["noteBottom"] <= state["panelBottom"] + 0.5, state  # inside its panel
+        assert page.evaluate(OVERFLOW_JS) == {"bad": [], "scroll": False}
+        page.screenshot(path=str(Path(demo.data_dir).parent / f"wall-1366x768-{lang}.png"))
     finally:
         close_page(page)

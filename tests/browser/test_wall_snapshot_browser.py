@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 from demo_process import DemoProcess
-from helpers import close_page, open_page
+from helpers import close_page, delta_seq_of, open_page
 from playwright.sync_api import Browser, Page, Response
 
 pytestmark = pytest.mark.browser
@@ -41,6 +41,9 @@ def test_the_wall_loads_and_catches_up_through_the_snapshot_endpoint_under_the_c
 ) -> None:
     for i in range(3):
         xadd_case(producer_redis, f"SNAP-{i}")
+    # Applied before the page opens: their dots can only come from the snapshot.
+    carried_by = max(delta_seq_of(producer_redis, f"SNAP-{i}") for i in range(3))
+    producer_redis.delete("lq:live:snapshot:latest")  # none to reuse: built after them
     page = open_page(browser, csp=True)
     page.add_init_script(CSP_PROBE)
     snapshots: list[dict[str, Any]] = []
@@ -50,7 +53,8 @@ def test_the_wall_loads_and_catches_up_through_the_snapshot_endpoint_under_the_c
         if "/live/snapshot" in response.url:
             snapshots.append({"url": response.url, "status": response.status,
                               "encoding": response.headers.get("content-encoding"),
-                              "etag": response.headers.get("etag")})  # fmt: skip
+                              "etag": response.headers.get("etag"),
+                              "response": response})  # fmt: skip
 
     page.on("response", on_response)
     page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(str(f))))
@@ -63,6 +67,9 @@ def test_the_wall_loads_and_catches_up_through_the_snapshot_endpoint_under_the_c
         )
         assert len(snapshots) == 1 and snapshots[0]["status"] == 200, snapshots
         assert snapshots[0]["encoding"] == "gzip" and snapshots[0]["etag"]
+        first = snapshots[0]["response"].json()  # the page applies only deltas after its seq
+        assert first["seq"] >= carried_by
+        assert {"SNAP-0", "SNAP-1", "SNAP-2"} <= {c["id"] for c in first["cases"]}
         # The acknowledgement only names the snapshot: no message carries the whole state.
         assert not [f for f in frames if '"mode":"snapshot"' in f and '"cases"' in f]
         assert [f for f in frames if '"mode":"snapshot"' in f and '"url":' in f]

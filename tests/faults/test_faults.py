@@ -200,16 +200,16 @@ def test_a_locked_database_pauses_acks_flags_degraded_then_catches_up(
         lock.execute("BEGIN EXCLUSIVE")  # no writer gets in: the database is "down"
         for i in range(10, 60):
             new_case(producer, f"HZ-D{i}")
-        wait_for(lambda: any(t.get("degraded") == "database" for t in ticks), timeout=30,
+        wait_for(lambda: any(t.get("degraded") == "database" for t in ticks), timeout=90,
                  message="a degraded tick")  # fmt: skip
         # Read but not acknowledged while the database refuses writes.
-        wait_for(lambda: pending(runtime.redis, runtime.keys.incidents) > 0, timeout=30)
+        wait_for(lambda: pending(runtime.redis, runtime.keys.incidents) > 0, timeout=90)
         assert counts(runtime)[0] == 10
         lock.execute("ROLLBACK")
         wait_for(lambda: counts(runtime) == (60, 60), timeout=90, message="caught up")
-        wait_for(lambda: pending(runtime.redis, runtime.keys.incidents) == 0, timeout=30)
+        wait_for(lambda: pending(runtime.redis, runtime.keys.incidents) == 0, timeout=90)
         n = len(ticks)
-        wait_for(lambda: len(ticks) > n + 1 and "degraded" not in ticks[-1], timeout=30,
+        wait_for(lambda: len(ticks) > n + 1 and "degraded" not in ticks[-1], timeout=90,
                  message="healthy ticks again")  # fmt: skip
         assert runtime.redis.xlen(runtime.keys.dead) == 0
     finally:

@@ -66,7 +66,7 @@ def test_case_with_timeline_uses_the_contract_names(client: FlaskClient, loaded:
 
 def test_case_errors(client: FlaskClient, loaded: Runtime) -> None:
     missing = client.get("/api/v1/cases/HZ-404")
-    assert missing.status_code == 404 and missing.json["field"] == "id"
+    assert missing.status_code == 404 and "id" in missing.json["fields"]
     bad = client.get("/api/v1/cases/bad%20id")
     assert bad.status_code == 400 and "A-Z" in bad.json["error"]
 
@@ -101,7 +101,7 @@ def test_list_cases_bad_parameters_get_400_with_the_field(
 ) -> None:
     response = client.get(f"/api/v1/cases?{query}")
     assert response.status_code == 400
-    assert response.json["field"] == field and response.json["error"]
+    assert field in response.json["fields"] and response.json["error"]
 
 
 def test_units(client: FlaskClient, loaded: Runtime) -> None:

@@ -1,6 +1,8 @@
 """The HTTP API against its own OpenAPI description, with schemathesis (property-based):
 generated valid and invalid ids, parameters and bodies; never a 500, only documented
-statuses, error bodies with reasons, and authentication enforced."""
+statuses, every answer conforming to its response schema (generated from the models the
+handlers answer with: dashboard/api/responses.py), error bodies with reasons, and
+authentication enforced."""
 
 from __future__ import annotations
 
@@ -78,3 +80,19 @@ def test_the_description_is_served_and_valid(api_app: Flask) -> None:
     body = api_app.test_client().get("/api/v1/openapi.json").get_json()
     assert body["openapi"].startswith("3.")
     assert "/api/v1/cases/{id}/assign" in body["paths"]
+
+
+def test_the_response_schemas_are_the_models_not_stubs(api_app: Flask) -> None:
+    from dashboard.api.responses import CaseDetail, CaseOut
+
+    body = api_app.test_client().get("/api/v1/openapi.json").get_json()
+    components = body["components"]["schemas"]
+    case = components["CaseOut"]
+    assert set(case["required"]) == set(CaseOut.model_fields) and len(case["required"]) > 15
+    assert case["additionalProperties"] is False
+    assert set(components["CaseDetail"]["properties"]) == set(CaseDetail.model_fields)
+    for path, item in body["paths"].items():
+        for operation in item.values():
+            ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+            ref = ok.get("$ref") or ok.get("items", {}).get("$ref")
+            assert ref and components[ref.rsplit("/", 1)[1]]["properties"], path

@@ -73,7 +73,11 @@ def test_anonymous_requests(app: Flask) -> None:
     assert client.get("/assets/wall.css").status_code == 200
     assert client.get("/login").status_code == 200
     api = client.get("/api/v1/cases")
-    assert api.status_code == 401 and api.json == {"error": "authentication required"}
+    assert api.status_code == 401 and api.json == {
+        "error": "authentication required",
+        "code": "unauthenticated",
+        "fields": {},
+    }
     assert client.get("/_dash-layout").status_code == 401
     page = client.get("/wall")
     assert page.status_code == 302 and page.headers["Location"] == "/login?next=/wall"

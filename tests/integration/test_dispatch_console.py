@@ -21,8 +21,10 @@ from dashboard.web.app import runtime_of
 from dashboard.worker.loop import Worker
 from layouts import ids
 
+# dashboard/policy.py: on the new, unassigned (registered) cases of the matrix below an
+# operator may assign too; an assigned case is the leads' (test_an_operator_may_not_reassign…).
 ALLOWED = {
-    "assign": {"lead", "admin"},
+    "assign": {"operator", "lead", "admin"},
     "priority": {"lead", "admin"},
     "cancel": {"lead", "admin"},
     "note": {"operator", "lead", "admin"},
@@ -59,7 +61,7 @@ def worker(rt: Runtime) -> Worker:
     return w
 
 
-def make_case(rt: Runtime, worker: Worker, case_id: str, status: str) -> None:
+def make_case(rt: Runtime, worker: Worker, case_id: str, status: str, **extra: Any) -> None:
     producer = Producer(rt.redis, rt.settings)
     now = int(time.time() * 1000)
     producer.incident(
@@ -71,7 +73,7 @@ def make_case(rt: Runtime, worker: Worker, case_id: str, status: str) -> None:
         category="noise",
         title="夜间施工",
     )
-    producer.incident(id=case_id, status=status, ts=now - 30_000)
+    producer.incident(id=case_id, status=status, ts=now - 30_000, **extra)
     drain(worker)
 
 
@@ -133,6 +135,11 @@ def test_who_may_open_the_console_and_what_it_offers(app: Flask, rt: Runtime, ro
     assert f"u-{role}" in badge
     for action, button in BUTTON.items():
         assert section_hidden(tree, button) == (role not in ALLOWED[action]), (role, action)
+    # An operator's assign form shows only while a new, unassigned case is open (CSS on the
+    # panel's lq-unassigned class); a lead's always; the bulk bar is the leads'.
+    assign_section = str(find(tree, ids.ACTIONS))
+    assert ("lq-act-first" in assign_section) == (role == "operator")
+    assert section_hidden(tree, ids.BULK_BUTTON) == (role not in ("lead", "admin"))
     logout = find(tree, ids.LOGOUT)
     assert logout is not None and logout["props"]["action"] == "/logout"
     assert logout["props"]["method"] == "POST"
@@ -158,6 +165,11 @@ def test_the_console_permission_matrix(app: Flask, rt: Runtime, worker: Worker, 
             ids.DISPATCH_LANG: {"lang": "zh-CN", "tz": "Asia/Shanghai", "departments": {}},
         }
         response = dash.call(button, "n_clicks", 1, states)
+        if role not in accounts.PERMISSIONS["view_dispatch"]:  # the callback guard's 403
+            assert response.status_code == 403 and response.json["code"] == "forbidden"
+            with rt.db.read() as session:
+                assert session.get(Case, case_id).version == before.version  # type: ignore[union-attr]
+            continue
         assert response.status_code == 200, response.get_data(as_text=True)
         result = response.json["response"]
         feedback = result[ids.FEEDBACK]
@@ -172,6 +184,43 @@ def test_the_console_permission_matrix(app: Flask, rt: Runtime, worker: Worker, 
         else:
             assert "lq-fb-error" in shown and "无权" in shown, (role, action, shown)
             assert after.version == before.version
+
+
+def test_an_operator_may_not_reassign_an_assigned_case_in_the_console(
+    app: Flask, rt: Runtime, worker: Worker
+) -> None:
+    make_case(rt, worker, "UI-ASSIGNED", "dispatched", unit="P-001")
+    make_case(rt, worker, "UI-NEW", "registered")
+    dash = Dash(sign_in(app, "u-operator"))
+    context = {"lang": "zh-CN", "tz": "Asia/Shanghai", "departments": {}}
+    opened = {}
+    for case_id in ("UI-ASSIGNED", "UI-NEW"):
+        result = dash.call(
+            ids.CASE_OPEN, "data", {"id": case_id, "n": 1}, {ids.DISPATCH_LANG: context}
+        ).json["response"]
+        opened[case_id] = result[ids.ACTIONS]["className"]
+    # The panel offers the assign form (and the nearest units' pick buttons) for the new one.
+    assert "lq-unassigned" in opened["UI-NEW"] and "lq-unassigned" not in opened["UI-ASSIGNED"]
+    with rt.db.read() as session:
+        before = session.get(Case, "UI-ASSIGNED")
+        assert before is not None
+    states = {
+        ids.CASE_STATE: {"id": "UI-ASSIGNED", "version": before.version},
+        ids.ASSIGN_UNIT: "P-001",
+        ids.ASSIGN_DEPARTMENT: "police",
+        ids.DISPATCH_LANG: context,
+    }
+    shown = str(dash.call(ids.ASSIGN_BUTTON, "n_clicks", 1, states).json["response"][ids.FEEDBACK])
+    assert "lq-fb-error" in shown and "无权" in shown, shown
+    with rt.db.read() as session:
+        after = session.get(Case, "UI-ASSIGNED")
+        assert after is not None and after.version == before.version
+    # A lead's panel offers it for both.
+    lead = Dash(sign_in(app, "u-lead"))
+    result = lead.call(
+        ids.CASE_OPEN, "data", {"id": "UI-ASSIGNED", "n": 2}, {ids.DISPATCH_LANG: context}
+    ).json["response"]
+    assert "lq-unassigned" not in result[ids.ACTIONS]["className"]
 
 
 def test_a_stale_version_in_the_console_says_so_and_refreshes_the_panel(

@@ -171,3 +171,47 @@ def test_the_cli_command(settings: Settings) -> None:
     assert "100 cases loaded" in first.output and "0 skipped" in first.output
     again = runner.invoke(main, ["import", "cases", str(BOSTON), "--format", "boston311"], env=env)
     assert "0 cases loaded (0 entries), 100 already there" in again.output
+
+
+def test_a_file_of_another_format_stops_with_one_line_and_a_non_zero_exit(
+    settings: Settings,
+) -> None:
+    """The NYC sample read as Boston used to print 199 "skipped: no case_enquiry_id" lines and
+    exit 0: the header says at once that it is another format."""
+    env = {"DATABASE_URL": settings.database_url or "", "LIANQIN_DATA_DIR": str(settings.data_dir)}
+    runner = CliRunner()
+    for fmt, path, other in (("boston311", NYC, "nyc311"), ("nyc311", BOSTON, "boston311"),
+                             ("lianqin-csv", BOSTON, "boston311")):  # fmt: skip
+        result = runner.invoke(main, ["import", "cases", str(path), "--format", fmt], env=env)
+        assert result.exit_code == 1, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert f"not --format {fmt}'s" in lines[0] and f"looks like --format {other}" in lines[0]
+        assert result.stdout == ""
+    replayed = runner.invoke(main, ["replay", "boston311", str(NYC)], env=env)
+    assert replayed.exit_code == 1 and len(replayed.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_that_skips_every_row_exits_non_zero(settings: Settings, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": settings.database_url or "", "LIANQIN_DATA_DIR": str(settings.data_dir)}
+    path = tmp_path / "no-coordinates.csv"
+    with BOSTON.open(encoding="utf-8-sig") as source:
+        lines = source.read().splitlines()
+    header = lines[0].split(",")
+    rows_without_points = []
+    for row in csv.DictReader(lines):
+        row["latitude"] = row["longitude"] = ""
+        rows_without_points.append(row)
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows_without_points[:5])
+    result = CliRunner().invoke(
+        main, ["import", "cases", str(path), "--format", "boston311"], env=env
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("skipped: no coordinates") == 5
+    assert "nothing imported: all 5 rows skipped" in result.stderr
+    # A run that skips some rows but loads others still succeeds (the NYC sample: 6 skipped).
+    partial = CliRunner().invoke(main, ["import", "cases", str(NYC), "--format", "nyc311"], env=env)
+    assert partial.exit_code == 0 and "6 skipped" in partial.stdout

@@ -22,6 +22,10 @@ def test_the_wheel_holds_assets_migrations_and_the_console_script(tmp_path: Path
     for asset in sorted(p.relative_to(ROOT / "assets") for p in served):
         assert f"dashboard/web_assets/{asset}" in names, asset
     assert "dashboard/migrations/env.py" in names
+    # package data in subfolders too: the UI strings, one file per language
+    for data in sorted(ROOT.glob("dashboard/data/**/*.*")):
+        assert str(data.relative_to(ROOT)) in names, data
+    assert {"dashboard/data/i18n/zh-CN.json", "dashboard/data/i18n/en.json"} <= names
     assert any(n.startswith("dashboard/migrations/versions/0001_") for n in names)
     assert {"layouts/wall.py", "callbacks/router.py", "dashboard/cli/__main__.py"} <= names
     # every package of the tree, and every module in it (a package missing from

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 
 import pytest
@@ -210,10 +209,9 @@ def test_grid_index_finds_each_grid_by_its_centroid(district: District) -> None:
         assert district.grid_index.locate(grid.centroid_lat, grid.centroid_lon) == grid.code
 
 
-def test_deterministic_for_a_seed_and_fast() -> None:
-    start = time.perf_counter()
+def test_deterministic_for_a_seed() -> None:
+    # (how fast it is belongs in bench/, not in a test: no wall-clock limits here)
     a = generate_district(7)
-    elapsed = time.perf_counter() - start
     b = generate_district(7)
     c = generate_district(8)
     assert a.grids == b.grids and a.micro_grids == b.micro_grids
@@ -221,7 +219,6 @@ def test_deterministic_for_a_seed_and_fast() -> None:
     assert a.outline == b.outline and a.zones == b.zones
     assert a.grids != c.grids
     assert Counter(g.kind for g in c.grids) == KIND_COUNTS
-    assert elapsed < 1.0
 
 
 def _table_counts(database: db.Database) -> dict[str, int]:

@@ -30,6 +30,7 @@ from dashboard.streams import Producer
 
 CATEGORIES = Settings.model_fields["categories"].default
 START = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+SH = ZoneInfo("Asia/Shanghai")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
@@ -184,6 +185,38 @@ def test_pace_dispatch_and_arrival(hour_run) -> None:
     assert len(dispatch) > 30 and len(arrival) > 30
     assert 0.5 < sum(d <= 60 for d in dispatch) / len(dispatch) < 1.0
     assert sum(a <= 300 for a in arrival) / len(arrival) > 0.8
+
+
+def test_the_demo_history_has_the_live_simulators_rate_and_pace(hour_run) -> None:
+    """The demo's history (dashboard/demo/history.py) draws its cases at the simulator's
+    own rate and stage times, so that yesterday and today compare like with like."""
+    import numpy as np
+
+    from dashboard.demo.history import _simulator_stages
+    from dashboard.demo.simulator import expected_arrivals, wall_rate
+
+    sim, rec, clock = hour_run
+    cases = by_case(rec.parsed_incidents())
+    expected = expected_arrivals(START, clock.now, SH, wall_rate(sim.rate_per_min, sim.speed))
+    assert 0.7 * expected < len(cases) < 1.3 * expected
+    to_dispatch, to_scene = [], []
+    for messages in cases.values():
+        first: dict[str, datetime] = {}
+        for m in messages:
+            first.setdefault(m.status, m.ts)
+        if "dispatched" in first and first["reported"] < START + timedelta(seconds=60):
+            to_dispatch.append((first["dispatched"] - first["reported"]).total_seconds())
+            if "on_scene" in first:
+                to_scene.append((first["on_scene"] - first["reported"]).total_seconds())
+    rng = np.random.default_rng(1)
+    m = 5000
+    category = np.array(["dispute"] * m, dtype=object)
+    drawn = _simulator_stages(rng, m, np.zeros(m), category, np.zeros(m, bool), sim.speed)
+    history_dispatch = float(np.median(drawn["dispatched"]))
+    history_scene = float(np.median(drawn["on_scene"]))
+    assert len(to_dispatch) > 20
+    assert 0.6 < float(np.median(to_dispatch)) / history_dispatch < 1.6
+    assert 0.5 < float(np.median(to_scene)) / history_scene < 2.0
 
 
 def test_units_ping_every_few_seconds_with_their_status(hour_run) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dashboard.i18n import TRENDS_TEXT
+from dashboard.i18n import t
 from dashboard.services import trends
 from layouts import ids
 from layouts.trends import build_figures, fmt_value, hist_labels, kpi_cards
@@ -67,9 +67,15 @@ def test_every_chart_has_a_title_and_axis_units(lang: str) -> None:
         if graph_id != ids.TRENDS_FIG_GRIDS:  # grid names are the y axis there
             assert fig.layout.yaxis.title.text, graph_id
         assert not any(k.startswith("tr_") for k in (fig.layout.title.text,)), graph_id
+        # The axes' tick labels stand off their axis: the lowest y label ("0", "80%") and
+        # the first x label no longer meet in the corner.
+        assert fig.layout.xaxis.ticklabelstandoff >= 8 and fig.layout.yaxis.ticklabelstandoff >= 6
     rates = figures[ids.TRENDS_FIG_RATES]
     target = [tr for tr in rates.data if tr.line.dash == "dash"]
     assert target and list(target[0].y) == [97.0, 97.0]
+    disputes = figures[ids.TRENDS_FIG_DISPUTES]  # the right axis is the rate's, not a count
+    assert disputes.layout.yaxis2.title.text != disputes.layout.yaxis.title.text
+    assert disputes.layout.yaxis2.title.text == t(lang, "tr_axis_percent")
 
 
 def test_kpi_cards_show_changes() -> None:
@@ -83,10 +89,6 @@ def test_kpi_cards_show_changes() -> None:
     assert hist_labels("en")[0] == "<30s" and hist_labels("en")[-1] == "≥1 h"
 
 
-def test_both_languages_have_every_string() -> None:
-    assert set(TRENDS_TEXT["zh-CN"]) == set(TRENDS_TEXT["en"])
-
-
 def test_exports() -> None:
     tables = trends.export_tables(page_data())
     rows = list(csv.reader(io.StringIO(trends.to_csv(tables["series"]).lstrip("\ufeff"))))
@@ -97,3 +99,16 @@ def test_exports() -> None:
     workbook = book.read("xl/workbook.xml").decode()
     for sheet in ("series", "departments", "by_category", "by_source", "grids", "kpis"):
         assert f'name="{sheet}"' in workbook
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_the_header_names_its_links(lang: str) -> None:
+    """No raw "/wall" as link text: the pages by name, the console only for roles it opens to."""
+    from layouts.trends import _nav_links
+
+    wall, dispatch = ("大屏", "调度台") if lang == "zh-CN" else ("Wall", "Dispatch")
+    leader = _nav_links({"name": "li", "role": "leader"}, lang)
+    assert [(a.children, a.href) for a in leader] == [(wall, "/wall")]
+    lead = _nav_links({"name": "wang", "role": "lead"}, lang)
+    assert [(a.children, a.href) for a in lead] == [(wall, "/wall"), (dispatch, "/dispatch")]
+    assert all(not str(a.children).startswith("/") for a in lead)

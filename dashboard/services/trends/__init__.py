@@ -61,7 +61,6 @@ from dashboard.services.trends.queries import (
     replay,
     top_cases,
     trends_page,
-    tune_session,
     volume_by,
 )
 
@@ -109,7 +108,6 @@ __all__ = [
     "to_xlsx",
     "top_cases",
     "trends_page",
-    "tune_session",
     "volume_by",
     "with_granularity",
 ]

@@ -19,7 +19,7 @@ DEPARTMENT_COLUMNS: tuple[str, ...] = (
 
 
 def export_tables(data: Mapping[str, Any]) -> dict[str, list[list[Any]]]:
-    """The page's data as tables (header row first), in DESIGN.md's names: what the CSV and
+    """The page's data as tables (header row first), in docs/kpis.md's names: what the CSV and
     Excel exports hold. Rates stay fractions 0..1, empty when undefined."""
     series = data["series"]
     tables: dict[str, list[list[Any]]] = {
@@ -47,7 +47,7 @@ def export_tables(data: Mapping[str, Any]) -> dict[str, list[list[Any]]]:
             (cmp.get("previous") or {}).get(name),
             (cmp.get("last_year") or {}).get(name),
         ]
-        for name, _ in COMPARED
+        for name in COMPARED
     ]
     return tables
 

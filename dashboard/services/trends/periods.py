@@ -18,10 +18,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, literal
+from sqlalchemy import ColumnElement, case, literal
 
+from dashboard.dialect import EPSILON_S, epoch_s, floor_int
 from dashboard.models import Case
-from dashboard.services.kpis import Period, epoch_s, local_midnight
+from dashboard.services.kpis import Period, local_midnight
 
 GRANULARITIES: tuple[str, ...] = ("hour", "day", "week", "month")
 PERIOD_KINDS: tuple[str, ...] = (
@@ -39,7 +40,6 @@ MAX_BUCKETS = 2000  # hour granularity over three months is 2,200: ask for days 
 EARLIEST_DAY = date(1971, 1, 1)
 LATEST_DAY = date(2999, 12, 31)
 _BUCKET_SECONDS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 28 * 86400}
-EPSILON_S = 0.001  # SQLite's julianday() carries ~0.1 ms of rounding: 09:00:00 is hour 9
 _EPOCH = datetime(1970, 1, 1)
 
 
@@ -194,14 +194,6 @@ def local_seconds(dialect: str, period: Period, zone: tzinfo) -> ColumnElement[A
     return epoch_s(Case.reported_at, dialect) + offset + EPSILON_S
 
 
-def int_floor(expr: Any, dialect: str) -> ColumnElement[Any]:
-    from sqlalchemy import Integer, cast
-
-    if dialect == "sqlite":  # CAST truncates, and every value here is positive
-        return cast(expr, Integer)
-    return cast(func.floor(expr), Integer)
-
-
 def bucket_starts(period: Period, granularity: str, zone: tzinfo) -> list[datetime]:
     """The local starts (aware, in ``zone``) of the buckets that cover ``period``."""
     first_local = period.start.astimezone(zone)
@@ -258,10 +250,10 @@ def bucket_expr(dialect: str, period: Period, granularity: str, zone: tzinfo) ->
         return case(*whens, else_=last) if whens else literal(last)
     local = local_seconds(dialect, period, zone)
     if granularity == "hour":
-        return int_floor(local / 3600.0, dialect)
+        return floor_int(local / 3600.0, dialect)
     if granularity == "day":
-        return int_floor(local / 86400.0, dialect)
-    return int_floor((local / 86400.0 + 3) / 7.0, dialect)
+        return floor_int(local / 86400.0, dialect)
+    return floor_int((local / 86400.0 + 3) / 7.0, dialect)
 
 
 # -- bucket counts ---------------------------------------------------------------------------

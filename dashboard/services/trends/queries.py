@@ -2,23 +2,24 @@
 
 Everything is aggregated by the database, grouped by an integer *bucket key* computed
 in SQL from ``cases.reported_at`` (an indexed range), on SQLite and PostgreSQL alike
-(dashboard/services/trends/periods.py). The figures are DESIGN.md's
+(dashboard/services/trends/periods.py). The figures are docs/kpis.md's
 (dashboard/services/kpis.py: ``count_columns``, ``rates_of``, ``dispatch_span``,
 ``arrival_span``, ``period_kpis``), only grouped: the sum of a series over its buckets is
-the period's figure. Percentiles per bucket are ``percentile_cont`` on PostgreSQL and the
-same linear interpolation from row numbers over one window partitioned by bucket on SQLite.
+the period's figure. Percentiles per bucket are dashboard/dialect.py's
+``grouped_percentiles``, the same interpolation as the wall's.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, text
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from dashboard.dialect import EPSILON_S, epoch_s, floor_int, grouped_percentiles, tune_for_analytics
+from dashboard.dialect import name as dialect_name
 from dashboard.models import Case, Department, Grid, Zone
 from dashboard.services.kpis import (
     COUNT_NAMES,
@@ -27,35 +28,33 @@ from dashboard.services.kpis import (
     arrival_span,
     count_columns,
     dispatch_span,
-    epoch_s,
     period_kpis,
     rates_of,
 )
 from dashboard.services.trends.periods import (
-    EPSILON_S,
     Filters,
     TrendRequest,
     bucket_expr,
     bucket_keys,
-    int_floor,
     last_year_period,
     local_seconds,
     previous_period,
 )
-from dashboard.vocabulary import NOT_TERMINAL, STAGE_COLUMNS, Status
+from dashboard.vocabulary import KPIS, NOT_TERMINAL, STAGE_COLUMNS, Status
 
-# Rates the page compares period over period, and whether a rise is good news.
-COMPARED: tuple[tuple[str, bool], ...] = (
-    ("reported", False),
-    ("disposal_rate", True),
-    ("closure_rate", True),
-    ("on_time_rate", True),
-    ("dispatch_p50_s", False),
-    ("dispatch_p90_s", False),
-    ("arrival_p50_s", False),
-    ("arrival_p90_s", False),
-    ("rework_rate", False),
-    ("dispute_resolution_rate", True),
+# The KPIs the page compares period over period, in order (how each reads, and whether a
+# rise is good news: the KPI registry, dashboard/vocabulary.py).
+COMPARED: tuple[str, ...] = (
+    "reported",
+    "disposal_rate",
+    "closure_rate",
+    "on_time_rate",
+    "dispatch_p50_s",
+    "dispatch_p90_s",
+    "arrival_p50_s",
+    "arrival_p90_s",
+    "rework_rate",
+    "dispute_resolution_rate",
 )
 # Dispatch / arrival time histogram bins (upper edges, seconds); the last is open-ended.
 HIST_EDGES_S: tuple[int, ...] = (30, 60, 120, 180, 300, 600, 900, 1800, 3600)
@@ -83,7 +82,7 @@ def filter_clause(filters: Filters) -> ColumnElement[bool] | None:
 
 
 def base_clause(period: Period, filters: Filters) -> ColumnElement[bool]:
-    """DESIGN.md's base (reported in P, not cancelled), narrowed by the filters."""
+    """docs/kpis.md's base (reported in P, not cancelled), narrowed by the filters."""
     parts = [
         Case.reported_at >= period.start,
         Case.reported_at < period.end,
@@ -95,61 +94,12 @@ def base_clause(period: Period, filters: Filters) -> ColumnElement[bool]:
     return and_(*parts)
 
 
-# -- grouped percentiles ------------------------------------------------------------------------
-def grouped_percentiles(
-    session: Session,
-    value: ColumnElement[Any],
-    key: ColumnElement[Any],
-    where: ColumnElement[bool],
-    ps: Sequence[float] = (0.5, 0.9),
-) -> dict[Any, list[float | None]]:
-    """kpis.percentiles for every group of ``key`` in one query (same interpolation)."""
-    if session.get_bind().dialect.name == "postgresql":
-        rows = session.execute(
-            select(key, *[func.percentile_cont(p).within_group(value) for p in ps])
-            .where(where)
-            .group_by(key)
-        ).all()
-        return {
-            row[0]: [None if v is None else round(float(v), 1) for v in row[1:]] for row in rows
-        }
-    inner = select(
-        key.label("k"),
-        value.label("v"),
-        func.row_number().over(partition_by=key, order_by=value).label("rn"),
-        func.count().over(partition_by=key).label("n"),
-    ).where(where)
-    sub = inner.subquery()
-    wanted = []
-    for p in ps:
-        rank = int_floor(p * (sub.c.n - 1), "sqlite") + 1
-        wanted += [sub.c.rn == rank, sub.c.rn == rank + 1]
-    rows = session.execute(select(sub.c.k, sub.c.v, sub.c.rn, sub.c.n).where(or_(*wanted))).all()
-    at: dict[Any, dict[int, float]] = {}
-    sizes: dict[Any, int] = {}
-    for k, v, rn, n in rows:
-        at.setdefault(k, {})[int(rn)] = float(v)
-        sizes[k] = int(n)
-    out: dict[Any, list[float | None]] = {}
-    for k, ranks in at.items():
-        n = sizes[k]
-        values: list[float | None] = []
-        for p in ps:
-            pos = p * (n - 1)
-            lo = math.floor(pos)
-            low = ranks[lo + 1]
-            high = ranks.get(lo + 2, low)
-            values.append(round(low + (high - low) * (pos - lo), 1))
-        out[k] = values
-    return out
-
-
 # -- the series -------------------------------------------------------------------------------
 
 
 def kpi_series(session: Session, *, req: TrendRequest, options: KpiOptions) -> dict[str, Any]:
     """Every per-period KPI for every bucket: ``{"buckets": [iso…], name: [value…]}``."""
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_name(session)
     starts, keys = bucket_keys(req)
     bucket = bucket_expr(dialect, req.period, req.granularity, req.zone)
     where = base_clause(req.period, req.filters)
@@ -190,7 +140,7 @@ def kpi_series(session: Session, *, req: TrendRequest, options: KpiOptions) -> d
 def volume_by(session: Session, *, req: TrendRequest, dimension: str) -> dict[str, Any]:
     """Base cases per bucket and ``dimension`` (``category`` or ``source``)."""
     column = {"category": Case.category, "source": Case.source}[dimension]
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_name(session)
     starts, keys = bucket_keys(req)
     bucket = bucket_expr(dialect, req.period, req.granularity, req.zone)
     rows = session.execute(
@@ -211,10 +161,10 @@ def volume_by(session: Session, *, req: TrendRequest, dimension: str) -> dict[st
 
 def hour_of_week(session: Session, *, req: TrendRequest) -> list[list[int]]:
     """Base cases by local weekday (0 = Monday) and hour: a 7 × 24 matrix."""
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_name(session)
     local = local_seconds(dialect, req.period, req.zone)
-    hours = int_floor(local / 3600.0, dialect)
-    days = int_floor(local / 86400.0 + 3, dialect)  # days since a Monday
+    hours = floor_int(local / 3600.0, dialect)
+    days = floor_int(local / 86400.0 + 3, dialect)  # days since a Monday
     # The same expression objects in SELECT and GROUP BY: PostgreSQL must see one parameter.
     dow, hour_of_day = days % 7, hours % 24
     rows = session.execute(
@@ -243,7 +193,7 @@ def departments(
     session: Session, *, req: TrendRequest, options: KpiOptions
 ) -> list[dict[str, Any]]:
     """The league table: cases, on-time rate, median time to resolve, rework rate."""
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_name(session)
     where = base_clause(req.period, req.filters)
     dept = func.coalesce(Case.department_id, "")
     rows = session.execute(
@@ -284,7 +234,7 @@ def departments(
 
 def histogram(session: Session, *, req: TrendRequest, span: str) -> list[int]:
     """Dispatch or arrival times in HIST_EDGES_S bins (the last bin is open-ended)."""
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_name(session)
     value, ok = (dispatch_span if span == "dispatch" else arrival_span)(dialect)
     whens = [(value < edge - EPSILON_S, i) for i, edge in enumerate(HIST_EDGES_S)]
     bin_ = case(*whens, else_=len(HIST_EDGES_S))
@@ -318,7 +268,7 @@ def change(current: Any, before: Any, name: str) -> dict[str, Any] | None:
     """The change of one KPI: points for rates, percent for counts and times."""
     if current is None or before is None:
         return None
-    if name.endswith("_rate"):
+    if KPIS[name].change_kind == "points":
         return {"kind": "points", "value": round((current - before) * 100, 1)}
     if before == 0:
         return None
@@ -381,20 +331,11 @@ def filter_options(session: Session) -> dict[str, list[dict[str, str]]]:
     }
 
 
-def tune_session(session: Session) -> None:
-    """PostgreSQL, for this transaction: no JIT (it spent ~150 ms compiling each of the
-    page's two dozen short aggregates, more than running them) and enough memory for the
-    group-by sorts of a year to stay off disk."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL jit = off"))
-        session.execute(text("SET LOCAL work_mem = '64MB'"))
-
-
 def trends_page(
     session: Session, *, req: TrendRequest, options: KpiOptions, now: datetime
 ) -> dict[str, Any]:
     """Everything the /trends page shows for one request (what the benchmark times)."""
-    tune_session(session)
+    tune_for_analytics(session)
     return {
         "period": [req.period.start.isoformat(), req.period.end.isoformat()],
         "granularity": req.granularity,
@@ -432,7 +373,7 @@ def replay(
     the units' tracks thinned to at most ``max_points`` positions (averaged per time step)."""
     from dashboard.models import UnitPing
 
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_name(session)
     where = [Case.reported_at >= window.start, Case.reported_at < window.end]
     extra = filter_clause(filters)
     if extra is not None:
@@ -461,7 +402,7 @@ def replay(
     span_s = (window.end - window.start).total_seconds()
     step = max(30, math.ceil(span_s * max(n_units, 1) / max_points))
     start_s = window.start.timestamp()
-    slot = int_floor((epoch_s(UnitPing.ts, dialect) - start_s) / step, dialect)
+    slot = floor_int((epoch_s(UnitPing.ts, dialect) - start_s) / step, dialect)
     tracks: dict[str, list[list[float]]] = {}
     for unit, index, lat, lon in session.execute(
         select(UnitPing.unit_id, slot, func.avg(UnitPing.lat), func.avg(UnitPing.lon))
