@@ -197,8 +197,9 @@ class Worker:
     def _housekeeping_jobs(self) -> list[PeriodicJob]:
         """Between batches, in this order (dashboard/worker/jobs.py): renew or take the leases
         (every round, first: the rest may take a while), then on the sweep tick reload the grid
-        index if it changed, flag overdue cases, relay the outbox and tell the screens the
-        pipeline is alive; the wall's KPIs when cases changed; dead consumers' entries."""
+        index if it changed, flag overdue cases, relay the outbox, raise the 督办 level of late
+        assignments (every LIANQIN_ESCALATION_INTERVAL_S) and tell the screens the pipeline is
+        alive; the wall's KPIs when cases changed; dead consumers' entries."""
         sweep_s = self.settings.sweep_interval_s
         return [
             PeriodicJob("leases", 0.0, self._tick_leases),
