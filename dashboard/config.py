@@ -123,6 +123,21 @@ class Settings(BaseSettings):
     # Deadlines (SLA) in seconds; a JSON file may override them per category and priority.
     sla_file: Path | None = None
 
+    # Responders (issue 13, README "Deadlines and 督办"): how long an assignee has to accept
+    # (签收) an assignment, per kind, with per-assignee overrides
+    # (LIANQIN_ACCEPT_DEADLINE_BY_ASSIGNEE='{"fire_rescue": 60}'); it is done by the case's
+    # due time. A late assignment escalates: level 1 once late, 2 when late by 1× its
+    # deadline's window, 3 when late by 2×; the workers check every escalation_interval_s.
+    accept_deadline_s: dict[str, int] = Field(
+        default_factory=lambda: {"department": 300, "station": 300, "unit": 60}
+    )
+    accept_deadline_by_assignee: dict[str, int] = Field(default_factory=dict)
+    escalation_interval_s: float = Field(default=10.0, gt=0, le=3600)
+    # 核查结案: closing a case without a callback (回访) needs a reason, except for cases of
+    # these categories or sources (an IoT alarm has no citizen to call back).
+    callback_exempt_categories: tuple[str, ...] = ()
+    callback_exempt_sources: tuple[str, ...] = ("iot", "video_ai")
+
     # Units: a unit with no ping for this long is stale (offline).
     unit_stale_s: int = Field(default=300, ge=10)
 

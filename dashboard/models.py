@@ -205,11 +205,65 @@ class Case(Base):
     status_ts: Mapped[datetime]  # the newest time of any applied message
     floor_ts: Mapped[datetime | None]  # the last rework or reopen
     rework_count: Mapped[int] = mapped_column(Integer, default=0)
+    # 回访 (callback) after resolution, and the center's closure verification (核查结案).
+    callback_result: Mapped[str | None] = mapped_column(String(24))
+    callback_at: Mapped[datetime | None]
+    callback_by: Mapped[str | None] = mapped_column(String(100))
+    callback_note: Mapped[str | None] = mapped_column(String(1000))
+    closed_by: Mapped[str | None] = mapped_column(String(100))
+    close_reason: Mapped[str | None] = mapped_column(String(300))  # closed without a callback
     deadline_at: Mapped[datetime | None]  # the current stage's deadline
     overdue: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Assignment(Base):
+    """One responder on a case (联勤联动联处): a department or station (lead 主办 or co-handler
+    协办) or a unit (responder), each with its own progress (dashboard/assignments.py).
+
+    A transfer (转办) ends this assignment and starts the receiving department's own, whose
+    ``parent_id`` points back here: the chain is kept. A rework (返工) starts a new
+    assignment of the lead department; the done one stays as it was."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        Index("ix_assignments_case", "case_id", "dispatched_at"),
+        Index("ix_assignments_assignee", "assignee_id", "status"),
+        Index("ix_assignments_open", "status", "accept_due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(String(64), ForeignKey("cases.id", ondelete="CASCADE"))
+    assignee_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(12))  # unit | department | station
+    role: Mapped[str] = mapped_column(String(12))  # lead | assist | responder (units)
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(12))
+    dispatched_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
+    en_route_at: Mapped[datetime | None]
+    on_scene_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    returned_at: Mapped[datetime | None]
+    transferred_at: Mapped[datetime | None]
+    accept_due_at: Mapped[datetime | None]
+    done_due_at: Mapped[datetime | None]
+    escalation: Mapped[int] = mapped_column(Integer, default=0)  # 督办 level 0-3
+    last_urged_at: Mapped[datetime | None]
+    urge_count: Mapped[int] = mapped_column(Integer, default=0)
+    parent_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("assignments.id", ondelete="SET NULL")
+    )  # the assignment this one was transferred from
+    transferred_to: Mapped[str | None] = mapped_column(String(64))  # the receiving department
+    reason: Mapped[str | None] = mapped_column(String(300))  # returned / transferred
+    result: Mapped[str | None] = mapped_column(String(1000))  # the done note (办结)
+    entered_by: Mapped[str | None] = mapped_column(String(100))  # recorded on its behalf by
+    status_ts: Mapped[datetime]  # the newest time of any applied progress
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class CaseEvent(Base):
@@ -250,6 +304,8 @@ class ChangeOutbox(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None]
     stream_id: Mapped[str | None] = mapped_column(String(40))  # the lq:changes entry id
+    # Which stream the row goes to: None for lq:changes, "tasks" for lq:tasks (issue 13).
+    stream: Mapped[str | None] = mapped_column(String(16))
 
 
 class User(Base):

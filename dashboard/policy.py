@@ -35,6 +35,16 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "cancel": _LEADS,
     "reopen": _LEADS,
     "bulk": _LEADS,
+    # Responders (issue 13, dashboard/services/assignments.py): a lead dispatches several
+    # departments/stations/units, transfers (转办), returns (退回) and urges (督办); the desk
+    # records progress on a responder's behalf, the citizen's callback (回访) and closes (核查结案).
+    "dispatch_responders": _LEADS,
+    "transfer": _LEADS,
+    "return": _LEADS,
+    "urge": _LEADS,
+    "progress": _DESK,
+    "callback": _DESK,
+    "close": _DESK,
     "view_trends": _BRIEFING,
     "export": _BRIEFING,
     "write_decisions": _BRIEFING,  # the briefing's conclusions (issue 15)

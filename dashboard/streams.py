@@ -39,6 +39,16 @@ class Keys:
         return self._k("changes")
 
     @property
+    def assignments(self) -> str:
+        """Responders' progress on their assignments (contract v1.1)."""
+        return self._k("assignments")
+
+    @property
+    def tasks(self) -> str:
+        """Outbound: each responder learns of its assignments here (dashboard/contract/tasks.py)."""
+        return self._k("tasks")
+
+    @property
     def dead(self) -> str:
         return self._k("dead")
 
@@ -127,15 +137,19 @@ class Keys:
         return self._k("socketio")
 
     @property
-    def input_streams(self) -> tuple[str, str, str]:
-        return (self.incidents, self.pings, self.changes)
+    def input_streams(self) -> tuple[str, ...]:
+        return (self.incidents, self.pings, self.changes, self.assignments)
 
     @property
     def ordered_streams(self) -> tuple[str, ...]:
         """Input streams whose entries must be applied in stream order: one worker at a time
         applies each, under a lease (dashboard/worker/leases.py). The others are shared by every
         worker of the group: pings commute (a track row per (unit, ts), the latest position
-        by the newest ts) and a change only re-pushes its case's current row."""
+        by the newest ts) and a change only re-pushes its case's current row.
+
+        `lq:assignments` is applied by the holder of the lq:incidents lease, under it, in
+        the same transactions (README "Order"): a responder's progress never races the
+        case-level entry that created or moved its case."""
         return (self.incidents,)
 
     def lease(self, stream: str) -> str:
@@ -193,6 +207,9 @@ class Producer:
 
     def ping(self, **values: Any) -> str:
         return self._add(self.keys.pings, values, self.settings.ping_stream_maxlen)
+
+    def assignment(self, **values: Any) -> str:
+        return self._add(self.keys.assignments, values, self.settings.stream_maxlen)
 
     def _add(self, stream: str, values: Mapping[str, Any], maxlen: int) -> str:
         entry_id = self.client.xadd(stream, self.fields(values), maxlen=maxlen, approximate=True)

@@ -201,6 +201,15 @@ KPIS: Mapping[str, Kpi] = {
         _rate("dispute_resolution_rate", "up"),
         Kpi("units_online", "units", "units", "", "kpi_units_online", None, "live"),
         _rate("coverage_5min", "up", scope="live", title=False),
+        # Responders (issue 13: docs/kpis.md "Responders").
+        _rate("joint_rate", "", title=False),
+        _seconds("acceptance_p50_s", "kpi_acceptance", "tr_kpi_acceptance_p50_s"),
+        _seconds("acceptance_p90_s", "p90", "tr_kpi_acceptance_p90_s"),
+        _rate("on_time_acceptance_rate", "up", title=False),
+        _count("transfer_count", "down", title=False),
+        _count("return_count", "down", title=False),
+        _rate("callback_rate", "up", title=False),
+        _rate("satisfaction_rate", "up", title=False),
         # The briefing's series and league table, not KPIs of the API.
         Kpi("disputes", "cases", "count", "", "tr_disputes", "tr_disputes", "figure"),
         _seconds("resolve_p50_s", "tr_resolve_p50", "tr_resolve_p50", scope="figure"),

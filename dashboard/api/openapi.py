@@ -18,6 +18,7 @@ from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from dashboard.api import assignments as responders
 from dashboard.api import responses as out
 from dashboard.api import schemas as inp
 from dashboard.api.types import ID_SCHEMA_PATTERN
@@ -39,12 +40,14 @@ _ERRORS = {
 _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (inp.Error, "serialization"),
     *((body, "validation") for body in inp.ACTION_BODIES.values()),
+    *((body, "validation") for body in responders.ASSIGNMENT_BODIES.values()),
     (out.CaseOut, "serialization"),
     (out.CaseDetail, "serialization"),
     (out.UnitOut, "serialization"),
     (out.Kpis, "serialization"),
     (out.FeatureCollection, "serialization"),
     (out.ActionResult, "serialization"),
+    (out.AssignmentActionResult, "serialization"),
 ]
 
 
@@ -94,7 +97,9 @@ def _get(
     }
 
 
-def _action(action: str, body: type[BaseModel]) -> dict[str, Any]:
+def _action(
+    action: str, body: type[BaseModel], result: type[BaseModel] = out.ActionResult
+) -> dict[str, Any]:
     """``POST /api/v1/cases/{id}/<action>``: each action's body (dashboard/api/schemas.py)."""
     return {
         "post": {
@@ -105,7 +110,7 @@ def _action(action: str, body: type[BaseModel]) -> dict[str, Any]:
                 "content": {"application/json": {"schema": _ref(body)}},
             },
             "responses": {
-                "200": _json(_ref(out.ActionResult), "done"),
+                "200": _json(_ref(result), "done"),
                 **_errors(401, 403, 404, 409, 413, 422, 503),
             },
         }
@@ -163,6 +168,10 @@ def spec() -> dict[str, Any]:
             **{
                 f"/api/v1/cases/{{id}}/{action}": _action(action, body)
                 for action, body in inp.ACTION_BODIES.items()
+            },
+            **{  # issue 13: the responders' actions (dashboard/api/assignments.py)
+                f"/api/v1/cases/{{id}}/{action}": _action(action, body, out.AssignmentActionResult)
+                for action, body in responders.ASSIGNMENT_BODIES.items()
             },
         },
         "components": {

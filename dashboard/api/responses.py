@@ -75,7 +75,49 @@ class EventOut(_Out):
     version: int
 
 
-class CaseDetail(CaseOut):
+class AssignmentOut(_Out):
+    """One responder of a case (issue 13: dashboard/services/cases.assignment_to_api)."""
+
+    id: int
+    assignee: str
+    kind: str = Field(description="department | station | unit")
+    role: str = Field(description="lead | assist | responder")
+    required: bool
+    status: str
+    times: dict[str, Timestamp | None] = Field(description="each stage's time, or null")
+    accept_due: Timestamp | None
+    done_due: Timestamp | None
+    overdue: bool
+    escalation: int = Field(description="督办 level: 0 none, 1 first, 2 second")
+    last_urged: Timestamp | None
+    urge_count: int
+    parent: int | None = Field(description="the assignment this one was transferred from")
+    transferred_to: str | None
+    reason: str | None
+    result: str | None
+    entered_by: str | None
+    version: int
+
+
+class CallbackOut(_Out):
+    """The citizen's callback (回访) after resolution."""
+
+    result: str
+    at: Timestamp | None
+    by: str | None
+    note: str | None
+
+
+class CaseWithResponders(CaseOut):
+    """A case with its responders, its callback and its closure (issue 13)."""
+
+    assignments: list[AssignmentOut]
+    callback: CallbackOut | None
+    closed_by: str | None
+    close_reason: str | None
+
+
+class CaseDetail(CaseWithResponders):
     """One case with its whole timeline, oldest first."""
 
     timeline: list[EventOut]
@@ -87,6 +129,15 @@ class ChangeOut(_Out):
     effect: str
     actor: str
     version: int = Field(description="the case's version after the change")
+
+
+class AssignmentActionResult(_Out):
+    """A responders' action done (issue 13): the case after it with its assignments, the
+    change, and the lq:tasks entries written (their ids)."""
+
+    case: CaseWithResponders
+    change: ChangeOut
+    tasks: list[str]
 
 
 class ActionResult(_Out):

@@ -12,13 +12,19 @@ from typing import Any
 from dashboard.contract.entries import ContractError, decode_fields, parse_ident
 
 # What a change entry may say it did.
-ACTIONS: tuple[str, ...] = ("assign", "priority", "note", "cancel", "reopen")
+ACTIONS: tuple[str, ...] = (
+    "assign", "priority", "note", "cancel", "reopen",
+    # v1.1, responders (dashboard/services/assignments.py)
+    "dispatch", "progress", "transfer", "return", "urge", "callback", "close",
+)  # fmt: skip
 # Every field an entry may carry (README "lq:changes"); values are strings.
 FIELDS = frozenset(
     {
         "change", "case", "action", "actor", "ts", "version", "base_version", "status",
         "prev_status", "unit", "prev_unit", "department", "prev_department", "priority",
         "prev_priority", "note", "reason", "flags", "batch",
+        # v1.1, responders
+        "assignees", "assignment", "assignee", "kind", "to", "result", "entered_by",
     }
 )  # fmt: skip
 _VERSION_RE = re.compile(r"[0-9]{1,18}", re.ASCII)

@@ -26,7 +26,7 @@ import math
 import random
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -125,6 +125,32 @@ HANDLING_MIN: dict[str, tuple[float, float]] = {
     "other": (5, 25),
 }
 URGENT_CATEGORIES = frozenset({"fire_hazard", "public_security", "traffic"})
+# 联勤联动联处 (issue 13): the co-handlers (协办) that join the lead department, per category,
+# each with its chance — disputes by 司法所 with the police and the grid office, fire hazards
+# by 消防 with 市场监管, … (the seeds' "政法委牵头、街道主导、公安主推、部门协同").
+CO_HANDLERS: dict[str, tuple[tuple[str, float], ...]] = {
+    "dispute": (("police", 0.55), ("grid_office", 0.35)),
+    "fire_hazard": (("market_supervision", 0.5),),
+    "illegal_construction": (("environment", 0.3), ("police", 0.15)),
+    "market_order": (("police", 0.3),),
+    "noise": (("police", 0.35),),
+    "environment": (("city_mgmt", 0.3),),
+    "public_security": (("grid_office", 0.2),),
+}
+# Minutes a department takes to accept (签收): triangular (low, mode, high), its own spread.
+ACCEPT_MIN: dict[str, tuple[float, float, float]] = {
+    "police": (0.2, 0.8, 3.0),
+    "fire_rescue": (0.1, 0.4, 1.5),
+    "traffic_police": (0.2, 1.0, 4.0),
+    "justice": (0.5, 2.5, 8.0),
+    "grid_office": (0.5, 2.0, 6.0),
+    "city_mgmt": (1.0, 3.5, 10.0),
+    "market_supervision": (1.0, 3.0, 9.0),
+    "environment": (1.5, 4.5, 12.0),
+    "civil_affairs": (1.5, 5.0, 14.0),
+}
+RETURN_P = 0.05  # a co-handler returns it: not its remit (退回)
+TRANSFER_P = 0.03  # the lead transfers it to another department (转办)
 # Cases per minute through the day (local hour), relative to ``rate_per_min``.
 HOURLY_FACTOR = (
     0.25, 0.2, 0.15, 0.15, 0.2, 0.35, 0.6, 0.9, 1.3, 1.5, 1.5, 1.3,
@@ -284,6 +310,7 @@ class _CaseState:
     due: datetime | None = None  # wall time of the next action
     unit: str | None = None
     reworked: bool = False
+    offices: list[str] = field(default_factory=list)  # departments on it (lead first)
 
 
 def _base36(value: int, width: int) -> str:
@@ -344,6 +371,9 @@ class Simulator:
             self.units[spec.id] = state
         self.cases: dict[str, _CaseState] = {}
         self._outbox: list[dict[str, Any]] = []
+        # lq:assignments entries: (wall time due, sequence, case id, fields), sent when due.
+        self._assign_due: list[tuple[datetime, int, str, dict[str, Any]]] = []
+        self._assign_seq = itertools.count()
         self._last_step: datetime | None = None
         self._next_arrival: datetime | None = None
         self._counter = itertools.count(1)
@@ -393,6 +423,7 @@ class Simulator:
         self._arrivals(now)
         written = len(self._outbox) - before
         self._flush()  # case messages first: a failure here leaves them queued for the next step
+        self._flush_assignments(now)
         pings = self._pings(now)
         return {"incidents": written, "pings": pings}
 
@@ -689,6 +720,78 @@ class Simulator:
         if rework:
             case.reworked = True
         self._emit(case, "dispatched", now, unit=unit.spec.id, department=case.department)
+        self._assign(case, now, unit.spec.id, departments=not rework)
+
+    # -- responders (lq:assignments) --------------------------------------------------------
+
+    def _report(
+        self, case: _CaseState, at: datetime, assignee: str, kind: str, status: str, **extra: Any
+    ) -> None:
+        """Queue a responder's progress entry, sent once ``at`` has come."""
+        values: dict[str, Any] = {
+            "case": case.id, "assignee": assignee, "kind": kind, "status": status,
+        }  # fmt: skip
+        values.update({k: v for k, v in extra.items() if v is not None})
+        self._assign_due.append((at, next(self._assign_seq), case.id, values))
+
+    def _accept_delay(self, dept: str) -> timedelta:
+        low, mode, high = ACCEPT_MIN.get(dept, (0.5, 2.5, 8.0))
+        return self._wall(self.rng.triangular(low, high, mode))
+
+    def _assign(self, case: _CaseState, now: datetime, unit: str, *, departments: bool) -> None:
+        """The dispatch as responders see it: the unit, and on a first dispatch the lead
+        department with its co-handlers, each accepting after its own delay; now and then
+        a co-handler returns it or the lead transfers it."""
+        self._report(case, now, unit, "unit", "dispatched")
+        self._report(case, now + self._wall(self._departure_delay()), unit, "unit", "en_route")
+        if not departments:
+            return
+        lead = case.department
+        co = [
+            d for d, p in CO_HANDLERS.get(case.category, ()) if d != lead and self.rng.random() < p
+        ]
+        case.offices = [lead]
+        self._report(case, now, lead, "department", "dispatched", role="lead")
+        accepted = now + self._accept_delay(lead)
+        if self.rng.random() < TRANSFER_P:
+            others = sorted({d for d in DEPARTMENT_FOR.values() if d not in (lead, *co)})
+            to = self.rng.choice(others)
+            self._report(case, accepted, lead, "department", "transferred", to=to,
+                         reason="经核实属其他部门职责, 转办")  # fmt: skip
+            self._report(case, accepted + self._accept_delay(to), to, "department", "accepted",
+                         role="lead")  # fmt: skip
+            case.offices = [to]
+        else:
+            self._report(case, accepted, lead, "department", "accepted", role="lead")
+        for dept in co:
+            self._report(case, now, dept, "department", "dispatched", role="assist")
+            at = now + self._accept_delay(dept)
+            if self.rng.random() < RETURN_P:
+                self._report(case, at, dept, "department", "returned", reason="非本部门职责")
+            else:
+                self._report(case, at, dept, "department", "accepted")
+                case.offices.append(dept)
+
+    def _flush_assignments(self, now: datetime) -> None:
+        """Send the responders' entries that are due, in time order (a producer without
+        ``assignment``, such as a test's recorder, gets none)."""
+        send = getattr(self.producer, "assignment", None)
+        due = sorted(e for e in self._assign_due if e[0] <= now)
+        if not due:
+            return
+        if send is None:
+            self._assign_due = []
+            return
+        sent: set[int] = set()
+        try:
+            for at, seq, _, values in due:
+                send(ts=self._local(min(at, now)), **values)
+                sent.add(seq)
+        finally:
+            self._assign_due = [e for e in self._assign_due if e[1] not in sent]
+            self.stats["assignments"] = self.stats.get("assignments", 0) + len(sent)
+            if len(self._assign_due) > MAX_OUTBOX:
+                del self._assign_due[: len(self._assign_due) - MAX_OUTBOX]
 
     def _departure_delay(self) -> float:
         """Simulated minutes between the dispatch and setting off; now and then a long one."""
@@ -703,11 +806,18 @@ class Simulator:
             self._release(unit, now)
             return
         self._emit(case, "on_scene", now, unit=unit.spec.id)
+        self._report(case, now, unit.spec.id, "unit", "on_scene")
         low, high = HANDLING_MIN.get(case.category, (5, 25))
         minutes = self.rng.uniform(low, high) * (0.5 if case.reworked else 1.0)
         case.next_action, case.due = "resolve", now + self._wall(minutes)
 
     def _resolve(self, case: _CaseState, now: datetime) -> None:
+        # Its responders report done first (the lead last); what they had not yet said is moot.
+        self._assign_due = [e for e in self._assign_due if e[2] != case.id]
+        if case.unit:
+            self._report(case, now, case.unit, "unit", "done", note="现场处置完毕")
+        for dept in reversed(case.offices):
+            self._report(case, now, dept, "department", "done", note="已办结")
         self._emit(case, "resolved", now, unit=case.unit)
         unit = self.units.get(case.unit or "")
         if unit is not None and unit.case_id == case.id:

@@ -514,6 +514,7 @@ def load_cases(
 
     from dashboard.contract.entries import ContractError, parse_incident
     from dashboard.models import Case
+    from dashboard.services.assignments import ensure_lead_assignment
     from dashboard.services.ingest import apply_incidents
 
     stream = f"import:{source}"
@@ -545,6 +546,8 @@ def load_cases(
             grids=grids,
             now=now,
         )
+        for row in outcome.touched.values():  # the agency: one lead department (issue 13)
+            ensure_lead_assignment(session, row, now=now)
         rejected = {entry_id: error for entry_id, error in outcome.rejected}
         for case, messages in parsed:
             effects = [outcome.effects.get(entry_id) for entry_id, _ in messages]

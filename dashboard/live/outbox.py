@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from dashboard.contract.changes import FIELDS, parse_change
 from dashboard.contract.deadletters import dead_letter_fields
 from dashboard.contract.entries import ContractError, show
+from dashboard.contract.tasks import TASK_FIELDS, parse_task
 from dashboard.db import Database
 from dashboard.models import ChangeOutbox
 from dashboard.streams import Keys, is_transient_redis
@@ -50,6 +51,7 @@ from dashboard.text import as_str
 log = logging.getLogger(__name__)
 
 SENT_TTL_S = 7 * 86_400
+TASKS = "tasks"  # ChangeOutbox.stream of an lq:tasks row
 
 _PUBLISH_LUA = """
 local done = redis.call('GET', KEYS[2])
@@ -60,9 +62,10 @@ return id
 """
 
 
-def outbox_entry(stored_json: str | None) -> dict[str, str]:
+def outbox_entry(stored_json: str | None, stream: str | None = None) -> dict[str, str]:
     """The `lq:changes` entry an outbox row holds (its fields' JSON text), checked as the
-    worker will check it; ``ContractError`` when the row cannot be published as it is."""
+    worker will check it; ``ContractError`` when the row cannot be published as it is.
+    With ``stream`` ``"tasks"``, an `lq:tasks` entry (dashboard/contract/tasks.py)."""
     try:
         stored = json.loads(stored_json) if stored_json is not None else None
     except ValueError:
@@ -70,13 +73,17 @@ def outbox_entry(stored_json: str | None) -> dict[str, str]:
     if not isinstance(stored, dict):
         raise ContractError("bad_value", "the outbox row's fields are not a JSON object")
     out: dict[str, str] = {}
+    allowed = TASK_FIELDS if stream == TASKS else FIELDS
     for name, value in stored.items():
-        if name not in FIELDS:
+        if name not in allowed:
             raise ContractError("unknown_field", f"not a lq:changes field: {show(name)}", name)
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise ContractError("bad_value", f"{name} is not text", name)
         out[name] = str(value)
-    parse_change(out)  # type: ignore[arg-type]  # strict UTF-8, sizes, case id, action, version
+    if stream == TASKS:
+        parse_task(out)  # type: ignore[arg-type]
+    else:
+        parse_change(out)  # type: ignore[arg-type]  # strict UTF-8, sizes, case, action, version
     return out
 
 
@@ -92,19 +99,30 @@ class ChangeLog:
         self.dead_maxlen = dead_maxlen
         self._script = client.register_script(_PUBLISH_LUA)
 
-    def sent_key(self, change_id: str) -> str:
-        return f"{self.keys.changes}:sent:{change_id}"
+    def target(self, stream: str | None) -> str:
+        """The Redis stream of an outbox row (None: lq:changes; "tasks": lq:tasks)."""
+        return self.keys.tasks if stream == TASKS else self.keys.changes
 
-    def xadd(self, change_id: str, fields: Mapping[str, str]) -> str:
+    def sent_key(self, change_id: str, stream: str | None = None) -> str:
+        return f"{self.target(stream)}:sent:{change_id}"
+
+    def xadd(self, change_id: str, fields: Mapping[str, str], stream: str | None = None) -> str:
         """XADD one change unless it was written before; return its stream entry id."""
         args: list[Any] = [self.maxlen, SENT_TTL_S]
         for name, value in fields.items():
             args += [name, value]
-        entry_id = self._script(keys=[self.keys.changes, self.sent_key(change_id)], args=args)
+        entry_id = self._script(
+            keys=[self.target(stream), self.sent_key(change_id, stream)], args=args
+        )
         return as_str(entry_id)
 
     def publish(
-        self, db: Database, changes: Sequence[tuple[str, Mapping[str, str]]], *, now: datetime
+        self,
+        db: Database,
+        changes: Sequence[tuple[str, Mapping[str, str]]],
+        *,
+        now: datetime,
+        stream: str | None = None,
     ) -> int:
         """The fast path, right after the commit: XADD the changes (id, fields) and mark
         their outbox rows published.
@@ -115,7 +133,7 @@ class ChangeLog:
         done: dict[str, str] = {}
         for change_id, fields in changes:
             try:
-                done[change_id] = self.xadd(change_id, fields)
+                done[change_id] = self.xadd(change_id, fields, stream)
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 log.warning("lq:changes not written now (%s); a worker will publish it", exc)
                 break
@@ -154,7 +172,7 @@ class ChangeLog:
         # The fields as text, decoded here row by row: one row's broken JSON must not
         # fail the query that reads all of them.
         rows = session.execute(
-            select(ChangeOutbox.id, cast(ChangeOutbox.fields, Text))
+            select(ChangeOutbox.id, cast(ChangeOutbox.fields, Text), ChangeOutbox.stream)
             .where(
                 ChangeOutbox.published_at.is_(None),
                 ChangeOutbox.created_at <= now - timedelta(seconds=grace_s),
@@ -165,10 +183,10 @@ class ChangeLog:
         )
         done: dict[str, str] = {}
         refused: dict[str, str] = {}
-        for change_id, text in rows:
+        for change_id, text, stream in rows:
             try:
-                fields = outbox_entry(text)
-                done[change_id] = self.xadd(change_id, fields)
+                fields = outbox_entry(text, stream)
+                done[change_id] = self.xadd(change_id, fields, stream)
             except Exception as exc:
                 if is_transient_redis(exc):
                     raise  # Redis is out: nothing more can be published now

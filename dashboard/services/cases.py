@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from dashboard.models import Case, CaseEvent
+from dashboard.assignments import A_STAGE_COLUMNS, escalation_level
+from dashboard.models import Assignment, Case, CaseEvent
 from dashboard.times import iso as iso  # every read path renders times with it: it never raises
 from dashboard.vocabulary import STAGE_COLUMNS, TERMINAL
 
@@ -81,6 +82,65 @@ def event_to_api(event: CaseEvent, *, zone: tzinfo) -> dict[str, Any]:
     }
 
 
+# -- responders (issue 13: dashboard/services/assignments.py writes them) ---------------
+def assignment_to_api(row: Assignment, *, zone: tzinfo, now: datetime) -> dict[str, Any]:
+    level = escalation_level(row, now)
+    return {
+        "id": row.id,
+        "assignee": row.assignee_id,
+        "kind": row.kind,
+        "role": row.role,
+        "required": row.required,
+        "status": row.status,
+        "times": {s: iso(getattr(row, col), zone) for s, col in A_STAGE_COLUMNS.items()},
+        "accept_due": iso(row.accept_due_at, zone),
+        "done_due": iso(row.done_due_at, zone),
+        "overdue": level > 0,
+        "escalation": max(level, row.escalation),
+        "last_urged": iso(row.last_urged_at, zone),
+        "urge_count": row.urge_count,
+        "parent": row.parent_id,
+        "transferred_to": row.transferred_to,
+        "reason": row.reason,
+        "result": row.result,
+        "entered_by": row.entered_by,
+        "version": row.version,
+    }
+
+
+def assignments_of(session: Session, case_id: str) -> list[Assignment]:
+    return list(
+        session.scalars(
+            select(Assignment)
+            .where(Assignment.case_id == case_id)
+            .order_by(Assignment.dispatched_at, Assignment.id)
+        )
+    )
+
+
+def case_assignments_api(
+    session: Session, case_id: str, *, zone: tzinfo, now: datetime
+) -> list[dict[str, Any]]:
+    return [assignment_to_api(a, zone=zone, now=now) for a in assignments_of(session, case_id)]
+
+
+def case_extra_api(case: Case, *, zone: tzinfo) -> dict[str, Any]:
+    """The callback and closure fields of a case (GET /api/v1/cases/<id>)."""
+    return {
+        "callback": None
+        if case.callback_result is None
+        else {
+            "result": case.callback_result,
+            "at": iso(case.callback_at, zone),
+            "by": case.callback_by,
+            "note": case.callback_note,
+        },
+        "closed_by": case.closed_by,
+        "close_reason": case.close_reason,
+    }
+
+
+
 def get_case(
     session: Session, *, case_id: str, zone: tzinfo, now: datetime
 ) -> dict[str, Any] | None:
@@ -93,6 +153,8 @@ def get_case(
     )
     data = case_to_api(case, zone=zone, now=now)
     data["timeline"] = [event_to_api(e, zone=zone) for e in events]
+    data["assignments"] = case_assignments_api(session, case_id, zone=zone, now=now)
+    data |= case_extra_api(case, zone=zone)
     return data
 
 

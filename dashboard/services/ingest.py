@@ -18,10 +18,11 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from dashboard import dialect
+from dashboard.assignments import behind_responders
 from dashboard.contract.entries import ContractError, IncidentMessage, PingMessage
 from dashboard.geo import GridIndex
 from dashboard.lifecycle import CaseView, Decision, Effect, decide
-from dashboard.models import Case, CaseEvent, Unit, UnitPing
+from dashboard.models import Assignment, Case, CaseEvent, Unit, UnitPing
 from dashboard.services.cases import refresh_deadline
 from dashboard.sla import SlaPolicy
 from dashboard.vocabulary import STAGE_COLUMNS
@@ -57,6 +58,10 @@ def _apply_fields(case: Case, msg: IncidentMessage, grids: GridIndex) -> list[st
             case.grid_code = located
             changed.append("grid")
     return changed
+
+
+def _assignments_of(session: Session, case_id: str) -> list[Assignment]:
+    return list(session.scalars(select(Assignment).where(Assignment.case_id == case_id)))
 
 
 def _set_stage(case: Case, status: str, ts: datetime, *, earliest: bool) -> bool:
@@ -141,6 +146,15 @@ def apply_incidents(
             continue
         view = None if case is None else CaseView(case.status, case.status_ts, case.floor_ts)
         decision = decide(view, msg.status, msg.ts)
+        if (
+            decision.effect in (Effect.IMPOSSIBLE, Effect.REWORK)
+            and case is not None
+            and behind_responders(case, msg.status, _assignments_of(session, case.id))
+        ):
+            # The responders moved the case past this stage: late, and its time counts (a
+            # case its responders resolved goes back by a callback's rework, not this way).
+            decision = Decision(Effect.LATE, f"behind the case's responders ({case.status})")
+            case.status_ts = max(case.status_ts, msg.ts)
         detail = decision.reason
         if decision.effect is Effect.IMPOSSIBLE:
             out.rejected.append(

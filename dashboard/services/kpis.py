@@ -24,7 +24,7 @@ from dashboard.config import Settings
 from dashboard.dialect import EPSILON_S, epoch_s, floor_int, percentiles
 from dashboard.dialect import name as dialect_name
 from dashboard.geo import haversine_m
-from dashboard.models import Case, Grid, Unit
+from dashboard.models import Assignment, Case, Grid, Unit
 from dashboard.sla import SlaPolicy
 from dashboard.vocabulary import (
     DISPOSED,
@@ -221,6 +221,99 @@ def period_kpis(
     }
 
 
+# -- responders (issue 13) -------------------------------------------------------------------
+RESPONDER_KPIS: tuple[str, ...] = (
+    "joint_rate", "acceptance_p50_s", "acceptance_p90_s", "on_time_acceptance_rate",
+    "transfer_count", "return_count", "callback_rate", "satisfaction_rate",
+)  # fmt: skip
+
+
+def responder_kpis(
+    session: Session, *, period: Period, now: datetime, where: ColumnElement[bool] | None = None
+) -> dict[str, Any]:
+    """docs/kpis.md "Responders": over the assignments of the period's base cases.
+
+    * ``joint_rate``: cases with ≥ 2 departments or stations still on them (not returned or
+      transferred away) / cases dispatched;
+    * ``acceptance_p50_s`` / ``_p90_s``: dispatch → acceptance of department and station
+      assignments (acceptance: ``accepted``, or the first later stage when it was skipped);
+    * ``on_time_acceptance_rate``: accepted by the acceptance deadline / accepted, plus those
+      whose deadline passed while still waiting (before ``now`` or their return/transfer);
+    * ``transfer_count``, ``return_count``: assignments transferred (转办) / returned (退回);
+    * ``callback_rate``: resolved cases with a callback / resolved cases;
+    * ``satisfaction_rate``: satisfied + basically satisfied / callbacks that reached the
+      citizen (``unreachable`` left out).
+    Rates are null on an empty denominator."""
+    dialect = _dialect(session)
+    base = _in_period(period) if where is None else and_(_in_period(period), where)
+    case_ids = select(Case.id).where(base)
+    office = Assignment.kind.in_(("department", "station"))
+    accept_at = func.coalesce(
+        Assignment.accepted_at, Assignment.en_route_at, Assignment.on_scene_at,
+        Assignment.done_at,
+    )  # fmt: skip
+    gave_up = func.coalesce(Assignment.returned_at, Assignment.transferred_at)
+    row = session.execute(
+        select(
+            _count(and_(office, accept_at.is_not(None), accept_at <= Assignment.accept_due_at)),
+            _count(
+                and_(
+                    office,
+                    or_(
+                        accept_at.is_not(None),
+                        and_(
+                            Assignment.accept_due_at.is_not(None),
+                            Assignment.accept_due_at < func.coalesce(gave_up, now),
+                        ),
+                    ),
+                )
+            ),
+            _count(Assignment.transferred_at.is_not(None)),
+            _count(Assignment.returned_at.is_not(None)),
+        ).where(Assignment.case_id.in_(case_ids))
+    ).one()
+    on_time, decided, transfers, returns = (int(v or 0) for v in row)
+    joint_sub = (
+        select(Assignment.case_id)
+        .where(
+            Assignment.case_id.in_(case_ids),
+            office,
+            Assignment.status.not_in(("returned", "transferred")),
+        )
+        .group_by(Assignment.case_id)
+        .having(func.count(func.distinct(Assignment.assignee_id)) >= 2)
+    )
+    resolved_ever = or_(Case.resolved_at.is_not(None), Case.closed_at.is_not(None))
+    reached = Case.callback_result.in_(("satisfied", "basically_satisfied", "unsatisfied"))
+    crow = session.execute(
+        select(
+            _count(Case.dispatched_at.is_not(None)),
+            _count(and_(Case.dispatched_at.is_not(None), Case.id.in_(joint_sub))),
+            _count(resolved_ever),
+            _count(and_(resolved_ever, Case.callback_result.is_not(None))),
+            _count(reached),
+            _count(Case.callback_result.in_(("satisfied", "basically_satisfied"))),
+        ).where(base)
+    ).one()
+    dispatched, joint, resolved, called, reached_n, satisfied = (int(v or 0) for v in crow)
+    span = epoch_s(accept_at, dialect) - epoch_s(Assignment.dispatched_at, dialect)
+    p50, p90 = percentiles(
+        session,
+        span,
+        and_(Assignment.case_id.in_(case_ids), office, accept_at.is_not(None), span >= 0),
+    )
+    return {
+        "joint_rate": _rate(joint, dispatched),
+        "acceptance_p50_s": p50,
+        "acceptance_p90_s": p90,
+        "on_time_acceptance_rate": _rate(on_time, decided),
+        "transfer_count": transfers,
+        "return_count": returns,
+        "callback_rate": _rate(called, resolved),
+        "satisfaction_rate": _rate(satisfied, reached_n),
+    }
+
+
 def live_scope_start(now: datetime, zone: tzinfo) -> datetime:
     """The start of the wall's live scope: LIVE_WINDOW_DAYS local days before today."""
     today = now.astimezone(zone).date()
@@ -321,6 +414,7 @@ def compute_kpis(
 ) -> dict[str, Any]:
     """All KPIs in docs/kpis.md's names and order; ``live=False`` leaves out the live figures."""
     figures = period_kpis(session, period=period, options=options)
+    figures.update(responder_kpis(session, period=period, now=now))
     if live:
         figures["overdue"] = overdue_count(session, now=now)
         figures["units_online"] = units_online(session, now=now, stale_s=options.unit_stale_s)

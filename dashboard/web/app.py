@@ -15,6 +15,7 @@ import dashboard
 from callbacks import register_all
 from callbacks.permissions import install_callback_guard
 from callbacks.router import PAGES
+from dashboard.api.assignments import api_assignments
 from dashboard.api.openapi import openapi
 from dashboard.api.read import api
 from dashboard.api.write import api_write
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, *, redis_url: str | None = None
     init_auth(server, runtime)
     server.register_blueprint(api)
     server.register_blueprint(api_write)
+    server.register_blueprint(api_assignments)
     server.register_blueprint(ops)
     server.register_blueprint(openapi)
 

@@ -38,7 +38,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,6 +48,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from dashboard.contract.assignments import AssignmentMessage, parse_assignment
 from dashboard.contract.changes import parse_change
 from dashboard.contract.deadletters import dead_letter_fields
 from dashboard.contract.entries import (
@@ -60,11 +61,12 @@ from dashboard.contract.entries import (
 from dashboard.geo import GridIndex, GridShape
 from dashboard.live.deltas import body, body_encoded
 from dashboard.live.latency import record_latencies
-from dashboard.live.outbox import ChangeLog
+from dashboard.live.outbox import TASKS, ChangeLog
 from dashboard.live.publisher import Publisher
 from dashboard.models import Case, Grid
 from dashboard.runtime import Runtime
 from dashboard.services import kpis as kpi_service
+from dashboard.services.assignments import Rules, apply_assignment_entries, sweep_escalations
 from dashboard.services.cases import case_to_live, sweep_overdue
 from dashboard.services.ingest import apply_incidents, apply_pings
 from dashboard.services.units import encode_record, unit_live_record
@@ -173,7 +175,12 @@ class Worker:
             self.keys.incidents: "incidents",
             self.keys.pings: "pings",
             self.keys.changes: "changes",
+            self.keys.assignments: "assignments",
         }
+        # Streams applied under another stream's lease, in the same transactions: the
+        # responders' progress goes with the cases it moves (README "Order").
+        self.guarded = {self.keys.assignments: self.keys.incidents}
+        self.rules = Rules.from_settings(self.settings, runtime.policy)
         self.leases = {
             stream: StreamLease(
                 runtime.redis,
@@ -190,14 +197,17 @@ class Worker:
     def _housekeeping_jobs(self) -> list[PeriodicJob]:
         """Between batches, in this order (dashboard/worker/jobs.py): renew or take the leases
         (every round, first: the rest may take a while), then on the sweep tick reload the grid
-        index if it changed, flag overdue cases, relay the outbox and tell the screens the
-        pipeline is alive; the wall's KPIs when cases changed; dead consumers' entries."""
+        index if it changed, flag overdue cases, relay the outbox, raise the 督办 level of late
+        assignments (every LIANQIN_ESCALATION_INTERVAL_S) and tell the screens the pipeline is
+        alive; the wall's KPIs when cases changed; dead consumers' entries."""
         sweep_s = self.settings.sweep_interval_s
         return [
             PeriodicJob("leases", 0.0, self._tick_leases),
             PeriodicJob("grids", sweep_s, self.reload_grids),
             PeriodicJob("sweep", sweep_s, self.sweep),
             PeriodicJob("outbox", sweep_s, self.relay_changes),
+            # issue 13: raise the 督办 level of late assignments (a clock drives it)
+            PeriodicJob("escalation", self.settings.escalation_interval_s, self.escalate),
             PeriodicJob("clock", sweep_s, self._clock_tick),
             # At most once per interval, and never more than ~20 % of the worker's time (a
             # day with tens of thousands of cases takes the database most of a second).
@@ -333,12 +343,19 @@ class Worker:
             )
             raise
         lease.took_over(epoch)
-        return self._catch_up(stream)
+        handled = self._catch_up(stream)
+        for guarded, owner in self.guarded.items():
+            if owner == stream:
+                handled += self._catch_up(guarded)
+        return handled
+
+    def _holds(self, stream: str) -> bool:
+        """Whether this worker may apply ``stream`` now (shared, or its lease is ours)."""
+        owner = self.guarded.get(stream, stream)
+        return owner not in self.leases or self.leases[owner].held
 
     def _read_and_handle(self) -> int:
-        streams = [
-            s for s in self.keys.input_streams if s not in self.leases or self.leases[s].held
-        ]
+        streams = [s for s in self.keys.input_streams if self._holds(s)]
         start_id = "0" if self._retry_pending else ">"
         response: Any = self.rt.redis.xreadgroup(
             self.group,
@@ -359,7 +376,8 @@ class Worker:
             return 0
         # An ordered stream's batch is applied now only if nothing else of it is pending;
         # otherwise everything pending (ours and a paused ex-holder's) goes in id order.
-        behind = [s for s in self.leases if s in batches and not self._alone(s, len(batches[s]))]
+        ordered = [*self.leases, *self.guarded]
+        behind = [s for s in ordered if s in batches and not self._alone(s, len(batches[s]))]
         for stream in behind:
             del batches[stream]
         handled = 0
@@ -429,8 +447,12 @@ class Worker:
         for stream, lease in self.leases.items():
             if lease.held and int(self.rt.redis.xpending(stream, self.group)["pending"]):
                 total += self._catch_up(stream)
+        for stream, owner in self.guarded.items():
+            held = self.leases[owner].held
+            if held and int(self.rt.redis.xpending(stream, self.group)["pending"]):
+                total += self._catch_up(stream)
         for stream in self.keys.input_streams:
-            if stream in self.leases:
+            if stream in self.leases or stream in self.guarded:
                 continue
             start = "0-0"
             while True:
@@ -494,6 +516,26 @@ class Worker:
             self.rt.deltas.append(payload, pipe)
             seq, cursor = pipe.execute()[0]
             self._publish(int(seq), as_str(cursor), payload)
+
+    def escalate(self) -> int:
+        """Raise the 督办 level of late assignments (a clock, not a message, drives this);
+        push the cases and publish the assignees' tasks. Any worker may run it: the rows
+        are locked (skip locked) and a level is only ever raised once."""
+        try:
+            with self.rt.db.write() as session:
+                now = self.rt.now()
+                cases, tasks = sweep_escalations(session, now=now)
+                live = [case_to_live(c, now=now) for c in cases]
+        except DBAPIError as exc:
+            raise TransientError(f"database: {exc.__class__.__name__}") from exc
+        self._publish_tasks(tasks, now)
+        if live:
+            pipe = self.rt.redis.pipeline(transaction=True)
+            payload = body(live, [])
+            self.rt.deltas.append(payload, pipe)
+            seq, cursor = pipe.execute()[0]
+            self._publish(int(seq), as_str(cursor), payload)
+        return len(cases)
 
     def push_kpis(self, *, force: bool = False) -> dict[str, Any] | None:
         """Recompute the wall's KPI summary (SQL aggregates over today), keep a copy in Redis
@@ -568,6 +610,7 @@ class Worker:
     def _handle(self, batches: dict[str, list[Entry]]) -> BatchResult:
         now = self.rt.now()
         incidents: list[tuple[str, IncidentMessage]] = []
+        assignments: list[tuple[str, AssignmentMessage]] = []
         pings: list[PingMessage] = []
         changes: list[tuple[str, str]] = []
         dead: list[tuple[str, str, dict[bytes, bytes], ContractError]] = []
@@ -587,6 +630,9 @@ class Worker:
                         incidents.append((entry_id, msg))
                     elif stream == self.keys.pings:
                         pings.append(parse_ping(fields, now=now, skew_s=skew))  # type: ignore[arg-type]
+                    elif stream == self.keys.assignments:
+                        msg_a = parse_assignment(fields, now=now, skew_s=skew)  # type: ignore[arg-type]
+                        assignments.append((entry_id, msg_a))
                     else:
                         changes.append((entry_id, self._parse_change(fields)))
                 except ContractError as exc:
@@ -596,9 +642,8 @@ class Worker:
                     dead.append((stream, entry_id, fields, internal_error(exc)))
         if empty:
             log.error("%d entries were trimmed before being read: raise the stream MAXLEN", empty)
-        cases_live, units_live, rejected = self._apply(incidents, pings, changes, now)
-        for entry_id, error in rejected:
-            stream = self.keys.incidents
+        cases_live, units_live, rejected = self._apply(incidents, pings, changes, now, assignments)
+        for stream, entry_id, error in rejected:
             dead.append((stream, entry_id, raw_by_id[(stream, entry_id)], error))
         return self._finish(batches, cases_live, units_live, dead)
 
@@ -636,18 +681,19 @@ class Worker:
         pings: Sequence[PingMessage],
         changes: Sequence[tuple[str, str]],
         now: datetime,
-    ) -> tuple[list[str], list[str], list[tuple[str, ContractError]]]:
+        assignments: Sequence[tuple[str, AssignmentMessage]] = (),
+    ) -> tuple[list[str], list[str], list[tuple[str, str, ContractError]]]:
         """Apply in one transaction; return the encoded live records of the cases and of the
         units that moved, and the entries the lifecycle refused.
 
         Everything that depends on the entries' content — the database's checks, the live
         records and their JSON — happens before the commit, so that it fails with nothing
         applied; after the commit only Redis is written (the units' positions)."""
-        if not (incidents or pings or changes):
+        if not (incidents or pings or changes or assignments):
             return [], [], []
         try:
             with self.rt.db.write() as session:
-                if incidents:
+                if incidents or assignments:
                     self._fence(session, self.keys.incidents)
                 inc = apply_incidents(
                     session,
@@ -658,6 +704,15 @@ class Worker:
                     now=now,
                 )
                 touched = dict(inc.touched)
+                asg = apply_assignment_entries(
+                    session,
+                    assignments,
+                    stream=self.keys.assignments,
+                    rules=self.rules,
+                    policy=self.rt.policy,
+                    now=now,
+                )
+                touched.update(asg.touched)
                 if changes:
                     ids = sorted({case_id for _, case_id in changes} - set(touched))
                     for case in session.scalars(select(Case).where(Case.id.in_(ids))):
@@ -675,7 +730,17 @@ class Worker:
             raise
         moved = set(self.rt.latest.put(pout.latest, records, encoded))
         units_live = [encoded[u] for u in pout.latest if u in moved]
-        return cases_live, units_live, inc.rejected
+        self._publish_tasks(asg.tasks, now)
+        rejected = [(self.keys.incidents, eid, err) for eid, err in inc.rejected]
+        rejected += [(self.keys.assignments, eid, err) for eid, err in asg.rejected]
+        return cases_live, units_live, rejected
+
+    def _publish_tasks(self, tasks: Sequence[tuple[str, Mapping[str, str]]], now: datetime) -> None:
+        """The fast path of committed lq:tasks rows (the relay publishes what this misses)."""
+        if not tasks:
+            return
+        log_ = ChangeLog(self.rt.redis, self.keys, self.settings.changes_maxlen)
+        log_.publish(self.rt.db, list(tasks), now=now, stream=TASKS)
 
     def _fence(self, session: Session, stream: str) -> None:
         """First statement of a transaction applying an ordered stream: it goes on only if

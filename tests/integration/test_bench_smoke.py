@@ -98,3 +98,11 @@ def test_screens_benchmark_runs(redis_url: str) -> None:
     # their openings over a few deltas (one build each), never one build per screen and more.
     built = re.search(r"snapshots: (\d+) built", out)
     assert built is not None and 1 <= int(built.group(1)) <= 4, out
+
+
+def test_assignments_benchmark_runs(redis_url: str) -> None:
+    out = run_bench(
+        "bench.assignments", redis_url, "--db", "sqlite", "--workers", "1,2", "--cases", "30",
+    )  # fmt: skip
+    assert "of bare XREAD" in out
+    assert out.count("exactly once: True") == 2, out

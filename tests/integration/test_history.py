@@ -62,3 +62,16 @@ def test_history_in_bulk_is_idempotent_and_readable(runtime: Runtime) -> None:
     assert sum(page["series"]["reported"]) == page["compare"]["current"]["reported"] > 300
     assert 0.9 < page["compare"]["current"]["disposal_rate"] <= 1.0
     assert len(page["departments"]) >= 5
+    # Issue 13: responders and callbacks, as the live simulator makes them; not twice.
+    from dashboard.models import Assignment
+    from dashboard.services.kpis import Period, responder_kpis
+
+    assert counts["assignments"] > 3000
+    with runtime.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Assignment)) == counts["assignments"]
+        kpis = responder_kpis(session, period=Period(NOW - timedelta(days=30), NOW), now=NOW)
+    assert 0.1 < kpis["joint_rate"] < 0.6
+    assert 60 < kpis["acceptance_p50_s"] < 300
+    assert 0.8 < kpis["callback_rate"] < 0.95
+    assert 0.95 < kpis["satisfaction_rate"] < 0.995
+    assert kpis["return_count"] > 0

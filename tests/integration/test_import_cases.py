@@ -108,6 +108,17 @@ def test_nyc_sample_imports_cleanly(runtime: Runtime) -> None:
         assigned = session.get(Case, "NYC-26589651")  # Assigned at 02:35:17 AM
         assert assigned is not None and assigned.status == "dispatched"
         assert assigned.dispatched_at == datetime(2013, 10, 31, 6, 35, 17, tzinfo=UTC)
+        # Issue 13: the agency is the case's one lead department assignment.
+        from dashboard.models import Assignment
+
+        rows = session.scalars(
+            select(Assignment).where(Assignment.case_id.in_(["NYC-26594139", "NYC-26589651"]))
+        ).all()
+        got_rows = {(a.case_id, a.assignee_id, a.role, a.status) for a in rows}
+        assert got_rows == {
+            ("NYC-26594139", "NYPD", "lead", "done"),
+            ("NYC-26589651", assigned.department_id, "lead", "dispatched"),
+        }
 
 
 def test_importing_twice_adds_nothing(runtime: Runtime) -> None:
@@ -125,6 +136,12 @@ def test_importing_twice_adds_nothing(runtime: Runtime) -> None:
             session.scalar(select(func.count()).select_from(CaseEvent)),
         )
     assert after == before
+    from dashboard.models import Assignment
+
+    with runtime.db.read() as session:
+        n = session.scalar(select(func.count()).select_from(Assignment))
+        leads = session.scalar(select(func.count(func.distinct(Assignment.case_id))))
+    assert n == leads  # one each, not two
 
 
 def test_our_own_csv_with_a_bad_case(runtime: Runtime, tmp_path: Path) -> None:

@@ -118,6 +118,15 @@ def test_every_kpi_against_the_hand_computed_fixture(loaded: Runtime) -> None:
         # on duty: U1 available, U2 busy (U4 off duty apart, U3 stale)
         "units_online": {"available": 1, "busy": 1, "off_duty": 1, "total": 2},
         "coverage_5min": 0.5,  # G1 G2 of four grids
+        # No assignments in this fixture (tests/integration/test_kpis_responders.py has them).
+        "joint_rate": 0.0,  # none of the 6 dispatched has two departments
+        "acceptance_p50_s": None,
+        "acceptance_p90_s": None,
+        "on_time_acceptance_rate": None,
+        "transfer_count": 0,
+        "return_count": 0,
+        "callback_rate": 0.0,  # 4 resolved, no callback
+        "satisfaction_rate": None,
     }
     assert isinstance(kpis["reported"], int) and isinstance(kpis["open"], int)
 

@@ -59,3 +59,34 @@ def test_end_to_end_through_redis_and_the_worker(runtime, producer) -> None:
             select(func.count()).select_from(Case).where(Case.grid_code.is_not(None))
         )
         assert gridded == sim.stats["cases"]
+
+
+def test_the_simulator_dispatches_joint_responders(runtime, producer) -> None:
+    """Issue 13's realism: departments with co-handlers, each accepting on its own."""
+    from dashboard.models import Assignment
+
+    district = generate_district(7)
+    with runtime.db.write() as session:
+        seed_district(session, district)
+    yesterday = datetime.now(UTC).astimezone(SHANGHAI).date() - timedelta(days=1)
+    clock = FakeClock(datetime.combine(yesterday, time(10), tzinfo=SHANGHAI))
+    sim = Simulator(producer, district, speed=30, seed=8, now=clock, rate_per_min=6)
+    for _ in range(240):  # two wall minutes (an hour simulated)
+        clock.now += timedelta(seconds=0.5)
+        sim.step()
+    worker = Worker(runtime, None, consumer="test-sim-joint")
+    worker.prepare()
+    drain(worker, rounds=300)
+    assert sim.stats["assignments"] > 0
+    dead = [f[b"code"] for _, f in runtime.redis.xrange(runtime.keys.dead)]
+    assert dead == []
+    with runtime.db.read() as session:
+        rows = session.scalars(select(Assignment)).all()
+    kinds = Counter(a.kind for a in rows)
+    assert kinds["unit"] > 0 and kinds["department"] > 0
+    offices: dict[str, set[str]] = {}
+    for a in rows:
+        if a.kind == "department" and a.status not in ("returned", "transferred"):
+            offices.setdefault(a.case_id, set()).add(a.assignee_id)
+    assert any(len(v) >= 2 for v in offices.values())  # joint cases
+    assert any(a.accepted_at is not None for a in rows)

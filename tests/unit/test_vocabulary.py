@@ -65,6 +65,9 @@ def test_the_kpi_registry_is_the_engine_s_names() -> None:
         "dispatch_p50_s", "dispatch_p90_s", "arrival_p50_s", "arrival_p90_s",
         "dispatch_within_target_rate", "arrival_within_target_rate", "rework_rate",
         "dispute_resolution_rate", "units_online", "coverage_5min",
+        # responders (issue 13)
+        "joint_rate", "acceptance_p50_s", "acceptance_p90_s", "on_time_acceptance_rate",
+        "transfer_count", "return_count", "callback_rate", "satisfaction_rate",
     )  # fmt: skip
     assert {k.format for k in KPIS.values()} == {"count", "rate", "duration", "units"}
     for kpi in KPIS.values():
