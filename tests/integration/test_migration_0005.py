@@ -94,7 +94,7 @@ def test_upgrade_from_0004_keeps_every_responder(empty_url: str, tmp_path: Path)
             )
             for row in rows:
                 conn.execute(sql, {k: bind(v) for k, v in row.items()})
-        upgrade(settings)
+        upgrade(settings, "0005")
         with engine.connect() as conn:
             assert conn.execute(text("select version_num from alembic_version")).scalar_one() == (
                 "0005"
