@@ -194,7 +194,18 @@ def register(app: Dash) -> None:
         state: dict[str, Any] = {k: case.get(k) for k in STATE_FIELDS}
         notice: Any = None
         notice_class = hidden
-        if same and shown is not None and pending_change(shown, case, request.get("accept")):
+        accept = request.get("accept")
+        timeline = case.get("timeline") or []
+        if (
+            same and shown is not None and principal is not None and timeline
+            and shown.get("latest") is None
+            and case["version"] == (shown.get("version") or 0) + 1
+            and timeline[-1].get("actor") == principal.actor
+        ):  # fmt: skip
+            # The one change since is the lead's own, read back by the live refresh before
+            # their action's answer (with its ``accept``) came: not someone else's change.
+            accept = case["version"]
+        if same and shown is not None and pending_change(shown, case, accept):
             # Keep what the lead saw (and acts on); show the new case and what changed.
             state = {**{k: shown.get(k) for k in STATE_FIELDS}, "lat": case["lat"],
                      "lon": case["lon"], "latest": case["version"]}  # fmt: skip

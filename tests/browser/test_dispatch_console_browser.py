@@ -299,36 +299,38 @@ def test_two_leads_on_one_case_the_second_change_is_shown_not_overwritten(
         for page in (first, second):
             open_case(page, "DSP-CC")
         # The first lead starts choosing: T-CC1 in the assign dropdown.
-        first.locator('.lq-near[data-unit="T-CC1"] button').click(timeout=10_000)
+        first.locator('.lq-near[data-unit="T-CC1"] button').click(timeout=60_000)
         first.wait_for_function(
-            "document.querySelector('#lq-assign-unit').innerText.includes('T-CC1')"
+            "document.querySelector('#lq-assign-unit').innerText.includes('T-CC1')",
+            timeout=60_000,
         )
         # The second lead assigns T-CC2 first.
-        second.locator('.lq-near[data-unit="T-CC2"] button').click(timeout=10_000)
+        second.locator('.lq-near[data-unit="T-CC2"] button').click(timeout=60_000)
         second.wait_for_function(
-            "document.querySelector('#lq-assign-unit').innerText.includes('T-CC2')"
+            "document.querySelector('#lq-assign-unit').innerText.includes('T-CC2')",
+            timeout=60_000,
         )
         second.click("#lq-assign-button")
-        second.wait_for_selector(".lq-fb-ok", timeout=10_000)
+        second.wait_for_selector(".lq-fb-ok", timeout=60_000)
         assert second.locator("#lq-case-changed").is_hidden()  # their own change
         # The first lead's console says what changed, and by whom.
         notice = first.locator("#lq-case-changed")
-        notice.wait_for(state="visible", timeout=15_000)
+        notice.wait_for(state="visible", timeout=60_000)
         text = notice.inner_text()
         assert "T-CC2" in text and "admin" in text and "派遣" in text, text
         # Their click does not overwrite the second lead's change.
         first.click("#lq-assign-button")
-        first.wait_for_selector(".lq-fb-error", timeout=10_000)
+        first.wait_for_selector(".lq-fb-error", timeout=60_000)
         assert "请先核对" in first.inner_text("#lq-feedback")
         assert len(changes_of(producer, "DSP-CC")) == 1
         # They confirm the new version; their pending choice is still there; now it applies.
         first.click("#lq-confirm-changed")
-        notice.wait_for(state="hidden", timeout=10_000)
+        notice.wait_for(state="hidden", timeout=60_000)
         assert "T-CC1" in first.inner_text("#lq-assign-unit")
         first.click("#lq-assign-button")
         first.wait_for_function(
             "(document.querySelector('#lq-feedback').innerText || '').includes('已指派')",
-            timeout=10_000,
+            timeout=60_000,
         )
         mine = changes_of(producer, "DSP-CC")
         assert len(mine) == 2 and mine[-1][b"actor"] == b"user:lead"
